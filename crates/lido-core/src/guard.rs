@@ -1,0 +1,188 @@
+//! [`Pooled`]: the RAII lease that derefs to the connection and goes back on drop.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::sync::Arc;
+
+use tokio::time::{Duration, Instant};
+
+use crate::manager::Manager;
+use crate::observer::Event;
+use crate::shared::{Live, Shared};
+use crate::stats::CloseReason;
+
+/// A connection leased from a [`Pool`](crate::Pool). Derefs to the connection;
+/// dropping it returns the connection to the pool (or closes it when broken,
+/// expired, or above the pool's size).
+pub struct Pooled<M: Manager> {
+    live: Option<Live<M::Connection>>,
+    shared: Arc<Shared<M>>,
+    acquired: Instant,
+    location: &'static Location<'static>,
+    /// Still being validated by `get()`: if dropped now, the checkout was cancelled.
+    validating: bool,
+    discard: bool,
+}
+
+impl<M: Manager> Pooled<M> {
+    pub(crate) fn new(
+        shared: Arc<Shared<M>>,
+        live: Live<M::Connection>,
+        location: &'static Location<'static>,
+    ) -> Self {
+        Self {
+            live: Some(live),
+            shared,
+            acquired: Instant::now(),
+            location,
+            validating: true,
+            discard: false,
+        }
+    }
+
+    pub(crate) fn live_mut(&mut self) -> &mut Live<M::Connection> {
+        self.live.as_mut().expect("live until dropped")
+    }
+
+    pub(crate) fn activate(&mut self, now: Instant) {
+        self.validating = false;
+        self.acquired = now;
+    }
+
+    /// Closes the connection inside the guard with `reason` (during validation).
+    pub(crate) fn close(mut self, reason: CloseReason) {
+        if let Some(live) = self.live.take() {
+            self.shared.discard(live.conn, reason);
+        }
+    }
+
+    fn live(&self) -> &Live<M::Connection> {
+        self.live.as_ref().expect("live until dropped")
+    }
+
+    /// Takes the connection out of the pool for good. The pool forgets it and
+    /// may open another in its place.
+    pub fn detach(mut self) -> M::Connection {
+        let live = self.live.take().expect("live until dropped");
+        let mut after = crate::shared::After::default();
+        {
+            let mut st = self.shared.lock();
+            st.size -= 1;
+            self.shared.spawn_for_waiters(&mut st, &mut after);
+        }
+        self.shared.finish(after);
+        self.shared.stats.count_close(CloseReason::Detached);
+        self.shared.emit(Event::Closed {
+            reason: CloseReason::Detached,
+        });
+        live.conn
+    }
+
+    /// Marks the connection as unfit for reuse: it is closed instead of returned.
+    pub fn discard_on_drop(&mut self) {
+        self.discard = true;
+    }
+
+    /// The pool's id of this connection (stable for its lifetime).
+    pub fn id(&self) -> u64 {
+        self.live().id
+    }
+
+    /// How long this connection has existed.
+    pub fn age(&self) -> Duration {
+        self.live().created.elapsed()
+    }
+
+    /// How long this lease has been held.
+    pub fn held_for(&self) -> Duration {
+        self.acquired.elapsed()
+    }
+
+    /// When this lease was taken.
+    pub fn acquired_at(&self) -> Instant {
+        self.acquired
+    }
+
+    /// The source location of the `get()` call that took this lease.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    fn release(&mut self, mut live: Live<M::Connection>) {
+        let shared = &self.shared;
+        let now = Instant::now();
+        let held = now.saturating_duration_since(self.acquired);
+        shared.stats.hold_time.record(held);
+        shared.emit(Event::Released { held });
+        let reason = if self.discard || shared.manager.has_broken(&mut live.conn) {
+            Some(CloseReason::Broken)
+        } else if live.expired(now) {
+            Some(CloseReason::Lifetime)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            shared.discard(live.conn, reason);
+        } else if shared.manager.needs_reset(&mut live.conn) {
+            spawn_reset(Arc::clone(shared), live);
+        } else {
+            shared.put_back(live, now);
+        }
+    }
+}
+
+/// Resets a connection on a background task, then returns or closes it.
+fn spawn_reset<M: Manager>(shared: Arc<Shared<M>>, mut live: Live<M::Connection>) {
+    let rt = shared.runtime.clone();
+    rt.spawn(async move {
+        let limit = shared.cfg.check_timeout;
+        match tokio::time::timeout(limit, shared.manager.reset(&mut live.conn)).await {
+            Ok(Ok(())) => shared.put_back(live, Instant::now()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "lido: reset of a returned connection failed; closing it");
+                shared.discard(live.conn, CloseReason::FailedReset);
+            }
+            Err(_) => {
+                tracing::warn!(?limit, "lido: reset of a returned connection timed out; closing it");
+                shared.discard(live.conn, CloseReason::FailedReset);
+            }
+        }
+    });
+}
+
+impl<M: Manager> Drop for Pooled<M> {
+    fn drop(&mut self) {
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        if self.validating {
+            self.shared.discard(live.conn, CloseReason::Cancelled);
+        } else {
+            self.release(live);
+        }
+    }
+}
+
+impl<M: Manager> Deref for Pooled<M> {
+    type Target = M::Connection;
+    fn deref(&self) -> &M::Connection {
+        &self.live().conn
+    }
+}
+
+impl<M: Manager> DerefMut for Pooled<M> {
+    fn deref_mut(&mut self) -> &mut M::Connection {
+        &mut self.live_mut().conn
+    }
+}
+
+impl<M: Manager> fmt::Debug for Pooled<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pooled")
+            .field("id", &self.live.as_ref().map(|l| l.id))
+            .field("held_for", &self.acquired.elapsed())
+            .field("acquired_at", &format_args!("{}", self.location))
+            .finish()
+    }
+}

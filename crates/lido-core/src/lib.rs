@@ -1,0 +1,70 @@
+//! # lido-core
+//!
+//! The generic async connection pool under lido's PostgreSQL and SQLite
+//! backends: fair first-come-first-served waiters, cancellation-safe
+//! `get()`, connect retry with capped full-jitter backoff, a circuit breaker,
+//! lifetimes with jitter, idle reaping, keepalive, validation after idle,
+//! runtime resize, graceful close, statistics and an observer hook.
+//!
+//! Implement [`Manager`] for a connection type, then build a [`Pool`]:
+//!
+//! ```
+//! use std::time::Duration;
+//! use lido_core::{Manager, Pool};
+//!
+//! struct Echo;
+//! impl Manager for Echo {
+//!     type Connection = String;
+//!     type Error = std::io::Error;
+//!     async fn connect(&self) -> Result<String, std::io::Error> { Ok("conn".into()) }
+//!     async fn check(&self, _c: &mut String) -> Result<(), std::io::Error> { Ok(()) }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = Pool::builder(Echo)
+//!     .max_size(8)
+//!     .min_idle(2)
+//!     .acquire_timeout(Duration::from_secs(2))
+//!     .build()
+//!     .await?;
+//! let conn = pool.get().await?;
+//! assert_eq!(conn.as_str(), "conn");
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod acquire;
+mod backoff;
+mod breaker;
+mod builder;
+mod config;
+mod connector;
+mod error;
+mod guard;
+mod histogram;
+mod maintenance;
+mod manager;
+mod observer;
+mod pool;
+mod shared;
+mod stats;
+mod waiters;
+
+pub use breaker::{BreakerState, Transition};
+pub use builder::PoolBuilder;
+pub use config::{BreakerConfig, Config, RetryConfig, ReuseOrder};
+pub use error::{BuildError, ConnectFailure, Error};
+pub use guard::Pooled;
+pub use histogram::Histogram;
+pub use manager::{ErrorClass, Manager};
+pub use observer::{Event, Observer};
+pub use pool::{CloseReport, ConnInfo, Pool};
+pub use stats::{CloseReason, Stats, Status};
+pub use waiters::Priority;
+
+/// Backoff arithmetic, public for backends that retry their own work (transactions).
+pub mod retry {
+    pub use crate::backoff::{ceiling, delay};
+}

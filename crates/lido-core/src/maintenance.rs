@@ -1,0 +1,92 @@
+//! The background maintenance task: reaps expired and long-idle connections,
+//! pings idle ones (keepalive) and tops the pool up to `min_idle`. It holds
+//! only a weak reference and stops when the last `Pool` handle is gone.
+
+use std::sync::{Arc, Weak};
+
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::manager::Manager;
+use crate::shared::{After, Live, Shared};
+use crate::stats::CloseReason;
+
+pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
+    let weak = Arc::downgrade(shared);
+    let period = shared.cfg.maintenance_interval;
+    shared.runtime.spawn(async move {
+        let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !run_once(&weak).await {
+                tracing::debug!("lido: maintenance task stopped");
+                return;
+            }
+        }
+    });
+}
+
+/// One round; `false` once the pool is gone or closed.
+async fn run_once<M: Manager>(weak: &Weak<Shared<M>>) -> bool {
+    let Some(shared) = weak.upgrade() else {
+        return false;
+    };
+    if shared.lock().closed {
+        return false;
+    }
+    let pings = reap(&shared);
+    keepalive(&shared, pings).await;
+    let mut after = After::default();
+    {
+        let mut st = shared.lock();
+        shared.spawn_for_min_idle(&mut st, &mut after);
+    }
+    shared.finish(after);
+    true
+}
+
+/// Closes expired and idle-timed-out connections; takes out those due a keepalive ping.
+fn reap<M: Manager>(shared: &Arc<Shared<M>>) -> Vec<Live<M::Connection>> {
+    let now = Instant::now();
+    let cfg = &shared.cfg;
+    let mut after = After::default();
+    let mut pings = Vec::new();
+    {
+        let mut st = shared.lock();
+        let idle = std::mem::take(&mut st.idle);
+        // Oldest-returned first, so the longest idle go first.
+        for live in idle {
+            let idle_for = now.saturating_duration_since(live.last_used);
+            if live.expired(now) {
+                shared.close_locked(&mut st, live.conn, CloseReason::Lifetime, &mut after);
+            } else if cfg.idle_timeout.is_some_and(|t| idle_for >= t)
+                && st.size > cfg.min_idle
+            {
+                shared.close_locked(&mut st, live.conn, CloseReason::Idle, &mut after);
+            } else if cfg.keepalive.is_some_and(|k| idle_for >= k) {
+                pings.push(live);
+            } else {
+                st.idle.push_back(live);
+            }
+        }
+    }
+    shared.finish(after);
+    pings
+}
+
+async fn keepalive<M: Manager>(shared: &Arc<Shared<M>>, pings: Vec<Live<M::Connection>>) {
+    for mut live in pings {
+        let limit = shared.cfg.check_timeout;
+        match tokio::time::timeout(limit, shared.manager.check(&mut live.conn)).await {
+            Ok(Ok(())) => shared.put_back(live, Instant::now()),
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "lido: keepalive ping failed; closing the connection");
+                shared.discard(live.conn, CloseReason::FailedCheck);
+            }
+            Err(_) => {
+                tracing::info!(?limit, "lido: keepalive ping timed out; closing the connection");
+                shared.discard(live.conn, CloseReason::FailedCheck);
+            }
+        }
+    }
+}

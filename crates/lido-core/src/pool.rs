@@ -1,0 +1,278 @@
+//! [`Pool`]: the handle applications clone and call `get()` on.
+
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::breaker::BreakerState;
+use crate::builder::PoolBuilder;
+use crate::config::Config;
+use crate::error::{BuildError, Error};
+use crate::guard::Pooled;
+use crate::manager::Manager;
+use crate::shared::{After, Shared};
+use crate::stats::{CloseReason, Stats, Status};
+use crate::waiters::Priority;
+
+/// An async connection pool. Cheap to clone: every clone shares the same connections.
+///
+/// ```
+/// # use lido_core::{Manager, Pool};
+/// # struct Nop;
+/// # impl Manager for Nop {
+/// #     type Connection = ();
+/// #     type Error = std::io::Error;
+/// #     async fn connect(&self) -> Result<(), std::io::Error> { Ok(()) }
+/// #     async fn check(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = Pool::builder(Nop).max_size(4).build().await?;
+/// let conn = pool.get().await?;
+/// assert_eq!(pool.status().in_use, 1);
+/// drop(conn);
+/// assert_eq!(pool.status().idle, 1);
+/// # Ok(()) }
+/// ```
+pub struct Pool<M: Manager> {
+    pub(crate) shared: Arc<Shared<M>>,
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<M: Manager> std::fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("status", &self.status())
+            .field("breaker", &self.breaker_state())
+            .finish()
+    }
+}
+
+/// What `close()` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReport {
+    /// Connections still leased when the deadline passed (closed when they come back).
+    pub outstanding: usize,
+    /// Whether every lease came back in time.
+    pub drained: bool,
+}
+
+/// What `retain` shows the predicate about a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The pool's id for the connection.
+    pub id: u64,
+    /// Time since it was opened.
+    pub age: Duration,
+    /// Time since it was last returned.
+    pub idle_for: Duration,
+}
+
+impl<M: Manager> Pool<M> {
+    /// Starts configuring a pool around `manager`.
+    pub fn builder(manager: M) -> PoolBuilder<M> {
+        PoolBuilder::new(manager)
+    }
+
+    /// Leases a connection, waiting up to `acquire_timeout`. Callers are served
+    /// strictly in arrival order. Cancellation-safe at every point.
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<Pooled<M>, Error<M::Error>>> + Send + '_ {
+        let location = Location::caller();
+        crate::acquire::acquire(&self.shared, Priority::Normal, location)
+    }
+
+    /// Like [`get`](Self::get) in the given priority lane: waiting `Critical`
+    /// callers are served before `Normal` ones, and those before `Background`.
+    #[track_caller]
+    pub fn get_with_priority(
+        &self,
+        priority: Priority,
+    ) -> impl Future<Output = Result<Pooled<M>, Error<M::Error>>> + Send + '_ {
+        let location = Location::caller();
+        crate::acquire::acquire(&self.shared, priority, location)
+    }
+
+    /// A point-in-time view: size, idle, in use, waiters, connecting, max.
+    pub fn status(&self) -> Status {
+        let st = self.shared.lock();
+        Status {
+            size: st.size,
+            idle: st.idle.len(),
+            in_use: st.size - st.idle.len(),
+            waiters: st.waiters.len(),
+            connecting: st.connecting,
+            max_size: st.max_size,
+            min_idle: self.shared.cfg.min_idle,
+        }
+    }
+
+    /// Cumulative counters and time distributions.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// The circuit breaker's state.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.shared.breaker.state()
+    }
+
+    /// The settings the pool runs with (`max_size` as built; see `status()` after `resize`).
+    pub fn config(&self) -> &Config {
+        &self.shared.cfg
+    }
+
+    /// The connection manager.
+    pub fn manager(&self) -> &M {
+        &self.shared.manager
+    }
+
+    /// Whether `close()` was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closed
+    }
+
+    /// Changes `max_size` at runtime. Shrinking closes idle connections above the
+    /// new size at once and leased ones as they come back; growing serves waiters.
+    pub fn resize(&self, max_size: usize) -> Result<(), BuildError> {
+        if max_size == 0 {
+            return Err(BuildError::ZeroMaxSize);
+        }
+        if max_size < self.shared.cfg.min_idle {
+            return Err(BuildError::MinIdleAboveMax {
+                min_idle: self.shared.cfg.min_idle,
+                max_size,
+            });
+        }
+        let mut after = After::default();
+        {
+            let mut st = self.shared.lock();
+            st.max_size = max_size;
+            while st.size > max_size {
+                let Some(live) = st.idle.pop_front() else {
+                    break;
+                };
+                self.shared
+                    .close_locked(&mut st, live.conn, CloseReason::Resize, &mut after);
+            }
+            self.shared.spawn_for_waiters(&mut st, &mut after);
+        }
+        self.shared.finish(after);
+        tracing::info!(max_size, "lido: pool resized");
+        Ok(())
+    }
+
+    /// Closes every idle connection for which `keep` returns `false`.
+    pub fn retain(&self, mut keep: impl FnMut(&M::Connection, ConnInfo) -> bool) {
+        let now = Instant::now();
+        let mut after = After::default();
+        {
+            let mut st = self.shared.lock();
+            let idle = std::mem::take(&mut st.idle);
+            for live in idle {
+                let info = ConnInfo {
+                    id: live.id,
+                    age: now.saturating_duration_since(live.created),
+                    idle_for: now.saturating_duration_since(live.last_used),
+                };
+                if keep(&live.conn, info) {
+                    st.idle.push_back(live);
+                } else {
+                    self.shared
+                        .close_locked(&mut st, live.conn, CloseReason::Retain, &mut after);
+                }
+            }
+        }
+        self.shared.finish(after);
+    }
+
+    /// Opens connections until `min_idle` are idle (what `build()` waits for).
+    pub async fn warm_up(&self) -> Result<(), Error<M::Error>> {
+        let missing = {
+            let st = self.shared.lock();
+            self.shared
+                .cfg
+                .min_idle
+                .saturating_sub(st.idle.len() + st.connecting)
+                .min(st.max_size.saturating_sub(st.size + st.connecting))
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..missing {
+            self.shared.lock().connecting += 1;
+            let shared = Arc::clone(&self.shared);
+            tasks.spawn_on(
+                async move {
+                    match crate::connector::connect_with_retry(&shared, false).await {
+                        Ok(live) => {
+                            crate::connector::add_new(&shared, live);
+                            Ok(())
+                        }
+                        Err((cause, attempts)) => {
+                            shared.lock().connecting -= 1;
+                            Err(Error::Connect { cause, attempts })
+                        }
+                    }
+                },
+                &self.shared.runtime,
+            );
+        }
+        let mut result = Ok(());
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Err(e)) = joined {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    /// Stops new acquires, fails waiters with [`Error::Closed`], closes idle
+    /// connections, and waits up to `deadline` for leased ones to come back
+    /// (they are closed as they return).
+    pub async fn close(&self, deadline: Duration) -> CloseReport {
+        let until = Instant::now() + deadline;
+        let mut after = After::default();
+        {
+            let mut st = self.shared.lock();
+            st.closed = true;
+            self.shared.fail_waiters(&mut st, || Error::Closed, &mut after);
+            while let Some(live) = st.idle.pop_front() {
+                self.shared
+                    .close_locked(&mut st, live.conn, CloseReason::PoolClosed, &mut after);
+            }
+        }
+        self.shared.finish(after);
+        tracing::info!("lido: pool closing");
+        loop {
+            let notified = self.shared.returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let outstanding = {
+                let st = self.shared.lock();
+                st.size + st.connecting
+            };
+            if outstanding == 0 {
+                return CloseReport {
+                    outstanding: 0,
+                    drained: true,
+                };
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                tracing::warn!(outstanding, "lido: close deadline passed with connections still leased");
+                return CloseReport {
+                    outstanding,
+                    drained: false,
+                };
+            }
+        }
+    }
+}

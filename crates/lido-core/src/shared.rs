@@ -1,0 +1,298 @@
+//! The pool's shared state and the operations that move connections between
+//! idle, in use and waiters. Every state change happens under one lock; wakers
+//! are woken and connections dropped only after it is released.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Waker;
+
+use parking_lot::{Mutex, MutexGuard};
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
+
+use crate::breaker::{Admission, Breaker, BreakerState, Transition};
+use crate::config::{Config, ReuseOrder};
+use crate::error::Error;
+use crate::manager::Manager;
+use crate::observer::{Event, Observer};
+use crate::stats::{bump, CloseReason, Stats};
+use crate::waiters::WaitQueue;
+
+/// A connection with its bookkeeping.
+pub(crate) struct Live<C> {
+    pub conn: C,
+    pub id: u64,
+    pub created: Instant,
+    pub expires: Option<Instant>,
+    pub last_used: Instant,
+}
+
+impl<C> Live<C> {
+    pub fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|e| now >= e)
+    }
+}
+
+/// What a waiter receives.
+pub(crate) enum Delivery<M: Manager> {
+    Conn(Live<M::Connection>),
+    Failed(Error<M::Error>),
+}
+
+pub(crate) struct State<M: Manager> {
+    pub idle: VecDeque<Live<M::Connection>>,
+    pub waiters: WaitQueue<Delivery<M>>,
+    /// Open connections: idle plus in use (connects in flight not included).
+    pub size: usize,
+    pub connecting: usize,
+    pub max_size: usize,
+    pub closed: bool,
+}
+
+pub(crate) struct Shared<M: Manager> {
+    pub manager: M,
+    pub cfg: Config,
+    pub state: Mutex<State<M>>,
+    pub stats: Stats,
+    pub breaker: Breaker<M::Error>,
+    pub observer: Option<Arc<dyn Observer>>,
+    pub runtime: Handle,
+    /// Signalled whenever a connection is closed or returned (for `close()`).
+    pub returned: Notify,
+    next_id: AtomicU64,
+}
+
+/// Things to do once the lock is released.
+pub(crate) struct After<C> {
+    pub wakers: Vec<Waker>,
+    closed: Vec<(C, CloseReason)>,
+    spawn: Vec<bool>,
+    transitions: Vec<Transition>,
+}
+
+impl<C> Default for After<C> {
+    fn default() -> Self {
+        Self {
+            wakers: Vec::new(),
+            closed: Vec::new(),
+            spawn: Vec::new(),
+            transitions: Vec::new(),
+        }
+    }
+}
+
+impl<M: Manager> Shared<M> {
+    pub fn new(
+        manager: M,
+        cfg: Config,
+        observer: Option<Arc<dyn Observer>>,
+        runtime: Handle,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State {
+                idle: VecDeque::with_capacity(cfg.max_size),
+                waiters: WaitQueue::default(),
+                size: 0,
+                connecting: 0,
+                max_size: cfg.max_size,
+                closed: false,
+            }),
+            breaker: Breaker::new(cfg.breaker.clone()),
+            manager,
+            cfg,
+            stats: Stats::default(),
+            observer,
+            runtime,
+            returned: Notify::new(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State<M>> {
+        self.state.lock()
+    }
+
+    pub fn emit(&self, event: Event<'_>) {
+        if let Some(o) = &self.observer {
+            o.on_event(&event);
+        }
+    }
+
+    /// Wraps a fresh connection with its id and (jittered) expiry.
+    pub fn wrap(&self, conn: M::Connection, now: Instant) -> Live<M::Connection> {
+        let expires = self.cfg.max_lifetime.map(|life| {
+            let jitter = life.mul_f64(self.cfg.lifetime_jitter * fastrand::f64());
+            now + life.saturating_sub(jitter)
+        });
+        Live {
+            conn,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            created: now,
+            expires,
+            last_used: now,
+        }
+    }
+
+    pub fn pop_idle(&self, st: &mut State<M>) -> Option<Live<M::Connection>> {
+        match self.cfg.reuse_order {
+            ReuseOrder::Lifo => st.idle.pop_back(),
+            ReuseOrder::Fifo => st.idle.pop_front(),
+        }
+    }
+
+    /// Gives a connection to the oldest waiter, or parks it idle.
+    pub fn hand_off(
+        &self,
+        st: &mut State<M>,
+        live: Live<M::Connection>,
+        after: &mut After<M::Connection>,
+    ) {
+        match st.waiters.deliver(Delivery::Conn(live)) {
+            Ok(w) => after.wakers.extend(w),
+            Err(Delivery::Conn(live)) => st.idle.push_back(live),
+            Err(Delivery::Failed(_)) => {}
+        }
+    }
+
+    /// Removes a connection from the count and schedules replacements if needed.
+    pub fn close_locked(
+        &self,
+        st: &mut State<M>,
+        conn: M::Connection,
+        reason: CloseReason,
+        after: &mut After<M::Connection>,
+    ) {
+        st.size -= 1;
+        after.closed.push((conn, reason));
+        self.spawn_for_waiters(st, after);
+    }
+
+    /// Starts connects for waiters no connect in flight already covers.
+    pub fn spawn_for_waiters(&self, st: &mut State<M>, after: &mut After<M::Connection>) {
+        let want = st.waiters.len().saturating_sub(st.connecting);
+        self.spawn_up_to(st, want, after);
+    }
+
+    /// Starts connects to bring the pool up to `min_idle`.
+    pub fn spawn_for_min_idle(&self, st: &mut State<M>, after: &mut After<M::Connection>) {
+        let have = st.idle.len() + st.connecting;
+        let want = self.cfg.min_idle.saturating_sub(have);
+        self.spawn_up_to(st, want, after);
+    }
+
+    fn spawn_up_to(&self, st: &mut State<M>, want: usize, after: &mut After<M::Connection>) {
+        if st.closed {
+            return;
+        }
+        let room = st.max_size.saturating_sub(st.size + st.connecting);
+        for _ in 0..want.min(room) {
+            let (admission, t) = self.breaker.admit(Instant::now());
+            after.transitions.extend(t);
+            match admission {
+                Admission::Allowed { trial } => {
+                    st.connecting += 1;
+                    after.spawn.push(trial);
+                }
+                Admission::Rejected => break,
+            }
+        }
+    }
+
+    /// Fails every waiter with `make()`.
+    pub fn fail_waiters(
+        &self,
+        st: &mut State<M>,
+        make: impl FnMut() -> Error<M::Error>,
+        after: &mut After<M::Connection>,
+    ) {
+        let mut make = make;
+        let wakers = st.waiters.deliver_all(|| Delivery::Failed(make()));
+        after.wakers.extend(wakers);
+    }
+
+    /// The error for callers while the breaker is open.
+    pub fn circuit_open_error(&self) -> Error<M::Error> {
+        Error::CircuitOpen {
+            retry_in: self.breaker.retry_in(Instant::now()),
+            last_error: self.breaker.last_error(),
+        }
+    }
+
+    /// Runs the deferred work: wakes waiters, drops closed connections, spawns connects.
+    pub fn finish(self: &Arc<Self>, after: After<M::Connection>) {
+        for t in after.transitions {
+            self.record_transition(t);
+        }
+        for w in after.wakers {
+            w.wake();
+        }
+        let any_closed = !after.closed.is_empty();
+        for (conn, reason) in after.closed {
+            self.stats.count_close(reason);
+            self.emit(Event::Closed { reason });
+            tracing::debug!(reason = reason.as_str(), "lido: connection closed");
+            drop(conn);
+        }
+        if any_closed {
+            self.returned.notify_waiters();
+        }
+        for trial in after.spawn {
+            crate::connector::spawn(self, trial);
+        }
+    }
+
+    pub fn record_transition(&self, t: Transition) {
+        match t.to {
+            BreakerState::Open => {
+                bump(&self.stats.breaker_opened);
+                tracing::warn!(from = %t.from, "lido: circuit breaker opened: connects keep failing, get() fails fast");
+            }
+            BreakerState::HalfOpen => {
+                bump(&self.stats.breaker_half_opened);
+                tracing::info!("lido: circuit breaker half-open: trying a connect");
+            }
+            BreakerState::Closed => {
+                bump(&self.stats.breaker_closed);
+                tracing::info!("lido: circuit breaker closed: database reachable again");
+            }
+        }
+        self.emit(Event::Breaker(t));
+    }
+
+    /// Puts a connection back (from a guard, a ping, a reset): to a waiter,
+    /// idle, or closed when the pool is closed, shrunk, or above `core_size`.
+    pub fn put_back(self: &Arc<Self>, mut live: Live<M::Connection>, now: Instant) {
+        live.last_used = now;
+        let mut after = After::default();
+        {
+            let mut st = self.lock();
+            if st.closed {
+                self.close_locked(&mut st, live.conn, CloseReason::PoolClosed, &mut after);
+            } else if st.size > st.max_size {
+                self.close_locked(&mut st, live.conn, CloseReason::Resize, &mut after);
+            } else if st.waiters.is_empty() && st.size > self.cfg.core() {
+                self.close_locked(&mut st, live.conn, CloseReason::Overflow, &mut after);
+            } else {
+                self.hand_off(&mut st, live, &mut after);
+            }
+        }
+        self.finish(after);
+    }
+
+    /// Closes a connection that is not in the idle list (checked out or being pinged).
+    pub fn discard(self: &Arc<Self>, conn: M::Connection, reason: CloseReason) {
+        let mut after = After::default();
+        {
+            let mut st = self.lock();
+            self.close_locked(&mut st, conn, reason, &mut after);
+        }
+        self.finish(after);
+    }
+
+    /// Remaining time until `deadline`, as a duration.
+    pub fn until(deadline: Instant) -> Duration {
+        deadline.saturating_duration_since(Instant::now())
+    }
+}

@@ -1,0 +1,157 @@
+//! The wait queue: strict first-come-first-served lanes, one per [`Priority`].
+//!
+//! Waiters live in a slab (no allocation per wait once warm). A returned
+//! connection is stored straight into the oldest waiter's slot, so nobody can
+//! barge past the queue, and the waiter takes it on its next poll.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+
+use slab::Slab;
+
+/// Who is served first when several callers wait.
+///
+/// Lanes are served strictly in order: every `Critical` waiter before any
+/// `Normal` one, every `Normal` one before any `Background` one; within a
+/// lane, first come, first served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    /// Latency-critical traffic (user-facing requests).
+    Critical = 0,
+    /// Ordinary traffic (the default).
+    #[default]
+    Normal = 1,
+    /// Reports, batch jobs, anything that may wait.
+    Background = 2,
+}
+
+impl Priority {
+    /// Every priority, highest first.
+    pub const ALL: [Priority; 3] = [Self::Critical, Self::Normal, Self::Background];
+}
+
+struct Slot<T> {
+    waker: Option<Waker>,
+    item: Option<T>,
+    priority: Priority,
+}
+
+/// Waiters in FIFO lanes; `T` is what gets delivered (a connection or an error).
+pub(crate) struct WaitQueue<T> {
+    slots: Slab<Slot<T>>,
+    lanes: [VecDeque<usize>; 3],
+}
+
+impl<T> Default for WaitQueue<T> {
+    fn default() -> Self {
+        Self {
+            slots: Slab::new(),
+            lanes: Default::default(),
+        }
+    }
+}
+
+impl<T> WaitQueue<T> {
+    /// Waiters not yet served.
+    pub fn len(&self) -> usize {
+        self.lanes.iter().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lanes.iter().all(VecDeque::is_empty)
+    }
+
+    /// Joins the back of `priority`'s lane; returns the waiter's key.
+    pub fn push(&mut self, priority: Priority) -> usize {
+        let key = self.slots.insert(Slot {
+            waker: None,
+            item: None,
+            priority,
+        });
+        self.lanes[priority as usize].push_back(key);
+        key
+    }
+
+    /// Hands `item` to the oldest waiter of the highest lane. Returns the
+    /// waker to wake once the lock is released, or the item back if nobody waits.
+    pub fn deliver(&mut self, item: T) -> Result<Option<Waker>, T> {
+        let Some(key) = self.lanes.iter_mut().find_map(VecDeque::pop_front) else {
+            return Err(item);
+        };
+        let slot = &mut self.slots[key];
+        slot.item = Some(item);
+        Ok(slot.waker.take())
+    }
+
+    /// Takes the delivered item, or stores the waker and returns `None`.
+    pub fn poll_take(&mut self, key: usize, waker: &Waker) -> Option<T> {
+        let slot = self.slots.get_mut(key)?;
+        if slot.item.is_some() {
+            return self.slots.remove(key).item;
+        }
+        match &mut slot.waker {
+            Some(w) if w.will_wake(waker) => {}
+            w => *w = Some(waker.clone()),
+        }
+        None
+    }
+
+    /// Removes a waiter that gave up; returns what was delivered to it, if anything,
+    /// so the caller can pass it on.
+    pub fn cancel(&mut self, key: usize) -> Option<T> {
+        let slot = self.slots.try_remove(key)?;
+        if slot.item.is_none() {
+            let lane = &mut self.lanes[slot.priority as usize];
+            if let Some(pos) = lane.iter().position(|k| *k == key) {
+                lane.remove(pos);
+            }
+        }
+        slot.item
+    }
+
+    /// Delivers `make()` to every waiter (used to fail them all); returns their wakers.
+    pub fn deliver_all(&mut self, mut make: impl FnMut() -> T) -> Vec<Waker> {
+        let mut wakers = Vec::new();
+        while let Ok(w) = self.deliver(make()) {
+            wakers.extend(w);
+        }
+        wakers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    #[test]
+    fn fifo_within_lane_and_priority_across_lanes() {
+        let mut q = WaitQueue::default();
+        let a = q.push(Priority::Normal);
+        let b = q.push(Priority::Background);
+        let c = q.push(Priority::Normal);
+        let d = q.push(Priority::Critical);
+        for i in 0..4 {
+            assert!(q.deliver(i).is_ok());
+        }
+        let w = Waker::noop();
+        assert_eq!(q.poll_take(d, w), Some(0));
+        assert_eq!(q.poll_take(a, w), Some(1));
+        assert_eq!(q.poll_take(c, w), Some(2));
+        assert_eq!(q.poll_take(b, w), Some(3));
+        assert_eq!(q.deliver(9), Err(9));
+    }
+
+    #[test]
+    fn cancel_removes_waiter_and_returns_delivered_item() {
+        let mut q = WaitQueue::default();
+        let a = q.push(Priority::Normal);
+        let b = q.push(Priority::Normal);
+        assert_eq!(q.cancel(a), None);
+        assert_eq!(q.len(), 1);
+        q.deliver(7).ok();
+        assert_eq!(q.cancel(b), Some(7));
+        assert!(q.is_empty());
+        assert_eq!(q.slots.len(), 0);
+    }
+}
