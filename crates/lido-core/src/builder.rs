@@ -72,6 +72,12 @@ impl<M: Manager> PoolBuilder<M> {
         check_timeout: Duration);
     setter!(/// How often the maintenance task runs.
         maintenance_interval: Duration);
+    setter!(/// Report leases held longer than this as possible leaks (`None`: off).
+        leak_threshold: Option<Duration>);
+    setter!(/// Capture a backtrace at checkout for leak reports.
+        leak_backtrace: bool);
+    setter!(/// Close instead of reuse connections held longer than this.
+        max_lease: Option<Duration>);
     setter!(/// Which idle connection is handed out first.
         reuse_order: ReuseOrder);
     setter!(/// Connect retry policy.

@@ -142,6 +142,15 @@ pub struct Config {
     /// How often the maintenance task runs.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub maintenance_interval: Duration,
+    /// Leases held longer than this are reported once as possible leaks, with
+    /// the call site of the `get()` that took them (`None`: no leak detection).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub leak_threshold: Option<Duration>,
+    /// Also capture a backtrace at every checkout for leak reports (costly; off by default).
+    pub leak_backtrace: bool,
+    /// Leases held longer than this are closed instead of reused when they come back.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_lease: Option<Duration>,
     /// Which idle connection is handed out first.
     pub reuse_order: ReuseOrder,
     /// Connect retry policy.
@@ -165,6 +174,9 @@ impl Default for Config {
             keepalive: None,
             check_timeout: Duration::from_secs(5),
             maintenance_interval: Duration::from_secs(1),
+            leak_threshold: Some(Duration::from_secs(30)),
+            leak_backtrace: false,
+            max_lease: None,
             reuse_order: ReuseOrder::Lifo,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
@@ -208,6 +220,8 @@ impl Config {
             ("max_lifetime", self.max_lifetime),
             ("idle_timeout", self.idle_timeout),
             ("keepalive", self.keepalive),
+            ("leak_threshold", self.leak_threshold),
+            ("max_lease", self.max_lease),
         ] {
             if let Some(d) = d {
                 positive(field, d)?;

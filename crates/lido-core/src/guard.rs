@@ -23,6 +23,7 @@ pub struct Pooled<M: Manager> {
     /// Still being validated by `get()`: if dropped now, the checkout was cancelled.
     validating: bool,
     discard: bool,
+    lease: Option<usize>,
 }
 
 impl<M: Manager> Pooled<M> {
@@ -38,6 +39,7 @@ impl<M: Manager> Pooled<M> {
             location,
             validating: true,
             discard: false,
+            lease: None,
         }
     }
 
@@ -48,6 +50,15 @@ impl<M: Manager> Pooled<M> {
     pub(crate) fn activate(&mut self, now: Instant) {
         self.validating = false;
         self.acquired = now;
+        let cfg = &self.shared.cfg;
+        if cfg.leak_threshold.is_some() {
+            let id = self.live().id;
+            let key = self
+                .shared
+                .leases
+                .insert(id, now, self.location, cfg.leak_backtrace);
+            self.lease = Some(key);
+        }
     }
 
     /// Closes the connection inside the guard with `reason` (during validation).
@@ -65,6 +76,9 @@ impl<M: Manager> Pooled<M> {
     /// may open another in its place.
     pub fn detach(mut self) -> M::Connection {
         let live = self.live.take().expect("live until dropped");
+        if let Some(key) = self.lease.take() {
+            self.shared.leases.remove(key);
+        }
         let mut after = crate::shared::After::default();
         {
             let mut st = self.shared.lock();
@@ -117,6 +131,8 @@ impl<M: Manager> Pooled<M> {
         shared.emit(Event::Released { held });
         let reason = if self.discard || shared.manager.has_broken(&mut live.conn) {
             Some(CloseReason::Broken)
+        } else if shared.cfg.max_lease.is_some_and(|m| held > m) {
+            Some(CloseReason::MaxLease)
         } else if live.expired(now) {
             Some(CloseReason::Lifetime)
         } else {
@@ -156,6 +172,9 @@ impl<M: Manager> Drop for Pooled<M> {
         let Some(live) = self.live.take() else {
             return;
         };
+        if let Some(key) = self.lease.take() {
+            self.shared.leases.remove(key);
+        }
         if self.validating {
             self.shared.discard(live.conn, CloseReason::Cancelled);
         } else {

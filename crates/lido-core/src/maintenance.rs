@@ -2,6 +2,7 @@
 //! pings idle ones (keepalive) and tops the pool up to `min_idle`. It holds
 //! only a weak reference and stops when the last `Pool` handle is gone.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use tokio::time::{Instant, MissedTickBehavior};
@@ -34,6 +35,11 @@ async fn run_once<M: Manager>(weak: &Weak<Shared<M>>) -> bool {
     if shared.lock().closed {
         return false;
     }
+    let beat = shared.started.elapsed().as_millis();
+    shared
+        .heartbeat_ms
+        .store(u64::try_from(beat).unwrap_or(u64::MAX), Ordering::Relaxed);
+    report_leaks(&shared);
     let pings = reap(&shared);
     keepalive(&shared, pings).await;
     let mut after = After::default();
@@ -88,5 +94,30 @@ async fn keepalive<M: Manager>(shared: &Arc<Shared<M>>, pings: Vec<Live<M::Conne
                 shared.discard(live.conn, CloseReason::FailedCheck);
             }
         }
+    }
+}
+
+fn report_leaks<M: Manager>(shared: &Shared<M>) {
+    let Some(threshold) = shared.cfg.leak_threshold else {
+        return;
+    };
+    for leak in shared.leases.over(Instant::now(), threshold, true) {
+        crate::stats::bump(&shared.stats.leaks);
+        match &leak.backtrace {
+            Some(bt) => tracing::warn!(
+                held = ?leak.held,
+                location = %leak.location,
+                conn_id = leak.conn_id,
+                backtrace = %bt,
+                "lido: connection held past leak_threshold; possible leak"
+            ),
+            None => tracing::warn!(
+                held = ?leak.held,
+                location = %leak.location,
+                conn_id = leak.conn_id,
+                "lido: connection held past leak_threshold; possible leak"
+            ),
+        }
+        shared.emit(crate::observer::Event::Leak(&leak));
     }
 }

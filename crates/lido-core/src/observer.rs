@@ -45,6 +45,8 @@ pub enum Event<'a> {
     },
     /// The circuit breaker changed state.
     Breaker(Transition),
+    /// A lease has been held past `leak_threshold` (reported once per lease).
+    Leak(&'a crate::leaks::LeakReport),
 }
 
 /// Receives pool events. Called inline on the pool's paths: keep it cheap and non-blocking.

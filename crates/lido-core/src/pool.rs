@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::panic::Location;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,21 @@ impl<M: Manager> std::fmt::Debug for Pool<M> {
             .field("breaker", &self.breaker_state())
             .finish()
     }
+}
+
+/// Why `ping()` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PingError<E: std::error::Error + 'static> {
+    /// No connection could be leased.
+    #[error("ping could not get a connection: {0}")]
+    Acquire(#[source] Error<E>),
+    /// The connection failed its check.
+    #[error("ping failed: {0}")]
+    Check(#[source] E),
+    /// The check ran past `check_timeout`.
+    #[error("ping timed out after {0:?} (check_timeout)")]
+    Timeout(Duration),
 }
 
 /// What `close()` found.
@@ -135,6 +151,41 @@ impl<M: Manager> Pool<M> {
     /// The connection manager.
     pub fn manager(&self) -> &M {
         &self.shared.manager
+    }
+
+    /// Leases currently held past `leak_threshold` (empty when leak detection is off).
+    pub fn leaks(&self) -> Vec<crate::LeakReport> {
+        match self.shared.cfg.leak_threshold {
+            Some(t) => self.shared.leases.over(Instant::now(), t, false),
+            None => Vec::new(),
+        }
+    }
+
+    /// Time since the maintenance task last ran: the pool's own liveness
+    /// signal. Grows past a few `maintenance_interval`s only if the task is
+    /// wedged or stopped, never because the database is down.
+    pub fn maintenance_age(&self) -> Duration {
+        let beat = Duration::from_millis(self.shared.heartbeat_ms.load(Ordering::Relaxed));
+        self.shared.started.elapsed().saturating_sub(beat)
+    }
+
+    /// Leases a connection and runs the manager's `check` on it (bounded by
+    /// `check_timeout`); returns the check's round-trip time.
+    pub async fn ping(&self) -> Result<Duration, PingError<M::Error>> {
+        let mut conn = self.get().await.map_err(PingError::Acquire)?;
+        let started = Instant::now();
+        let limit = self.shared.cfg.check_timeout;
+        match tokio::time::timeout(limit, self.shared.manager.check(&mut conn)).await {
+            Ok(Ok(())) => Ok(started.elapsed()),
+            Ok(Err(e)) => {
+                conn.discard_on_drop();
+                Err(PingError::Check(e))
+            }
+            Err(_) => {
+                conn.discard_on_drop();
+                Err(PingError::Timeout(limit))
+            }
+        }
     }
 
     /// Whether `close()` was called.

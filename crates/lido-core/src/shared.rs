@@ -61,6 +61,10 @@ pub(crate) struct Shared<M: Manager> {
     pub runtime: Handle,
     /// Signalled whenever a connection is closed or returned (for `close()`).
     pub returned: Notify,
+    pub leases: crate::leaks::Leases,
+    pub started: Instant,
+    /// Milliseconds after `started` of the last maintenance run (liveness).
+    pub heartbeat_ms: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -106,6 +110,9 @@ impl<M: Manager> Shared<M> {
             observer,
             runtime,
             returned: Notify::new(),
+            leases: Default::default(),
+            started: Instant::now(),
+            heartbeat_ms: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
         }
     }

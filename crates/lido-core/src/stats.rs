@@ -30,11 +30,13 @@ pub enum CloseReason {
     PoolClosed,
     /// A checkout was cancelled while validating it.
     Cancelled,
+    /// Held longer than `max_lease`.
+    MaxLease,
 }
 
 impl CloseReason {
     /// Every reason, in a stable order.
-    pub const ALL: [CloseReason; 11] = [
+    pub const ALL: [CloseReason; 12] = [
         Self::Broken,
         Self::FailedCheck,
         Self::FailedReset,
@@ -46,6 +48,7 @@ impl CloseReason {
         Self::Detached,
         Self::PoolClosed,
         Self::Cancelled,
+        Self::MaxLease,
     ];
 
     /// A stable snake_case name for logs and metric labels.
@@ -62,6 +65,7 @@ impl CloseReason {
             Self::Detached => "detached",
             Self::PoolClosed => "pool_closed",
             Self::Cancelled => "cancelled",
+            Self::MaxLease => "max_lease",
         }
     }
 
@@ -102,6 +106,7 @@ pub struct Stats {
     pub(crate) breaker_opened: AtomicU64,
     pub(crate) breaker_half_opened: AtomicU64,
     pub(crate) breaker_closed: AtomicU64,
+    pub(crate) leaks: AtomicU64,
     /// Time callers waited in `get()`.
     pub acquire_wait: Histogram,
     /// Time connections were held by callers.
@@ -162,6 +167,11 @@ impl Stats {
     /// Times the breaker closed again.
     pub fn breaker_closed(&self) -> u64 {
         get(&self.breaker_closed)
+    }
+
+    /// Leases reported as possible leaks (held past `leak_threshold`).
+    pub fn leaks(&self) -> u64 {
+        get(&self.leaks)
     }
 
     pub(crate) fn count_close(&self, reason: CloseReason) {
