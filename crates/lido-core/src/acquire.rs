@@ -148,7 +148,10 @@ async fn validate<M: Manager>(
         }
         Err(_) if Instant::now() >= deadline => Checked::TimedOut,
         Err(_) => {
-            tracing::info!(?limit, "lido: validation timed out; replacing the connection");
+            tracing::info!(
+                ?limit,
+                "lido: validation timed out; replacing the connection"
+            );
             Checked::Closed(CloseReason::FailedCheck)
         }
     }

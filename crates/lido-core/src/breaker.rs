@@ -246,7 +246,10 @@ mod tests {
         let (adm, t) = b.admit(later);
         assert!(matches!(adm, Admission::Allowed { trial: true }));
         assert_eq!(t.map(|t| t.to), Some(BreakerState::HalfOpen));
-        assert!(matches!(b.admit(later).0, Admission::Rejected), "one trial at a time");
+        assert!(
+            matches!(b.admit(later).0, Admission::Rejected),
+            "one trial at a time"
+        );
         let t = b.on_success(later, true).expect("closes");
         assert_eq!(t.to, BreakerState::Closed);
     }

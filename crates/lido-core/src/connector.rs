@@ -13,7 +13,7 @@ use crate::error::{ConnectFailure, Error};
 use crate::manager::{ErrorClass, Manager};
 use crate::observer::Event;
 use crate::shared::{After, Delivery, Live, Shared};
-use crate::stats::bump;
+use crate::stats::{bump, CloseReason};
 
 /// Starts a connect task for a slot already reserved in `connecting`.
 pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>, trial: bool) {
@@ -112,12 +112,9 @@ pub(crate) fn add_new<M: Manager>(shared: &Arc<Shared<M>>, live: Live<M::Connect
         st.connecting -= 1;
         st.size += 1;
         if st.closed {
-            shared.close_locked(
-                &mut st,
-                live.conn,
-                crate::CloseReason::PoolClosed,
-                &mut after,
-            );
+            shared.close_locked(&mut st, live.conn, CloseReason::PoolClosed, &mut after);
+        } else if st.size > st.max_size {
+            shared.close_locked(&mut st, live.conn, CloseReason::Resize, &mut after);
         } else {
             shared.hand_off(&mut st, live, &mut after);
         }
@@ -125,8 +122,8 @@ pub(crate) fn add_new<M: Manager>(shared: &Arc<Shared<M>>, live: Live<M::Connect
     shared.finish(after);
 }
 
-/// A connect gave up: fail the oldest waiter (or all of them when the breaker
-/// opened) and start connects for anyone still uncovered.
+/// A connect gave up: the oldest waiter gets the failure; when the breaker
+/// opened, every other waiter fails fast too, else connects start for them.
 pub(crate) fn give_up<M: Manager>(
     shared: &Arc<Shared<M>>,
     cause: ConnectFailure<M::Error>,
@@ -136,14 +133,14 @@ pub(crate) fn give_up<M: Manager>(
     {
         let mut st = shared.lock();
         st.connecting -= 1;
+        let err = Error::Connect { cause, attempts };
+        if let Ok(w) = st.waiters.deliver(Delivery::Failed(err)) {
+            after.wakers.extend(w);
+        }
         if shared.breaker.state() == BreakerState::Open {
             let err = shared.circuit_open_error();
             shared.fail_waiters(&mut st, || err.clone(), &mut after);
         } else {
-            let err = Error::Connect { cause, attempts };
-            if let Ok(w) = st.waiters.deliver(Delivery::Failed(err)) {
-                after.wakers.extend(w);
-            }
             shared.spawn_for_waiters(&mut st, &mut after);
         }
     }

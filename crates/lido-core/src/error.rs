@@ -34,7 +34,9 @@ impl<E: fmt::Display> fmt::Display for ConnectFailure<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Backend(e) => e.fmt(f),
-            Self::Timeout(d) => write!(f, "connect attempt timed out after {d:?} (connect_timeout)"),
+            Self::Timeout(d) => {
+                write!(f, "connect attempt timed out after {d:?} (connect_timeout)")
+            }
         }
     }
 }

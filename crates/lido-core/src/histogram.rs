@@ -107,7 +107,11 @@ impl Histogram {
 
     /// Cumulative counts at the given upper bounds, for Prometheus-style buckets.
     pub fn cumulative(&self, bounds: &[Duration]) -> Vec<u64> {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
         bounds
             .iter()
             .map(|bound| {

@@ -52,6 +52,8 @@ mod pool;
 mod shared;
 mod stats;
 mod waiters;
+#[cfg(test)]
+mod waiters_model;
 
 pub use breaker::{BreakerState, Transition};
 pub use builder::PoolBuilder;

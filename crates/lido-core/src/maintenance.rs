@@ -65,9 +65,7 @@ fn reap<M: Manager>(shared: &Arc<Shared<M>>) -> Vec<Live<M::Connection>> {
             let idle_for = now.saturating_duration_since(live.last_used);
             if live.expired(now) {
                 shared.close_locked(&mut st, live.conn, CloseReason::Lifetime, &mut after);
-            } else if cfg.idle_timeout.is_some_and(|t| idle_for >= t)
-                && st.size > cfg.min_idle
-            {
+            } else if cfg.idle_timeout.is_some_and(|t| idle_for >= t) && st.size > cfg.min_idle {
                 shared.close_locked(&mut st, live.conn, CloseReason::Idle, &mut after);
             } else if cfg.keepalive.is_some_and(|k| idle_for >= k) {
                 pings.push(live);
@@ -90,7 +88,10 @@ async fn keepalive<M: Manager>(shared: &Arc<Shared<M>>, pings: Vec<Live<M::Conne
                 shared.discard(live.conn, CloseReason::FailedCheck);
             }
             Err(_) => {
-                tracing::info!(?limit, "lido: keepalive ping timed out; closing the connection");
+                tracing::info!(
+                    ?limit,
+                    "lido: keepalive ping timed out; closing the connection"
+                );
                 shared.discard(live.conn, CloseReason::FailedCheck);
             }
         }

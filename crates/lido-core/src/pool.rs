@@ -250,36 +250,37 @@ impl<M: Manager> Pool<M> {
     /// Opens connections until `min_idle` are idle (what `build()` waits for).
     pub async fn warm_up(&self) -> Result<(), Error<M::Error>> {
         let missing = {
-            let st = self.shared.lock();
-            self.shared
+            let mut st = self.shared.lock();
+            let missing = self
+                .shared
                 .cfg
                 .min_idle
                 .saturating_sub(st.idle.len() + st.connecting)
-                .min(st.max_size.saturating_sub(st.size + st.connecting))
+                .min(st.max_size.saturating_sub(st.size + st.connecting));
+            st.connecting += missing;
+            missing
         };
-        let mut tasks = tokio::task::JoinSet::new();
+        // Detached tasks (not a JoinSet, which would abort them if this future
+        // is dropped): a cancelled warm-up still finishes its connects.
+        let mut tasks = Vec::with_capacity(missing);
         for _ in 0..missing {
-            self.shared.lock().connecting += 1;
             let shared = Arc::clone(&self.shared);
-            tasks.spawn_on(
-                async move {
-                    match crate::connector::connect_with_retry(&shared, false).await {
-                        Ok(live) => {
-                            crate::connector::add_new(&shared, live);
-                            Ok(())
-                        }
-                        Err((cause, attempts)) => {
-                            shared.lock().connecting -= 1;
-                            Err(Error::Connect { cause, attempts })
-                        }
+            tasks.push(self.shared.runtime.spawn(async move {
+                match crate::connector::connect_with_retry(&shared, false).await {
+                    Ok(live) => {
+                        crate::connector::add_new(&shared, live);
+                        Ok(())
                     }
-                },
-                &self.shared.runtime,
-            );
+                    Err((cause, attempts)) => {
+                        shared.lock().connecting -= 1;
+                        Err(Error::Connect { cause, attempts })
+                    }
+                }
+            }));
         }
         let mut result = Ok(());
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok(Err(e)) = joined {
+        for task in tasks {
+            if let Ok(Err(e)) = task.await {
                 result = Err(e);
             }
         }
@@ -295,7 +296,8 @@ impl<M: Manager> Pool<M> {
         {
             let mut st = self.shared.lock();
             st.closed = true;
-            self.shared.fail_waiters(&mut st, || Error::Closed, &mut after);
+            self.shared
+                .fail_waiters(&mut st, || Error::Closed, &mut after);
             while let Some(live) = st.idle.pop_front() {
                 self.shared
                     .close_locked(&mut st, live.conn, CloseReason::PoolClosed, &mut after);
@@ -318,7 +320,10 @@ impl<M: Manager> Pool<M> {
                 };
             }
             if tokio::time::timeout_at(until, notified).await.is_err() {
-                tracing::warn!(outstanding, "lido: close deadline passed with connections still leased");
+                tracing::warn!(
+                    outstanding,
+                    "lido: close deadline passed with connections still leased"
+                );
                 return CloseReport {
                     outstanding,
                     drained: false,

@@ -38,5 +38,8 @@ async fn many_tasks_share_a_small_pool() {
     assert_eq!(s.size, s.idle);
     assert!(s.size <= 4);
     assert_eq!(s.waiters, 0);
-    assert_eq!(pool.stats().gets_direct() + pool.stats().gets_waited(), 64 * 200);
+    assert_eq!(
+        pool.stats().gets_direct() + pool.stats().gets_waited(),
+        64 * 200
+    );
 }
