@@ -117,6 +117,8 @@ pub(crate) fn add_new<M: Manager>(shared: &Arc<Shared<M>>, live: Live<M::Connect
             shared.close_locked(&mut st, live.conn, CloseReason::Resize, &mut after);
         } else {
             shared.hand_off(&mut st, live, &mut after);
+            // A closed breaker (after a successful trial) may now admit more.
+            shared.spawn_for_waiters(&mut st, &mut after);
         }
     }
     shared.finish(after);
