@@ -32,7 +32,12 @@ pub struct BenchArgs {
     #[arg(long, env = "DATABASE_URL")]
     pub url: Option<String>,
     /// Pool sizes to try, comma-separated.
-    #[arg(long, env = "LIDO_BENCH_SIZES", value_delimiter = ',', default_value = "1,2,4,8,16,32")]
+    #[arg(
+        long,
+        env = "LIDO_BENCH_SIZES",
+        value_delimiter = ',',
+        default_value = "1,2,4,8,16,32"
+    )]
     pub sizes: Vec<usize>,
     /// Measured time per pool size (e.g. 5s, 500ms).
     #[arg(long, env = "LIDO_BENCH_DURATION", default_value = "5s", value_parser = parse_duration)]

@@ -30,7 +30,11 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
         sizes: args.sizes.clone(),
         tasks: args.tasks,
         duration: args.duration,
-        write_ratio: if args.query.is_some() { 0.0 } else { args.write_ratio },
+        write_ratio: if args.query.is_some() {
+            0.0
+        } else {
+            args.write_ratio
+        },
         progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     if !args.json {
@@ -53,14 +57,20 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
             results: &results,
             recommendation,
         };
-        let text = serde_json::to_string_pretty(&json).map_err(|e| format!("encoding JSON: {e}"))?;
+        let text =
+            serde_json::to_string_pretty(&json).map_err(|e| format!("encoding JSON: {e}"))?;
         println!("{text}");
     } else {
         print!("{}", report::table(&results));
         print_errors(&results);
         match recommendation {
-            Some(r) => println!("\nrecommendation: max_size = {}\n  why: {}", r.size, r.reason),
-            None => println!("\nrecommendation: none — every size had errors or timeouts (see above)"),
+            Some(r) => println!(
+                "\nrecommendation: max_size = {}\n  why: {}",
+                r.size, r.reason
+            ),
+            None => {
+                println!("\nrecommendation: none — every size had errors or timeouts (see above)")
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -76,16 +86,24 @@ fn print_errors(results: &[SizeResult]) {
 
 fn validate(args: &BenchArgs) -> Result<(), String> {
     if args.sizes.is_empty() || args.sizes.contains(&0) {
-        return Err("--sizes needs one or more pool sizes of at least 1, e.g. --sizes 1,2,4,8".into());
+        return Err(
+            "--sizes needs one or more pool sizes of at least 1, e.g. --sizes 1,2,4,8".into(),
+        );
     }
     if args.tasks == 0 {
         return Err("--tasks must be at least 1".into());
     }
     if !(0.0..=1.0).contains(&args.write_ratio) {
-        return Err(format!("--write-ratio {} is out of range: use 0.0 to 1.0", args.write_ratio));
+        return Err(format!(
+            "--write-ratio {} is out of range: use 0.0 to 1.0",
+            args.write_ratio
+        ));
     }
     if !(0.0..1.0).contains(&args.tolerance) {
-        return Err(format!("--tolerance {} is out of range: use 0.0 to below 1.0", args.tolerance));
+        return Err(format!(
+            "--tolerance {} is out of range: use 0.0 to below 1.0",
+            args.tolerance
+        ));
     }
     Ok(())
 }

@@ -140,7 +140,13 @@ mod tests {
 
     #[test]
     fn picks_smallest_within_tolerance() {
-        let res = vec![r(1, 500.0), r(2, 900.0), r(4, 980.0), r(8, 1000.0), r(16, 990.0)];
+        let res = vec![
+            r(1, 500.0),
+            r(2, 900.0),
+            r(4, 980.0),
+            r(8, 1000.0),
+            r(16, 990.0),
+        ];
         let rec = recommend(&res, 0.05).expect("some");
         assert_eq!((rec.size, rec.best_size), (4, 8));
         assert!(rec.reason.contains("98.0%"));

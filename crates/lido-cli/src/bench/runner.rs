@@ -85,7 +85,9 @@ fn progress_bar(plan: &Plan) -> ProgressBar {
     }
     let total = plan.duration.as_millis() as u64 * plan.sizes.len() as u64;
     let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg:16} [{bar:40}] {percent:>3}% ({eta} left)") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {msg:16} [{bar:40}] {percent:>3}% ({eta} left)")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
@@ -100,7 +102,13 @@ async fn run_size(
     let pool = target.open(size).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..plan.tasks)
-        .map(|_| tokio::spawn(client(Arc::clone(&pool), Arc::clone(&stop), plan.write_ratio)))
+        .map(|_| {
+            tokio::spawn(client(
+                Arc::clone(&pool),
+                Arc::clone(&stop),
+                plan.write_ratio,
+            ))
+        })
         .collect();
     let started = Instant::now();
     let tick = Duration::from_millis(100);
@@ -123,7 +131,8 @@ async fn run_size(
             total.first_error = out.first_error;
         }
         if let (Some(t), Some(h)) = (total.latency.as_mut(), out.latency.as_ref()) {
-            t.add(h).map_err(|e| format!("merging latency histograms: {e}"))?;
+            t.add(h)
+                .map_err(|e| format!("merging latency histograms: {e}"))?;
         }
     }
     let lat = total.latency.unwrap_or_else(new_hist);
