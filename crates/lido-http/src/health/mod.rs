@@ -1,0 +1,17 @@
+//! Health checks: built-in pool checks, custom checks, the background
+//! [`HealthMonitor`], liveness and readiness.
+
+mod checker;
+pub(crate) mod checks;
+mod config;
+mod custom;
+mod monitor;
+mod report;
+mod window;
+
+pub use checker::{health, HealthChecker, DEFAULT_POOL_NAME};
+pub use checks::keys;
+pub use config::{HealthConfig, ServiceInfo, Threshold};
+pub use custom::{FnCheck, HealthCheck};
+pub use monitor::{HealthMonitor, HealthMonitorBuilder, MonitorError};
+pub use report::{Check, HealthReport, Observation, Probe, Status};
