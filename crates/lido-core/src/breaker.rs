@@ -153,17 +153,17 @@ impl<E> Breaker<E> {
     }
 
     pub fn on_success(&self, now: Instant, trial: bool) -> Option<Transition> {
+        let mut inner = self.inner.lock();
+        inner.last_error = None;
         if !self.cfg.enabled {
             return None;
         }
-        let mut inner = self.inner.lock();
         inner.consecutive = 0;
         if trial {
             inner.trials = inner.trials.saturating_sub(1);
         }
         if inner.state == BreakerState::HalfOpen {
             inner.window.clear();
-            inner.last_error = None;
             inner.trials = 0;
             return self.set(&mut inner, BreakerState::Closed);
         }
@@ -177,11 +177,11 @@ impl<E> Breaker<E> {
         err: ConnectFailure<E>,
         trial: bool,
     ) -> Option<Transition> {
+        let mut inner = self.inner.lock();
+        inner.last_error = Some(err);
         if !self.cfg.enabled {
             return None;
         }
-        let mut inner = self.inner.lock();
-        inner.last_error = Some(err);
         inner.consecutive += 1;
         if trial {
             inner.trials = inner.trials.saturating_sub(1);

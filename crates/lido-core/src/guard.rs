@@ -98,6 +98,10 @@ impl<M: Manager> Pooled<M> {
         self.discard = true;
     }
 
+    pub(crate) fn keep_on_drop(&mut self) {
+        self.discard = false;
+    }
+
     /// The pool's id of this connection (stable for its lifetime).
     pub fn id(&self) -> u64 {
         self.live().id

@@ -12,6 +12,17 @@ const SUB_BITS: u32 = 3;
 const POWERS: usize = 40;
 const BUCKETS: usize = SUB + POWERS * SUB;
 
+/// A point-in-time copy of a [`Histogram`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    /// Non-empty buckets: (inclusive upper bound, samples), ascending.
+    pub buckets: Vec<(Duration, u64)>,
+    /// Samples in `buckets`.
+    pub count: u64,
+    /// Sum of all samples (may run slightly ahead of `buckets` under concurrent writes).
+    pub sum: Duration,
+}
+
 /// A concurrent histogram of durations with microsecond resolution.
 pub struct Histogram {
     buckets: Box<[AtomicU64]>,
@@ -106,6 +117,27 @@ impl Histogram {
             }
         }
         self.max()
+    }
+
+    /// Every non-empty bucket as `(inclusive upper bound, count)`, in order,
+    /// with the total count and sum read in the same pass: a consistent
+    /// snapshot for exporters that want exact bucket edges.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let buckets = self
+            .buckets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let c = b.load(Ordering::Relaxed);
+                (c > 0).then(|| (Duration::from_micros(upper(i)), c))
+            })
+            .collect::<Vec<_>>();
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        HistogramSnapshot {
+            buckets,
+            count,
+            sum: self.sum(),
+        }
     }
 
     /// Cumulative counts at the given upper bounds, for Prometheus-style buckets.

@@ -60,7 +60,7 @@ pub use builder::PoolBuilder;
 pub use config::{BreakerConfig, Config, RetryConfig, ReuseOrder};
 pub use error::{BuildError, ConnectFailure, Error};
 pub use guard::Pooled;
-pub use histogram::Histogram;
+pub use histogram::{Histogram, HistogramSnapshot};
 pub use leaks::LeakReport;
 pub use manager::{ErrorClass, Manager};
 pub use observer::{Event, Observer};

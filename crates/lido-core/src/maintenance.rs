@@ -78,22 +78,30 @@ fn reap<M: Manager>(shared: &Arc<Shared<M>>) -> Vec<Live<M::Connection>> {
     pings
 }
 
+/// Pings each due connection on its own task, so a hung database cannot hold
+/// up the maintenance round (and with it the liveness heartbeat).
 async fn keepalive<M: Manager>(shared: &Arc<Shared<M>>, pings: Vec<Live<M::Connection>>) {
-    for mut live in pings {
-        let limit = shared.cfg.check_timeout;
-        match tokio::time::timeout(limit, shared.manager.check(&mut live.conn)).await {
-            Ok(Ok(())) => shared.put_back(live, Instant::now()),
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "lido: keepalive ping failed; closing the connection");
-                shared.discard(live.conn, CloseReason::FailedCheck);
-            }
-            Err(_) => {
-                tracing::info!(
-                    ?limit,
-                    "lido: keepalive ping timed out; closing the connection"
-                );
-                shared.discard(live.conn, CloseReason::FailedCheck);
-            }
+    for live in pings {
+        let shared = Arc::clone(shared);
+        let rt = shared.runtime.clone();
+        rt.spawn(async move { ping(&shared, live).await });
+    }
+}
+
+async fn ping<M: Manager>(shared: &Arc<Shared<M>>, mut live: Live<M::Connection>) {
+    let limit = shared.cfg.check_timeout;
+    match tokio::time::timeout(limit, shared.manager.check(&mut live.conn)).await {
+        Ok(Ok(())) => shared.put_back(live, Instant::now()),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "lido: keepalive ping failed; closing the connection");
+            shared.discard(live.conn, CloseReason::FailedCheck);
+        }
+        Err(_) => {
+            tracing::info!(
+                ?limit,
+                "lido: keepalive ping timed out; closing the connection"
+            );
+            shared.discard(live.conn, CloseReason::FailedCheck);
         }
     }
 }

@@ -169,23 +169,42 @@ impl<M: Manager> Pool<M> {
         self.shared.started.elapsed().saturating_sub(beat)
     }
 
-    /// Leases a connection and runs the manager's `check` on it (bounded by
-    /// `check_timeout`); returns the check's round-trip time.
+    /// Leases a connection in the `Critical` lane (so a saturated pool can
+    /// still be probed) and runs the manager's `check` on it, bounded by
+    /// `check_timeout`; returns the check's round-trip time. A ping cancelled
+    /// or failed mid-check closes that connection rather than reusing it.
     pub async fn ping(&self) -> Result<Duration, PingError<M::Error>> {
-        let mut conn = self.get().await.map_err(PingError::Acquire)?;
+        let mut conn = self
+            .get_with_priority(Priority::Critical)
+            .await
+            .map_err(PingError::Acquire)?;
+        conn.discard_on_drop();
         let started = Instant::now();
         let limit = self.shared.cfg.check_timeout;
         match tokio::time::timeout(limit, self.shared.manager.check(&mut conn)).await {
-            Ok(Ok(())) => Ok(started.elapsed()),
-            Ok(Err(e)) => {
-                conn.discard_on_drop();
-                Err(PingError::Check(e))
+            Ok(Ok(())) => {
+                conn.keep_on_drop();
+                Ok(started.elapsed())
             }
-            Err(_) => {
-                conn.discard_on_drop();
-                Err(PingError::Timeout(limit))
-            }
+            Ok(Err(e)) => Err(PingError::Check(e)),
+            Err(_) => Err(PingError::Timeout(limit)),
         }
+    }
+
+    /// Time until the open circuit breaker lets a trial connect through (zero unless open).
+    pub fn breaker_retry_in(&self) -> Duration {
+        self.shared.breaker.retry_in(Instant::now())
+    }
+
+    /// The most recent connect failure of the current failure streak, if any
+    /// (cleared by a successful connect). Its `Display` never holds a password.
+    pub fn last_connect_error(&self) -> Option<crate::ConnectFailure<M::Error>> {
+        self.shared.breaker.last_error()
+    }
+
+    /// Time since the pool was built.
+    pub fn uptime(&self) -> Duration {
+        self.shared.started.elapsed()
     }
 
     /// Whether `close()` was called.
