@@ -1,0 +1,233 @@
+//! The writer lane: one connection on its own thread, running writes strictly
+//! in arrival order, so writers in this process never race for the write lock.
+//!
+//! A queued write that waits past `acquire_timeout` is withdrawn (it never
+//! runs); one already running is always waited for, so a caller never gets a
+//! timeout for a write that went on to commit.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::cap::Permit;
+use crate::connect;
+use crate::error::{Error, Result};
+use crate::exec::Outcome;
+use crate::options::{Builder, Role};
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// In-process lock making in-memory databases behave like a rollback journal:
+/// a write excludes readers (shared-cache table locks would otherwise fail
+/// them with `SQLITE_LOCKED` instead of waiting).
+pub(crate) type Gate = Option<Arc<parking_lot::RwLock<()>>>;
+
+type Work = Box<dyn FnOnce(Result<&mut Connection>) -> bool + Send>;
+
+struct Job {
+    state: Arc<AtomicU8>,
+    work: Work,
+}
+
+enum Msg {
+    Job(Job),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The handle the pool sends writes through.
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Msg>,
+    queued: Arc<AtomicUsize>,
+    timeout: Duration,
+}
+
+/// Withdraws a still-queued job when its caller stops waiting.
+struct Ticket(Arc<AtomicU8>);
+
+impl Ticket {
+    fn cancel(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread around an open, set-up connection.
+    pub fn start(
+        conn: Connection,
+        opts: Arc<Builder>,
+        gate: Gate,
+        permit: Option<Permit>,
+    ) -> Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let timeout = opts.readers.acquire_timeout;
+        let lane = Lane {
+            conn: Some(conn),
+            opened: Instant::now(),
+            last_used: Instant::now(),
+            opts,
+            gate,
+            queued: Arc::clone(&queued),
+            _permit: permit,
+        };
+        std::thread::Builder::new()
+            .name("lido-sqlite-writer".into())
+            .spawn(move || lane.run(rx))
+            .map_err(Error::Spawn)?;
+        Ok(Self {
+            tx,
+            queued,
+            timeout,
+        })
+    }
+
+    /// Writes waiting for their turn.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the writer connection after every write queued before it.
+    pub async fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Outcome<T> + Send + 'static,
+    ) -> Result<T> {
+        let start = Instant::now();
+        let (reply, mut rx) = oneshot::channel();
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let ticket = Ticket(Arc::clone(&state));
+        let work: Work = Box::new(move |conn| {
+            let (result, healthy) = match conn {
+                Ok(c) => {
+                    let o = f(c);
+                    (o.result, o.healthy)
+                }
+                Err(e) => (Err(e), true),
+            };
+            let _ = reply.send(result);
+            healthy
+        });
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Msg::Job(Job { state, work })).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::Closed);
+        }
+        if let Ok(r) = tokio::time::timeout(self.timeout, &mut rx).await {
+            return r.unwrap_or(Err(Error::Closed));
+        }
+        if ticket.cancel() {
+            return Err(Error::WriterTimeout {
+                waited: start.elapsed(),
+                queued: self.queued(),
+            });
+        }
+        // Already running: its outcome is the caller's to know.
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// Lets queued writes finish, then closes the connection and waits for the thread.
+    pub async fn shutdown(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(done)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Lane {
+    conn: Option<Connection>,
+    opened: Instant,
+    last_used: Instant,
+    opts: Arc<Builder>,
+    gate: Gate,
+    queued: Arc<AtomicUsize>,
+    _permit: Option<Permit>,
+}
+
+impl Lane {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        tracing::debug!(source = %self.opts.source.describe(), "lido-sqlite: writer lane started");
+        for msg in rx {
+            match msg {
+                Msg::Job(job) => {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
+                    let started = job
+                        .state
+                        .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok();
+                    if started {
+                        self.run_job(job.work);
+                    }
+                }
+                Msg::Shutdown(done) => {
+                    drop(self.conn.take());
+                    let _ = done.send(());
+                    break;
+                }
+            }
+        }
+        tracing::debug!(source = %self.opts.source.describe(), "lido-sqlite: writer lane stopped");
+    }
+
+    fn run_job(&mut self, work: Work) {
+        let gate = self.gate.clone();
+        let _exclusive = match &gate {
+            Some(g) => match g.try_write_for(self.opts.readers.acquire_timeout) {
+                Some(guard) => Some(guard),
+                None => {
+                    let waited = self.opts.readers.acquire_timeout;
+                    work(Err(Error::WriterTimeout { waited, queued: 0 }));
+                    return;
+                }
+            },
+            None => None,
+        };
+        let healthy = match self.ready() {
+            Ok(conn) => work(Ok(conn)),
+            Err(e) => work(Err(e)),
+        };
+        if !healthy {
+            tracing::warn!("lido-sqlite: writer connection left in a transaction; reopening it");
+            self.conn = None;
+        }
+        self.last_used = Instant::now();
+    }
+
+    /// The connection, recycled when too old, checked after idling, reopened when gone.
+    fn ready(&mut self) -> Result<&mut Connection> {
+        let now = Instant::now();
+        let expired = self
+            .opts
+            .readers
+            .max_lifetime
+            .is_some_and(|life| now.duration_since(self.opened) >= life);
+        if expired && self.conn.take().is_some() {
+            tracing::debug!("lido-sqlite: writer connection reached max_lifetime; recycling");
+        }
+        let idle = now.duration_since(self.last_used) > self.opts.readers.validation_bypass;
+        if let (true, Some(c)) = (idle, &self.conn) {
+            if let Err(e) = c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)) {
+                tracing::warn!(error = %e, "lido-sqlite: writer connection failed its check; reopening");
+                self.conn = None;
+            }
+        }
+        if self.conn.is_none() {
+            self.conn = Some(connect::open(&self.opts, Role::Writer)?);
+            self.opened = Instant::now();
+        }
+        self.conn.as_mut().ok_or(Error::Closed)
+    }
+}

@@ -1,0 +1,281 @@
+//! Pragmas, hooks, health checks, recycling and closing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lido_core::Manager;
+use lido_core::{CloseReason, Pool};
+use lido_sqlite::rusqlite::{self, types::Value, Connection};
+use lido_sqlite::{Builder, Error, Role, SqliteManager, SqlitePool, Synchronous};
+
+fn pragma(c: &Connection, name: &str) -> rusqlite::Result<String> {
+    c.query_row(&format!("PRAGMA {name}"), [], |r| {
+        r.get::<_, Value>(0).map(|v| match v {
+            Value::Integer(i) => i.to_string(),
+            Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+    })
+}
+
+const NAMES: [&str; 6] = [
+    "journal_mode",
+    "synchronous",
+    "busy_timeout",
+    "foreign_keys",
+    "cache_size",
+    "query_only",
+];
+
+fn all_pragmas(c: &Connection) -> rusqlite::Result<Vec<String>> {
+    NAMES.iter().map(|n| pragma(c, n)).collect()
+}
+
+#[tokio::test]
+async fn pragmas_are_applied_to_writer_and_readers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = SqlitePool::file(dir.path().join("p.db"))
+        .synchronous(Synchronous::Full)
+        .busy_timeout(Duration::from_millis(1234))
+        .foreign_keys(true)
+        .pragma("cache_size", -4321)
+        .build()
+        .await
+        .expect("build");
+    let writer = db.write(|c| all_pragmas(c)).await.expect("writer");
+    let reader = db.read(all_pragmas).await.expect("reader");
+    assert_eq!(writer, ["wal", "2", "1234", "1", "-4321", "0"]);
+    assert_eq!(
+        reader,
+        ["wal", "2", "1234", "1", "-4321", "1"],
+        "readers are query_only"
+    );
+}
+
+#[tokio::test]
+async fn startup_runs_once_and_after_connect_on_every_connection() {
+    let startups = Arc::new(AtomicUsize::new(0));
+    let writers = Arc::new(AtomicUsize::new(0));
+    let readers = Arc::new(AtomicUsize::new(0));
+    let (s, w, r) = (startups.clone(), writers.clone(), readers.clone());
+    let db = Builder::memory_unique()
+        .reader_config(lido_core::Config {
+            max_size: 3,
+            min_idle: 3,
+            ..Default::default()
+        })
+        .on_startup(move |c| {
+            s.fetch_add(1, Ordering::SeqCst);
+            c.execute_batch("CREATE TABLE t(x)")
+        })
+        .after_connect(move |c, role| {
+            match role {
+                Role::Writer => w.fetch_add(1, Ordering::SeqCst),
+                Role::Reader => r.fetch_add(1, Ordering::SeqCst),
+            };
+            c.execute_batch("PRAGMA temp_store = MEMORY")
+        })
+        .build()
+        .await
+        .expect("build");
+    for _ in 0..20 {
+        db.write(|c| c.execute("INSERT INTO t VALUES (1)", []))
+            .await
+            .expect("write");
+        db.read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)))
+            .await
+            .expect("read");
+    }
+    assert_eq!(startups.load(Ordering::SeqCst), 1);
+    assert_eq!(writers.load(Ordering::SeqCst), 1);
+    assert_eq!(readers.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn connections_are_recycled_by_age_writer_included() {
+    let writers = Arc::new(AtomicUsize::new(0));
+    let w = writers.clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = SqlitePool::file(dir.path().join("r.db"))
+        .reader_config(lido_core::Config {
+            max_size: 2,
+            max_lifetime: Some(Duration::from_millis(100)),
+            lifetime_jitter: 0.0,
+            ..Default::default()
+        })
+        .after_connect(move |_, role| {
+            if role == Role::Writer {
+                w.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        })
+        .build()
+        .await
+        .expect("build");
+    let read = || db.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)));
+    read().await.expect("read");
+    db.write(|c| c.execute_batch("CREATE TABLE t(x)"))
+        .await
+        .expect("write");
+    let opened_before = writers.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    read().await.expect("read after expiry");
+    db.write(|c| c.execute("INSERT INTO t VALUES (1)", []))
+        .await
+        .expect("write after expiry");
+    let stats = db.readers().stats();
+    assert!(
+        stats.closed(CloseReason::Lifetime) >= 1,
+        "an old reader was closed"
+    );
+    assert!(stats.created() >= 2, "and replaced");
+    assert_eq!(
+        writers.load(Ordering::SeqCst),
+        opened_before + 1,
+        "the expired writer was reopened once"
+    );
+}
+
+#[tokio::test]
+async fn idle_readers_are_validated_with_select_1() {
+    let db = Builder::memory_unique()
+        .reader_config(lido_core::Config {
+            max_size: 1,
+            validation_bypass: Duration::from_millis(1),
+            ..Default::default()
+        })
+        .build()
+        .await
+        .expect("build");
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        db.ping().await.expect("ping");
+    }
+    assert_eq!(db.readers().stats().closed(CloseReason::FailedCheck), 0);
+    assert_eq!(
+        db.readers().stats().created(),
+        1,
+        "checked and kept, not replaced"
+    );
+}
+
+#[tokio::test]
+async fn the_manager_connects_checks_and_classifies() {
+    let opts = Builder::memory_unique();
+    let keep_alive = opts.clone().build().await.expect("anchor");
+    let manager = SqliteManager::new(opts, Role::Reader);
+    let mut conn = manager.connect().await.expect("connect");
+    manager.check(&mut conn).await.expect("SELECT 1");
+    assert!(!manager.has_broken(&mut conn));
+    assert!(!manager.needs_reset(&mut conn));
+    let only: i64 = conn
+        .query_row("PRAGMA query_only", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(only, 1);
+    drop(keep_alive);
+}
+
+#[tokio::test]
+async fn quick_and_integrity_checks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = SqlitePool::file(dir.path().join("q.db"))
+        .on_startup(|c| c.execute_batch("CREATE TABLE t(x PRIMARY KEY); INSERT INTO t VALUES (1);"))
+        .build()
+        .await
+        .expect("build");
+    db.quick_check().await.expect("quick_check");
+    db.integrity_check().await.expect("integrity_check");
+}
+
+#[tokio::test]
+async fn the_manager_resets_connections_returned_inside_a_transaction() {
+    let opts = Builder::memory_unique();
+    let keep_alive = opts.clone().build().await.expect("anchor");
+    let pool = Pool::builder(SqliteManager::new(opts, Role::Reader))
+        .max_size(1)
+        .build()
+        .await
+        .expect("pool");
+    let conn = pool.get().await.expect("get");
+    conn.execute_batch("BEGIN").expect("begin");
+    drop(conn);
+    let mut clean = false;
+    for _ in 0..100 {
+        if let Ok(c) = pool.get().await {
+            clean = c.is_autocommit();
+            if clean {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(clean, "returned connection was rolled back by reset");
+    assert_eq!(pool.stats().created(), 1, "reset, not replaced");
+    drop(keep_alive);
+}
+
+#[tokio::test]
+async fn a_closed_pool_refuses_work() {
+    let db = Builder::memory_unique().build().await.expect("build");
+    let report = db.close(Duration::from_secs(1)).await;
+    assert!(report.drained);
+    let err = db
+        .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+        .await
+        .expect_err("closed");
+    assert!(
+        matches!(err, Error::Pool(lido_core::Error::Closed)),
+        "{err:?}"
+    );
+    let err = db
+        .write(|c| c.execute_batch("SELECT 1"))
+        .await
+        .expect_err("closed");
+    assert!(matches!(err, Error::Closed), "{err:?}");
+}
+
+#[tokio::test]
+async fn queued_writes_time_out_without_running() {
+    let db = Builder::memory_unique()
+        .acquire_timeout(Duration::from_millis(100))
+        .on_startup(|c| c.execute_batch("CREATE TABLE t(x)"))
+        .build()
+        .await
+        .expect("build");
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let slow = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.write(move |c| {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+                c.execute("INSERT INTO t VALUES ('slow')", [])
+            })
+            .await
+        }
+    });
+    tokio::task::spawn_blocking(move || started_rx.recv())
+        .await
+        .expect("join")
+        .expect("slow write started");
+    let err = db
+        .write(|c| c.execute("INSERT INTO t VALUES ('late')", []))
+        .await
+        .expect_err("queued too long");
+    assert!(err.is_timeout(), "{err:?}");
+    release_tx.send(()).expect("release");
+    slow.await
+        .expect("task")
+        .expect("the running write finishes even past the timeout");
+    let rows: Vec<String> = db
+        .read(|c| {
+            let mut s = c.prepare("SELECT x FROM t")?;
+            let rows = s.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+        .expect("rows");
+    assert_eq!(rows, ["slow"], "the timed-out write never ran");
+}
