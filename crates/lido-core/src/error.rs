@@ -212,6 +212,12 @@ pub enum BuildError {
     /// `build()` could not open the `min_idle` warm-up connections.
     #[error("warm-up failed: could not open min_idle connections: {0}")]
     WarmUp(String),
+    /// `BlockingPool::build` was called on a thread that runs a tokio runtime.
+    #[error("BlockingPool::build was called inside a tokio runtime; use the async Pool there")]
+    InsideRuntime,
+    /// The blocking pool's own runtime could not start.
+    #[error("cannot start the blocking pool's runtime: {0}")]
+    Runtime(String),
     /// `build()` was called outside a tokio runtime.
     #[error("lido pools need a tokio runtime: build the pool inside #[tokio::main] or a Runtime")]
     NoRuntime,

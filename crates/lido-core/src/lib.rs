@@ -37,6 +37,7 @@
 
 mod acquire;
 mod backoff;
+pub mod blocking;
 mod breaker;
 mod builder;
 mod config;
