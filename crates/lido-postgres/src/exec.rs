@@ -1,0 +1,246 @@
+//! [`Timed`]: statements run under a time limit. On expiry lido sends the
+//! server a cancel request, waits until the connection answers again, and
+//! returns [`PgError::QueryTimeout`]; a connection whose cancel cannot be
+//! confirmed is closed instead of reused.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Row, SimpleQueryMessage, Statement};
+
+use crate::conn::PgConn;
+use crate::error::PgError;
+use crate::stats::bump;
+
+/// SQL text or a prepared statement: what the query methods accept.
+pub trait Sql: Send + Sync {
+    /// The statement to run.
+    fn sql(&self) -> SqlRef<'_>;
+}
+
+/// See [`Sql`].
+#[derive(Debug, Clone, Copy)]
+pub enum SqlRef<'a> {
+    /// SQL text: prepared through the cache (or unnamed in PgBouncer mode).
+    Text(&'a str),
+    /// A statement prepared already.
+    Prepared(&'a Statement),
+}
+
+impl Sql for str {
+    fn sql(&self) -> SqlRef<'_> {
+        SqlRef::Text(self)
+    }
+}
+
+impl Sql for String {
+    fn sql(&self) -> SqlRef<'_> {
+        SqlRef::Text(self)
+    }
+}
+
+impl Sql for Statement {
+    fn sql(&self) -> SqlRef<'_> {
+        SqlRef::Prepared(self)
+    }
+}
+
+/// Which limit ran out.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Query(Duration),
+    Transaction(Duration),
+}
+
+/// A statement limit and the enclosing transaction's deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limit {
+    query: Option<Duration>,
+    tx: Option<(Instant, Duration)>,
+}
+
+impl Limit {
+    pub(crate) fn query(query: Option<Duration>) -> Self {
+        Self { query, tx: None }
+    }
+
+    pub(crate) fn with_tx(mut self, tx: Option<(Instant, Duration)>) -> Self {
+        self.tx = tx;
+        self
+    }
+
+    fn effective(&self) -> Option<(Instant, Kind)> {
+        let q = self.query.map(|d| (Instant::now() + d, Kind::Query(d)));
+        let t = self.tx.map(|(at, total)| (at, Kind::Transaction(total)));
+        match (q, t) {
+            (Some(q), Some(t)) => Some(if t.0 < q.0 { t } else { q }),
+            (q, t) => q.or(t),
+        }
+    }
+}
+
+/// Marks the connection when a call's future is dropped before it finished.
+struct CallGuard<'a>(Option<&'a AtomicBool>);
+
+impl CallGuard<'_> {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(flag) = self.0 {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Statements on a connection under a time limit. Get one from
+/// [`PgConn::exec`], [`PgConn::timeout`] or [`Transaction`](crate::Transaction).
+#[derive(Debug, Clone, Copy)]
+pub struct Timed<'a> {
+    conn: &'a PgConn,
+    limit: Limit,
+    in_tx: bool,
+}
+
+macro_rules! statement_method {
+    ($(#[$doc:meta])* $name:ident, $typed:ident, $out:ty) => {
+        $(#[$doc])*
+        pub async fn $name(
+            &self,
+            q: &(impl Sql + ?Sized),
+            params: &[&(dyn ToSql + Sync)],
+        ) -> Result<$out, PgError> {
+            let c = &self.conn.client;
+            self.run(async {
+                match q.sql() {
+                    SqlRef::Prepared(s) => Ok(c.$name(s, params).await?),
+                    SqlRef::Text(sql) if self.conn.ctx.pgbouncer => {
+                        self.conn.note_sql(sql, false);
+                        let typed = crate::params::typed(params)?;
+                        Ok(c.$typed(sql, &typed).await?)
+                    }
+                    SqlRef::Text(sql) => {
+                        self.conn.note_sql(sql, false);
+                        self.cached(sql, |s| async move { c.$name(&s, params).await }).await
+                    }
+                }
+            })
+            .await
+        }
+    };
+}
+
+impl<'a> Timed<'a> {
+    pub(crate) fn new(conn: &'a PgConn, limit: Limit, in_tx: bool) -> Self {
+        Self { conn, limit, in_tx }
+    }
+
+    statement_method!(/// Runs a statement and returns its rows.
+        query, query_typed, Vec<Row>);
+    statement_method!(/// Runs a statement that returns exactly one row.
+        query_one, query_typed_one, Row);
+    statement_method!(/// Runs a statement that returns at most one row.
+        query_opt, query_typed_opt, Option<Row>);
+    statement_method!(/// Runs a statement and returns the number of rows it changed.
+        execute, execute_typed, u64);
+
+    /// Runs statements with the simple protocol, discarding results.
+    pub async fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
+        self.conn.note_sql(sql, true);
+        self.run(async { Ok(self.conn.client.batch_execute(sql).await?) })
+            .await
+    }
+
+    /// Runs statements with the simple protocol, returning text results.
+    pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
+        self.conn.note_sql(sql, true);
+        self.run(async { Ok(self.conn.client.simple_query(sql).await?) })
+            .await
+    }
+
+    /// Runs an unnamed statement with explicit parameter types (works through PgBouncer).
+    pub async fn query_typed(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, PgError> {
+        self.conn.note_sql(sql, false);
+        self.run(async { Ok(self.conn.client.query_typed(sql, params).await?) })
+            .await
+    }
+
+    /// Runs `fut` under this limit; on expiry cancels the server-side statement.
+    pub(crate) async fn run<T>(
+        &self,
+        fut: impl Future<Output = Result<T, PgError>>,
+    ) -> Result<T, PgError> {
+        self.conn.settle().await?;
+        self.conn.recover_abandoned_call().await?;
+        let call = CallGuard(Some(&self.conn.abandoned_call));
+        let result = match self.limit.effective() {
+            None => fut.await,
+            Some((deadline, kind)) => match tokio::time::timeout_at(deadline, fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // `call` stays armed while cancelling: if this future is
+                    // dropped mid-cancel, the next user cancels again.
+                    let e = self.expired(kind).await;
+                    call.done();
+                    return Err(e);
+                }
+            },
+        };
+        call.done();
+        result
+    }
+
+    async fn expired(&self, kind: Kind) -> PgError {
+        let stats = &self.conn.ctx.stats;
+        bump(&stats.query_timeouts);
+        let cancelled = crate::timeout::cancel_and_confirm(self.conn).await;
+        match kind {
+            Kind::Query(timeout) => PgError::QueryTimeout { timeout, cancelled },
+            Kind::Transaction(timeout) => {
+                bump(&stats.tx_timed_out);
+                PgError::TransactionTimeout { timeout }
+            }
+        }
+    }
+
+    /// Runs `f` with the cached statement for `sql`; after DDL made the
+    /// cached plan stale, prepares it again and retries once (outside a
+    /// transaction, where the failed statement did not abort anything).
+    async fn cached<T, F, Fut>(&self, sql: &str, f: F) -> Result<T, PgError>
+    where
+        F: Fn(Statement) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let conn = self.conn;
+        if !conn.cache_enabled() {
+            let s = conn.client.prepare(sql).await?;
+            return Ok(f(s).await?);
+        }
+        let s = conn.statement(sql).await?;
+        let err = match f(s).await {
+            Ok(v) => return Ok(v),
+            Err(e) => PgError::from(e),
+        };
+        if !err.is_cached_plan_stale() {
+            return Err(err);
+        }
+        conn.forget(sql);
+        if self.in_tx || conn.maybe_in_raw_tx.load(Ordering::Relaxed) {
+            return Err(err);
+        }
+        tracing::debug!("lido-postgres: cached plan went stale after DDL; preparing it again");
+        bump(&conn.ctx.stats.stmt_reprepared);
+        let s = conn.statement(sql).await?;
+        Ok(f(s).await?)
+    }
+}

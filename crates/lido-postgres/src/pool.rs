@@ -1,0 +1,334 @@
+//! [`PgPool`] and [`PgPoolBuilder`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use lido_core::{BreakerState, Config, Observer, Pool, Pooled, Stats, Status};
+
+use crate::config::PgConfig;
+use crate::conn::{ConnContext, PgConn};
+use crate::error::{PgBuildError, PgError};
+use crate::manager::{Hook, ManagerParts, PgManager};
+use crate::session::SessionSettings;
+use crate::stats::PgStats;
+use crate::transaction::{Transaction, TxOptions};
+
+/// A leased connection: derefs to [`PgConn`], which derefs to
+/// [`tokio_postgres::Client`]. Dropping it returns the connection.
+pub type PgPooled = Pooled<PgManager>;
+
+/// Why `get()` failed (see [`lido_core::Error`]).
+pub type PoolError = lido_core::Error<PgError>;
+
+/// A PostgreSQL connection pool. Cheap to clone.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use lido_postgres::{PgConfig, PgPool};
+///
+/// let pool = PgPool::builder(PgConfig::from_env()?)
+///     .max_size(16)
+///     .statement_timeout(Duration::from_secs(30))
+///     .query_timeout(Some(Duration::from_secs(5)))
+///     .build()
+///     .await?;
+/// let conn = pool.get().await?;
+/// let row = conn.query_one("SELECT $1::int + 1", &[&41i32]).await?;
+/// assert_eq!(row.get::<_, i32>(0), 42);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PgPool {
+    inner: Pool<PgManager>,
+}
+
+/// Configures a [`PgPool`].
+pub struct PgPoolBuilder {
+    config: PgConfig,
+    session: SessionSettings,
+    pool: Config,
+    query_timeout: Option<Duration>,
+    cancel_grace: Duration,
+    stmt_cache: usize,
+    pgbouncer: bool,
+    after_connect: Option<Hook>,
+    on_startup: Option<Hook>,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for PgPoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgPoolBuilder")
+            .field("config", &self.config)
+            .field("session", &self.session)
+            .field("pool", &self.pool)
+            .field("query_timeout", &self.query_timeout)
+            .field("stmt_cache", &self.stmt_cache)
+            .field("pgbouncer", &self.pgbouncer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hook<F>(f: F) -> Hook
+where
+    F: for<'a> Fn(&'a mut PgConn) -> BoxFuture<'a, Result<(), PgError>> + Send + Sync + 'static,
+{
+    Arc::new(f)
+}
+
+impl PgPoolBuilder {
+    fn new(config: PgConfig) -> Self {
+        Self {
+            config,
+            session: SessionSettings::default(),
+            pool: Config::default(),
+            query_timeout: None,
+            cancel_grace: Duration::from_secs(5),
+            stmt_cache: 256,
+            pgbouncer: false,
+            after_connect: None,
+            on_startup: None,
+            observer: None,
+        }
+    }
+
+    /// Every core pool setting at once (size, timeouts, retry, breaker).
+    pub fn pool_config(mut self, config: Config) -> Self {
+        self.pool = config;
+        self
+    }
+
+    /// Most connections open at once.
+    pub fn max_size(mut self, n: usize) -> Self {
+        self.pool.max_size = n;
+        self
+    }
+
+    /// Idle connections kept ready.
+    pub fn min_idle(mut self, n: usize) -> Self {
+        self.pool.min_idle = n;
+        self
+    }
+
+    /// Longest `get()` waits.
+    pub fn acquire_timeout(mut self, d: Duration) -> Self {
+        self.pool.acquire_timeout = d;
+        self
+    }
+
+    /// All server settings at once.
+    pub fn session(mut self, s: SessionSettings) -> Self {
+        self.session = s;
+        self
+    }
+
+    /// Server-side `statement_timeout` for every connection.
+    pub fn statement_timeout(mut self, d: Duration) -> Self {
+        self.session.statement_timeout = Some(d);
+        self
+    }
+
+    /// Server-side `lock_timeout`.
+    pub fn lock_timeout(mut self, d: Duration) -> Self {
+        self.session.lock_timeout = Some(d);
+        self
+    }
+
+    /// Server-side `idle_in_transaction_session_timeout`.
+    pub fn idle_in_transaction_session_timeout(mut self, d: Duration) -> Self {
+        self.session.idle_in_transaction_session_timeout = Some(d);
+        self
+    }
+
+    /// `search_path`, for example `"app, public"`.
+    pub fn search_path(mut self, path: impl Into<String>) -> Self {
+        self.session.search_path = Some(path.into());
+        self
+    }
+
+    /// Session `TimeZone`.
+    pub fn timezone(mut self, tz: impl Into<String>) -> Self {
+        self.session.timezone = Some(tz.into());
+        self
+    }
+
+    /// `application_name` (a startup parameter; PgBouncer passes it on).
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.config.application_name = Some(name.into());
+        self
+    }
+
+    /// Default client-side per-query timeout (`None`: none). On expiry lido
+    /// sends a cancel request and keeps the connection if the cancel is confirmed.
+    pub fn query_timeout(mut self, d: Option<Duration>) -> Self {
+        self.query_timeout = d;
+        self
+    }
+
+    /// How long to wait for a cancel to be confirmed before closing the connection.
+    pub fn cancel_grace(mut self, d: Duration) -> Self {
+        self.cancel_grace = d;
+        self
+    }
+
+    /// Prepared statements cached per connection (0 disables the cache). Default 256.
+    pub fn statement_cache(mut self, capacity: usize) -> Self {
+        self.stmt_cache = capacity;
+        self
+    }
+
+    /// PgBouncer transaction mode: unnamed statements only (`query_typed`,
+    /// parameter types taken from the Rust types), no startup `options`;
+    /// session settings are applied with `SET LOCAL` in each lido transaction.
+    pub fn pgbouncer(mut self, on: bool) -> Self {
+        self.pgbouncer = on;
+        self
+    }
+
+    /// Runs on every new connection before it is handed out.
+    pub fn after_connect<F>(mut self, f: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut PgConn) -> BoxFuture<'a, Result<(), PgError>> + Send + Sync + 'static,
+    {
+        self.after_connect = Some(hook(f));
+        self
+    }
+
+    /// Runs once per pool, on the first connection (schema checks or
+    /// creation). A failure fails that connect; the next connect tries again.
+    pub fn on_startup<F>(mut self, f: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut PgConn) -> BoxFuture<'a, Result<(), PgError>> + Send + Sync + 'static,
+    {
+        self.on_startup = Some(hook(f));
+        self
+    }
+
+    /// Receives pool events (metrics, tracing).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The connection manager alone (to build a `lido_core::Pool` by hand).
+    pub fn manager(&self) -> Result<PgManager, PgBuildError> {
+        self.config.validate()?;
+        self.session.validate()?;
+        if self.pgbouncer && !self.session.is_empty() {
+            tracing::info!("lido-postgres: PgBouncer mode applies session settings only inside lido transactions (SET LOCAL)");
+        }
+        let ctx = ConnContext {
+            tls: crate::tls::connector(&self.config)?,
+            query_timeout: self.query_timeout,
+            cancel_grace: self.cancel_grace,
+            pgbouncer: self.pgbouncer,
+            stmt_cache: self.stmt_cache,
+            set_local: self
+                .pgbouncer
+                .then(|| self.session.set_local_sql())
+                .flatten(),
+            stats: Arc::new(PgStats::default()),
+        };
+        Ok(PgManager::new(ManagerParts {
+            config: self.config.clone(),
+            session: self.session.clone(),
+            ctx: Arc::new(ctx),
+            after_connect: self.after_connect.clone(),
+            on_startup: self.on_startup.clone(),
+        }))
+    }
+
+    fn core(&self) -> Result<lido_core::PoolBuilder<PgManager>, PgBuildError> {
+        let mut b = Pool::builder(self.manager()?).config(self.pool.clone());
+        if let Some(o) = &self.observer {
+            b = b.observer(Arc::clone(o));
+        }
+        Ok(b)
+    }
+
+    /// Builds the pool, opens `min_idle` connections, and (with a startup
+    /// hook) opens one connection to run it, so setup errors surface here.
+    pub async fn build(self) -> Result<PgPool, PgBuildError> {
+        let has_startup = self.on_startup.is_some();
+        let inner = self.core()?.build().await?;
+        let pool = PgPool { inner };
+        if has_startup {
+            let conn = pool
+                .get()
+                .await
+                .map_err(|e| PgBuildError::Startup(e.into()))?;
+            drop(conn);
+        }
+        Ok(pool)
+    }
+
+    /// Builds the pool without connecting: connections open on demand.
+    pub fn build_lazy(self) -> Result<PgPool, PgBuildError> {
+        Ok(PgPool {
+            inner: self.core()?.build_lazy()?,
+        })
+    }
+}
+
+impl PgPool {
+    /// Starts configuring a pool.
+    pub fn builder(config: PgConfig) -> PgPoolBuilder {
+        PgPoolBuilder::new(config)
+    }
+
+    /// Leases a connection (see [`lido_core::Pool::get`]).
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {
+        self.inner.get()
+    }
+
+    /// Leases a connection and runs `f` in a retrying transaction on it
+    /// (see [`PgConn::transaction_with_retry`]).
+    pub async fn transaction_with_retry<T, F>(&self, opts: &TxOptions, f: F) -> Result<T, PgError>
+    where
+        T: Send,
+        F: for<'t, 'c> FnMut(&'t mut Transaction<'c>) -> BoxFuture<'t, Result<T, PgError>> + Send,
+    {
+        let mut conn = self.get().await?;
+        conn.transaction_with_retry(opts, f).await
+    }
+
+    /// The lido-core pool underneath.
+    pub fn core(&self) -> &Pool<PgManager> {
+        &self.inner
+    }
+
+    /// Size, idle, in use, waiters.
+    pub fn status(&self) -> Status {
+        self.inner.status()
+    }
+
+    /// Pool counters (gets, connects, closes, breaker).
+    pub fn stats(&self) -> &Stats {
+        self.inner.stats()
+    }
+
+    /// PostgreSQL counters (timeouts, transactions, statement cache).
+    pub fn pg_stats(&self) -> &PgStats {
+        self.inner.manager().stats()
+    }
+
+    /// The circuit breaker's state.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker_state()
+    }
+
+    /// Closes the pool, waiting up to `deadline` for leases to come back.
+    pub async fn close(&self, deadline: Duration) -> lido_core::CloseReport {
+        self.inner.close(deadline).await
+    }
+}
+
+impl From<Pool<PgManager>> for PgPool {
+    fn from(inner: Pool<PgManager>) -> Self {
+        Self { inner }
+    }
+}

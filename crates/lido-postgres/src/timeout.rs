@@ -1,0 +1,177 @@
+//! Cancelling a statement that ran past its timeout, and confirming the
+//! connection is usable afterwards.
+//!
+//! The cancel request goes on a separate connection, kept open until the
+//! other side closes it (as libpq does); the server then fails
+//! the running statement with 57014. An empty query queued behind it comes
+//! back only once the server is idle again, which confirms the connection is
+//! in step. A cancel that lands on that empty query instead is harmless: it
+//! is retried once. If neither answers within the pool's `cancel_grace`, the
+//! connection is marked broken and the pool closes it.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::MakeTlsConnect;
+
+use crate::conn::PgConn;
+use crate::error::PgError;
+use crate::manager::Endpoint;
+use crate::stats::bump;
+
+/// Sends a cancel request and waits until the connection answers again.
+/// Returns `false` (and marks the connection broken) if it could not be confirmed.
+pub(crate) async fn cancel_and_confirm(conn: &PgConn) -> bool {
+    let ok = try_cancel(conn).await;
+    let stats = &conn.ctx.stats;
+    if ok {
+        bump(&stats.cancels_confirmed);
+    } else {
+        bump(&stats.cancels_unconfirmed);
+        conn.broken.store(true, Ordering::Relaxed);
+        tracing::warn!(
+            "lido-postgres: could not confirm a query cancel; the connection will be closed"
+        );
+    }
+    ok
+}
+
+async fn try_cancel(conn: &PgConn) -> bool {
+    let grace = conn.ctx.cancel_grace;
+    // Kept open until the confirmation is done: see `send_cancel`.
+    let _held = match tokio::time::timeout(grace, send_cancel(conn, grace)).await {
+        Ok(Ok(held)) => held,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "lido-postgres: cancel request failed");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    for _ in 0..2 {
+        match tokio::time::timeout(grace, conn.client.simple_query("")).await {
+            Ok(Ok(_)) => return true,
+            Ok(Err(e)) if e.code() == Some(&SqlState::QUERY_CANCELED) => continue,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "lido-postgres: connection failed after cancel");
+                return false;
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// A stream whose shutdown does nothing, so the socket stays open after
+/// tokio-postgres has written the cancel request.
+struct NoShutdown<S>(S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for NoShutdown<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for NoShutdown<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What keeps a cancel connection open.
+pub(crate) enum Held {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+/// Sends a cancel request for `conn`'s running statement and, like libpq,
+/// waits (up to `grace`) for the other side to close the cancel connection:
+/// PostgreSQL has then signalled the backend, and PgBouncer (which drops a
+/// cancel whose client left early) has forwarded it.
+async fn send_cancel(conn: &PgConn, grace: Duration) -> Result<Held, PgError> {
+    let ep = &conn.endpoint;
+    let token = conn.client.cancel_token();
+    let mut held = if ep.is_unix() {
+        unix_cancel(&token, ep).await?
+    } else {
+        let tcp = TcpStream::connect((ep.connect_to.as_str(), ep.port))
+            .await
+            .map_err(io_error)?;
+        tcp.set_nodelay(true).map_err(io_error)?;
+        let std = tcp.into_std().map_err(io_error)?;
+        let keep = TcpStream::from_std(std.try_clone().map_err(io_error)?).map_err(io_error)?;
+        let stream = NoShutdown(TcpStream::from_std(std).map_err(io_error)?);
+        let mut make = conn.ctx.tls.clone();
+        let tls =
+            MakeTlsConnect::<NoShutdown<TcpStream>>::make_tls_connect(&mut make, &ep.tls_name)
+                .map_err(io_error)?;
+        token.cancel_query_raw(stream, tls).await?;
+        Held::Tcp(keep)
+    };
+    let mut buf = [0u8; 64];
+    let eof = async {
+        loop {
+            let n = match &mut held {
+                Held::Tcp(s) => s.read(&mut buf).await,
+                #[cfg(unix)]
+                Held::Unix(s) => s.read(&mut buf).await,
+            };
+            if !matches!(n, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(grace, eof).await;
+    Ok(held)
+}
+
+#[cfg(unix)]
+async fn unix_cancel(token: &tokio_postgres::CancelToken, ep: &Endpoint) -> Result<Held, PgError> {
+    let path = format!(
+        "{}/.s.PGSQL.{}",
+        ep.connect_to.trim_end_matches('/'),
+        ep.port
+    );
+    let sock = tokio::net::UnixStream::connect(&path)
+        .await
+        .map_err(io_error)?;
+    let std = sock.into_std().map_err(io_error)?;
+    let keep =
+        tokio::net::UnixStream::from_std(std.try_clone().map_err(io_error)?).map_err(io_error)?;
+    let stream = NoShutdown(tokio::net::UnixStream::from_std(std).map_err(io_error)?);
+    token
+        .cancel_query_raw(stream, tokio_postgres::NoTls)
+        .await?;
+    Ok(Held::Unix(keep))
+}
+
+#[cfg(not(unix))]
+async fn unix_cancel(_: &tokio_postgres::CancelToken, _: &Endpoint) -> Result<Held, PgError> {
+    Err(PgError::Unsupported("Unix sockets need a Unix platform"))
+}
+
+fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> PgError {
+    PgError::Cancel(e.into().to_string())
+}

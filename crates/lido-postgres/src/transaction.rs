@@ -1,0 +1,377 @@
+//! [`Transaction`]: BEGIN with isolation level, read-only and deferrable;
+//! nested savepoints; an overall timeout.
+//!
+//! A `Transaction` dropped without `commit` or `rollback` is rolled back:
+//! before the next statement on the same lease, or by the pool before the
+//! connection is reused. No connection reaches the next caller dirty.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use lido_core::RetryConfig;
+use tokio::time::Instant;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row, SimpleQueryMessage};
+
+use crate::conn::PgConn;
+use crate::error::PgError;
+use crate::exec::{Limit, Sql, Timed};
+use crate::stats::bump;
+
+/// Transaction isolation level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// READ UNCOMMITTED (behaves as READ COMMITTED in PostgreSQL).
+    ReadUncommitted,
+    /// READ COMMITTED (PostgreSQL's default).
+    ReadCommitted,
+    /// REPEATABLE READ.
+    RepeatableRead,
+    /// SERIALIZABLE.
+    Serializable,
+}
+
+impl IsolationLevel {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::ReadUncommitted => "READ UNCOMMITTED",
+            Self::ReadCommitted => "READ COMMITTED",
+            Self::RepeatableRead => "REPEATABLE READ",
+            Self::Serializable => "SERIALIZABLE",
+        }
+    }
+}
+
+/// How to run a transaction (and, for `transaction_with_retry`, how to retry it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxOptions {
+    /// Isolation level (`None`: the server's default).
+    pub isolation: Option<IsolationLevel>,
+    /// READ ONLY.
+    pub read_only: bool,
+    /// DEFERRABLE (with SERIALIZABLE READ ONLY: wait for a safe snapshot).
+    pub deferrable: bool,
+    /// Longest the whole transaction may take; on expiry the running
+    /// statement is cancelled and the transaction rolled back.
+    pub timeout: Option<Duration>,
+    /// Attempts for `transaction_with_retry` (1 = no retry).
+    pub max_attempts: u32,
+    /// Backoff between attempts (full jitter, `lido_core::retry::delay`).
+    pub backoff: RetryConfig,
+}
+
+impl Default for TxOptions {
+    fn default() -> Self {
+        Self {
+            isolation: None,
+            read_only: false,
+            deferrable: false,
+            timeout: None,
+            max_attempts: 5,
+            backoff: RetryConfig {
+                base: Duration::from_millis(10),
+                cap: Duration::from_millis(500),
+                max_attempts: 5,
+            },
+        }
+    }
+}
+
+impl TxOptions {
+    /// Defaults: server isolation, read-write, no timeout, 5 attempts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the isolation level.
+    pub fn isolation(mut self, level: IsolationLevel) -> Self {
+        self.isolation = Some(level);
+        self
+    }
+
+    /// SERIALIZABLE.
+    pub fn serializable(self) -> Self {
+        self.isolation(IsolationLevel::Serializable)
+    }
+
+    /// READ ONLY.
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
+        self
+    }
+
+    /// DEFERRABLE.
+    pub fn deferrable(mut self, yes: bool) -> Self {
+        self.deferrable = yes;
+        self
+    }
+
+    /// Overall transaction timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Attempts for `transaction_with_retry` (at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// The BEGIN statement.
+    pub fn begin_sql(&self) -> String {
+        let mut modes = Vec::new();
+        if let Some(level) = self.isolation {
+            modes.push(format!("ISOLATION LEVEL {}", level.sql()));
+        }
+        modes.push(
+            if self.read_only {
+                "READ ONLY"
+            } else {
+                "READ WRITE"
+            }
+            .to_owned(),
+        );
+        if self.deferrable {
+            modes.push("DEFERRABLE".to_owned());
+        }
+        format!("BEGIN {}", modes.join(", "))
+    }
+}
+
+fn savepoint_name(level: u32) -> String {
+    format!("lido_sp_{level}")
+}
+
+/// SQL that undoes transaction level `level` (1 = the whole transaction).
+pub(crate) fn rollback_sql(level: u32) -> String {
+    if level <= 1 {
+        "ROLLBACK".to_owned()
+    } else {
+        let sp = savepoint_name(level);
+        format!("ROLLBACK TO SAVEPOINT {sp}; RELEASE SAVEPOINT {sp}")
+    }
+}
+
+/// An open transaction or savepoint on a [`PgConn`].
+///
+/// ```no_run
+/// # async fn f(conn: &mut lido_postgres::PgConn) -> Result<(), lido_postgres::PgError> {
+/// use lido_postgres::TxOptions;
+/// let mut tx = conn.begin(&TxOptions::new().serializable()).await?;
+/// tx.execute("INSERT INTO t VALUES ($1)", &[&1i32]).await?;
+/// let mut sp = tx.savepoint().await?;
+/// let failed = sp.execute("INSERT INTO t VALUES ('oops')", &[]).await;
+/// assert!(failed.is_err());
+/// sp.rollback().await?; // the outer transaction goes on
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Transaction<'a> {
+    conn: &'a mut PgConn,
+    level: u32,
+    deadline: Option<(Instant, Duration)>,
+    done: bool,
+}
+
+macro_rules! delegate {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) -> $out:ty) => {
+        $(#[$doc])*
+        pub async fn $name(&self, $($arg: $ty),*) -> Result<$out, PgError> {
+            self.exec().$name($($arg),*).await
+        }
+    };
+}
+
+impl PgConn {
+    /// Starts a transaction.
+    pub async fn begin(&mut self, opts: &TxOptions) -> Result<Transaction<'_>, PgError> {
+        self.settle().await?;
+        self.recover_abandoned_call().await?;
+        let mut sql = opts.begin_sql();
+        if let Some(set) = &self.ctx.set_local {
+            sql = format!("{sql}; {set}");
+        }
+        let limit = opts.timeout.or(self.ctx.query_timeout);
+        let client = &self.client;
+        Timed::new(self, Limit::query(limit), true)
+            .run(async { Ok(client.batch_execute(&sql).await?) })
+            .await?;
+        self.depth.store(1, Ordering::Relaxed);
+        let deadline = opts.timeout.map(|t| (Instant::now() + t, t));
+        Ok(Transaction {
+            conn: self,
+            level: 1,
+            deadline,
+            done: false,
+        })
+    }
+
+    /// Starts a transaction with default options.
+    pub async fn transaction(&mut self) -> Result<Transaction<'_>, PgError> {
+        self.begin(&TxOptions::default()).await
+    }
+}
+
+impl Transaction<'_> {
+    /// Statements under the pool's query timeout and this transaction's deadline.
+    pub fn exec(&self) -> Timed<'_> {
+        self.timed(self.conn.ctx.query_timeout)
+    }
+
+    /// Statements with their own timeout (still bounded by the transaction's deadline).
+    pub fn timeout(&self, limit: Duration) -> Timed<'_> {
+        self.timed(Some(limit))
+    }
+
+    fn timed(&self, query: Option<Duration>) -> Timed<'_> {
+        Timed::new(self.conn, Limit::query(query).with_tx(self.deadline), true)
+    }
+
+    delegate!(/// Runs a statement and returns its rows.
+        query(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> Vec<Row>);
+    delegate!(/// Runs a statement that returns exactly one row.
+        query_one(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> Row);
+    delegate!(/// Runs a statement that returns at most one row.
+        query_opt(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> Option<Row>);
+    delegate!(/// Runs a statement and returns the number of rows it changed.
+        execute(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> u64);
+    delegate!(/// Runs statements with the simple protocol.
+        batch_execute(sql: &str) -> ());
+    delegate!(/// Runs statements with the simple protocol, returning text results.
+        simple_query(sql: &str) -> Vec<SimpleQueryMessage>);
+    delegate!(/// Runs an unnamed statement with explicit parameter types.
+        query_typed(sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Vec<Row>);
+
+    /// The tokio-postgres client (statements run inside this transaction).
+    pub fn client(&self) -> &Client {
+        &self.conn.client
+    }
+
+    /// 1 for the transaction, 2 and up for nested savepoints.
+    pub fn depth(&self) -> u32 {
+        self.level
+    }
+
+    /// Time left before the transaction's deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|(at, _)| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Opens a nested savepoint. Rolling it back keeps the outer transaction.
+    pub async fn savepoint(&mut self) -> Result<Transaction<'_>, PgError> {
+        let level = self.level + 1;
+        self.control(&format!("SAVEPOINT {}", savepoint_name(level)))
+            .await?;
+        self.conn.depth.store(level, Ordering::Relaxed);
+        Ok(Transaction {
+            conn: &mut *self.conn,
+            level,
+            deadline: self.deadline,
+            done: false,
+        })
+    }
+
+    /// Commits (or releases the savepoint).
+    pub async fn commit(mut self) -> Result<(), PgError> {
+        self.done = true;
+        let sql = if self.level == 1 {
+            "COMMIT".to_owned()
+        } else {
+            format!("RELEASE SAVEPOINT {}", savepoint_name(self.level))
+        };
+        let result = self.control(&sql).await;
+        self.conn.depth.store(self.level - 1, Ordering::Relaxed);
+        if self.level == 1 {
+            match &result {
+                Ok(()) => bump(&self.conn.ctx.stats.tx_committed),
+                Err(_) => bump(&self.conn.ctx.stats.tx_rolled_back),
+            }
+        }
+        // A failed COMMIT ends the transaction on the server. A failed
+        // RELEASE leaves the outer level aborted; its guard still rolls it back.
+        result
+    }
+
+    /// Rolls back (or rolls back to the savepoint and releases it).
+    pub async fn rollback(mut self) -> Result<(), PgError> {
+        self.done = true;
+        self.conn.recover_abandoned_call().await?;
+        let result = self.control(&rollback_sql(self.level)).await;
+        match result {
+            Ok(()) => {
+                self.conn.depth.store(self.level - 1, Ordering::Relaxed);
+                if self.level == 1 {
+                    bump(&self.conn.ctx.stats.tx_rolled_back);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.conn
+                    .abandoned_depth
+                    .store(self.level, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// BEGIN/COMMIT/SAVEPOINT statements: no client-side timeout (a COMMIT
+    /// may wait for synchronous replication), and never counted as abandoned.
+    async fn control(&self, sql: &str) -> Result<(), PgError> {
+        Ok(self.conn.client.batch_execute(sql).await?)
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Roll back lazily: before the next statement, or on return to the pool.
+        let pending = &self.conn.abandoned_depth;
+        let cur = pending.load(Ordering::Relaxed);
+        if cur == 0 || self.level < cur {
+            pending.store(self.level, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn begin_statements() {
+        assert_eq!(TxOptions::new().begin_sql(), "BEGIN READ WRITE");
+        assert_eq!(
+            TxOptions::new()
+                .serializable()
+                .read_only(true)
+                .deferrable(true)
+                .begin_sql(),
+            "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE"
+        );
+        assert_eq!(
+            TxOptions::new()
+                .isolation(IsolationLevel::RepeatableRead)
+                .begin_sql(),
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ WRITE"
+        );
+    }
+
+    #[test]
+    fn rollback_statements() {
+        assert_eq!(rollback_sql(1), "ROLLBACK");
+        assert_eq!(
+            rollback_sql(3),
+            "ROLLBACK TO SAVEPOINT lido_sp_3; RELEASE SAVEPOINT lido_sp_3"
+        );
+    }
+
+    #[test]
+    fn attempts_at_least_one() {
+        assert_eq!(TxOptions::new().max_attempts(0).max_attempts, 1);
+    }
+}
