@@ -3,12 +3,17 @@
 
 mod args;
 mod bench;
+mod check;
+mod dburl;
+mod serve;
+mod util;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = args::Cli::parse();
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -18,14 +23,18 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(1);
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
             args::Command::Bench(b) => bench::run(b).await,
+            args::Command::Check(c) => Ok(check::run(c).await),
+            args::Command::Serve(s) => serve::run(s).await,
         }
     });
+    // Don't wait for stray blocking tasks (SQLite threads, DNS lookups).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -33,6 +42,23 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A bug must still end in one line, not a backtrace.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        eprintln!("error: internal error (a bug in lido, please report it): {what}{at}");
+    }));
 }
 
 fn init_tracing(verbose: u8) {

@@ -68,6 +68,17 @@ impl<M: Manager> Clone for BlockingPool<M> {
 impl<M: Manager> BlockingPool<M> {
     /// Starts a two-thread runtime and builds the pool on it (warming up to `min_idle`).
     pub fn build(builder: PoolBuilder<M>) -> Result<Self, BuildError> {
+        Self::from_async(|| builder.build())?
+    }
+
+    /// Starts the runtime and runs `make` on it to build the pool — for
+    /// backends with their own builders (`PgPool::builder(..).build()` then
+    /// `.core().clone()`). The outer `Result` says whether the runtime started.
+    pub fn from_async<F, Fut, E>(make: F) -> Result<Result<Self, E>, BuildError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Pool<M>, E>>,
+    {
         if Handle::try_current().is_ok() {
             return Err(BuildError::InsideRuntime);
         }
@@ -77,11 +88,10 @@ impl<M: Manager> BlockingPool<M> {
             .enable_all()
             .build()
             .map_err(|e| BuildError::Runtime(e.to_string()))?;
-        let pool = runtime.block_on(builder.build())?;
-        Ok(Self {
+        Ok(runtime.block_on(make()).map(|pool| Self {
             pool,
             runtime: Arc::new(runtime),
-        })
+        }))
     }
 
     /// Leases a connection, blocking up to `acquire_timeout`. The guard goes

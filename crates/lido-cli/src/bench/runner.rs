@@ -137,7 +137,7 @@ async fn run_size(
     }
     let lat = total.latency.unwrap_or_else(new_hist);
     let q = |p: f64| Duration::from_micros(lat.value_at_quantile(p));
-    Ok(SizeResult {
+    let result = SizeResult {
         size,
         ops_per_sec: total.ops as f64 / elapsed.as_secs_f64(),
         p50: q(0.50),
@@ -147,5 +147,7 @@ async fn run_size(
         timeouts: total.timeouts.max(pool.acquire_timeouts()),
         errors: total.errors,
         first_error: total.first_error,
-    })
+    };
+    pool.close().await;
+    Ok(result)
 }

@@ -25,6 +25,10 @@ pub trait BenchPool: Send + Sync {
     fn acquire_wait_p99(&self) -> Duration;
     /// Acquire timeouts so far.
     fn acquire_timeouts(&self) -> u64;
+    /// Closes the pool after its run (default: dropping it is enough).
+    fn close(&self) -> BoxFut<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A database the benchmark can open pools on.

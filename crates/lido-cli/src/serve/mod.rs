@@ -1,0 +1,212 @@
+//! `lido serve`: a sidecar that keeps a pool to the database and serves
+//! lido-http's health and metrics endpoints plus a live dashboard.
+
+mod dashboard;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use lido_http::{HealthConfig, HealthMonitor, NamedPool, ServiceInfo};
+use lido_postgres::{PgConfig, PgPool};
+use lido_sqlite::SqlitePool;
+use tokio::net::TcpListener;
+
+use crate::args::ServeArgs;
+use crate::dburl::{self, DbUrl};
+
+/// How long in-flight requests get after Ctrl-C / SIGTERM.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The pool being served.
+enum Db {
+    Postgres(PgPool),
+    Sqlite {
+        pool: SqlitePool,
+        /// Keeps the embedded database's directory alive.
+        _dir: Option<tempfile::TempDir>,
+    },
+}
+
+impl Db {
+    fn named(&self, name: &str) -> NamedPool {
+        match self {
+            Self::Postgres(p) => NamedPool::new(name.to_owned(), p.core().clone()),
+            Self::Sqlite { pool, .. } => NamedPool::new(name.to_owned(), pool.readers().clone()),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Postgres(p) => {
+                let _report = p.close(Duration::from_secs(5)).await;
+            }
+            Self::Sqlite { pool, .. } => {
+                let _report = pool.close(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Runs `lido serve` until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
+    validate(&args)?;
+    let (db, describe) = open(&args).await?;
+    let monitor = HealthMonitor::builder()
+        .named(db.named(&args.name))
+        .config(HealthConfig {
+            service: ServiceInfo {
+                description: Some(format!("lido serve: {describe}")),
+                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+                ..ServiceInfo::default()
+            },
+            ..HealthConfig::default()
+        })
+        .interval(args.health_interval)
+        .spawn()
+        .map_err(|e| format!("starting the health monitor: {e}"))?;
+    let app: Router = Router::new()
+        .route("/", get(dashboard::page))
+        .merge(lido_http::router(&monitor));
+    let listener = TcpListener::bind(&args.listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {}: {e} (set --listen or LIDO_LISTEN to a free HOST:PORT; port 0 picks one)",
+            args.listen
+        )
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("reading the listening address: {e}"))?;
+    println!("lido serve: pool \"{}\" on {describe}", args.name);
+    println!(
+        "listening on http://{addr}/ (dashboard), /health, /health/live, /health/ready, /metrics"
+    );
+    tracing::info!(%addr, "lido serve: listening");
+    let served = serve(listener, app).await;
+    println!("lido serve: shutting down");
+    db.close().await;
+    served.map(|()| ExitCode::SUCCESS)
+}
+
+fn validate(args: &ServeArgs) -> Result<(), String> {
+    if args.min_idle > args.max_size {
+        return Err(format!(
+            "--min-idle {} is above --max-size {}: lower --min-idle or raise --max-size",
+            args.min_idle, args.max_size
+        ));
+    }
+    if args.health_interval.is_zero() || args.acquire_timeout.is_zero() {
+        return Err("--health-interval and --acquire-timeout must be above zero".into());
+    }
+    Ok(())
+}
+
+async fn open(args: &ServeArgs) -> Result<(Db, String), String> {
+    match dburl::parse(args.url())? {
+        DbUrl::Postgres(cfg) => open_postgres(*cfg, args),
+        DbUrl::Sqlite(path) => {
+            let pool = open_sqlite(&path, args).await?;
+            let describe = format!("SQLite file {}", path.display());
+            Ok((Db::Sqlite { pool, _dir: None }, describe))
+        }
+        DbUrl::None => {
+            let dir = tempfile::Builder::new()
+                .prefix("lido-serve-")
+                .tempdir()
+                .map_err(|e| {
+                    format!(
+                        "cannot create a temporary directory for the embedded SQLite database: {e}"
+                    )
+                })?;
+            let path = dir.path().join("lido.db");
+            let pool = open_sqlite(&path, args).await?;
+            let describe = format!("embedded SQLite {}", path.display());
+            let db = Db::Sqlite {
+                pool,
+                _dir: Some(dir),
+            };
+            Ok((db, describe))
+        }
+    }
+}
+
+/// Lazy: the sidecar starts (and reports the failure) while the database is down.
+fn open_postgres(cfg: PgConfig, args: &ServeArgs) -> Result<(Db, String), String> {
+    let describe = format!("PostgreSQL {cfg}");
+    let pool = PgPool::builder(cfg)
+        .application_name("lido serve")
+        .max_size(usize::from(args.max_size))
+        .min_idle(usize::from(args.min_idle))
+        .acquire_timeout(args.acquire_timeout)
+        .build_lazy()
+        .map_err(|e| format!("cannot set up the PostgreSQL pool: {e}"))?;
+    Ok((Db::Postgres(pool), describe))
+}
+
+async fn open_sqlite(path: &std::path::Path, args: &ServeArgs) -> Result<SqlitePool, String> {
+    SqlitePool::file(path)
+        .readers(usize::from(args.max_size))
+        .acquire_timeout(args.acquire_timeout)
+        .build()
+        .await
+        .map_err(|e| format!("opening SQLite database {}: {e}", path.display()))
+}
+
+/// Serves until a shutdown signal, then drains for up to [`DRAIN`].
+async fn serve(listener: TcpListener, app: Router) -> Result<(), String> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tokio::select! {
+        () = shutdown_signal() => {}
+        r = &mut server => return flatten(r),
+    }
+    let _ = stop.send(());
+    match tokio::time::timeout(DRAIN, &mut server).await {
+        Ok(r) => flatten(r),
+        Err(_) => {
+            server.abort();
+            tracing::warn!("lido serve: requests still open after {DRAIN:?}; closing anyway");
+            Ok(())
+        }
+    }
+}
+
+fn flatten(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), String> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("the HTTP server failed: {e}")),
+        Err(e) => Err(format!("the HTTP server task failed: {e}")),
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                let _ = s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
