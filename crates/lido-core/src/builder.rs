@@ -102,7 +102,10 @@ impl<M: Manager> PoolBuilder<M> {
     pub async fn build(self) -> Result<Pool<M>, BuildError> {
         let pool = self.into_pool()?;
         if let Err(e) = pool.warm_up().await {
-            return Err(BuildError::WarmUp(e.to_string()));
+            return Err(BuildError::WarmUp {
+                message: e.to_string(),
+                source: Arc::new(e),
+            });
         }
         Ok(pool)
     }

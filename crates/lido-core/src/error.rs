@@ -163,7 +163,7 @@ impl<E: std::error::Error + 'static> Clone for Error<E> {
 }
 
 /// A configuration that cannot work, with what to change.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
     /// `max_size` was 0.
@@ -209,9 +209,16 @@ pub enum BuildError {
     /// `retry.cap` below `retry.base`.
     #[error("retry.cap must be at least retry.base")]
     BackoffCapBelowBase,
-    /// `build()` could not open the `min_idle` warm-up connections.
-    #[error("warm-up failed: could not open min_idle connections: {0}")]
-    WarmUp(String),
+    /// `build()` could not open the `min_idle` warm-up connections. The
+    /// source is the pool's [`Error`], whose `backend()` is the driver error.
+    #[error("warm-up failed: could not open min_idle connections: {message}")]
+    WarmUp {
+        /// The failure, as text.
+        message: String,
+        /// The typed failure (downcast to `Error<YourManager::Error>`).
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// `BlockingPool::build` was called on a thread that runs a tokio runtime.
     #[error("BlockingPool::build was called inside a tokio runtime; use the async Pool there")]
     InsideRuntime,
