@@ -16,7 +16,10 @@
 //! - Reports serialize as `application/health+json`
 //!   (draft-inadarei-api-health-check).
 //! - [`Metrics`] reads `status()` and `stats()` at scrape time; backends add
-//!   families through [`MetricsExtension`].
+//!   families through [`MetricsExtension`] (lido-postgres's `PgMetrics`,
+//!   feature `http`: query durations, errors by SQLSTATE class, statement
+//!   cache, transactions, timeouts; `lido_postgres::http::named` registers a
+//!   `PgPool` with it).
 //!
 //! ```
 //! use std::time::Duration;

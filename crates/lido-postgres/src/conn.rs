@@ -19,6 +19,7 @@ use tokio_postgres::{Client, Row, SimpleQueryMessage, Statement};
 use crate::error::PgError;
 use crate::exec::{Limit, Sql, Timed};
 use crate::manager::Endpoint;
+use crate::obs::Obs;
 use crate::stats::{bump, PgStats};
 use crate::stmt_cache::StmtCache;
 use crate::tls::Tls;
@@ -33,6 +34,8 @@ pub(crate) struct ConnContext {
     /// PgBouncer mode: session settings applied at the start of each transaction.
     pub(crate) set_local: Option<String>,
     pub(crate) stats: Arc<PgStats>,
+    /// Statistics, slow-query log and span settings.
+    pub(crate) obs: Obs,
 }
 
 /// A pooled PostgreSQL connection. Derefs to [`tokio_postgres::Client`].

@@ -10,10 +10,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, SimpleQueryMessage, Statement};
+use tracing::Instrument;
 
 use crate::conn::PgConn;
 use crate::error::PgError;
-use crate::stats::bump;
+use crate::obs::{spans, Call, CallOpts, Params, RowCount};
+use crate::stats::{bump, Operation};
 
 /// SQL text or a prepared statement: what the query methods accept.
 pub trait Sql: Send + Sync {
@@ -28,6 +30,16 @@ pub enum SqlRef<'a> {
     Text(&'a str),
     /// A statement prepared already.
     Prepared(&'a Statement),
+}
+
+impl<'a> SqlRef<'a> {
+    /// The SQL text, when this is text (a prepared `Statement` does not keep it).
+    pub fn text(&self) -> Option<&'a str> {
+        match self {
+            Self::Text(s) => Some(s),
+            Self::Prepared(_) => None,
+        }
+    }
 }
 
 impl Sql for str {
@@ -82,6 +94,14 @@ impl Limit {
     }
 }
 
+fn text_call<'q>(op: Operation, sql: &'q str, params: Params<'q>) -> Call<'q> {
+    Call {
+        op,
+        sql: Some(sql),
+        params,
+    }
+}
+
 /// Marks the connection when a call's future is dropped before it finished.
 struct CallGuard<'a>(Option<&'a AtomicBool>);
 
@@ -101,15 +121,18 @@ impl Drop for CallGuard<'_> {
 
 /// Statements on a connection under a time limit. Get one from
 /// [`PgConn::exec`], [`PgConn::timeout`] or [`Transaction`](crate::Transaction).
+///
+/// Per-call settings chain: `conn.timeout(d).slow_query_threshold(Some(t)).query(..)`.
 #[derive(Debug, Clone, Copy)]
 pub struct Timed<'a> {
     conn: &'a PgConn,
     limit: Limit,
     in_tx: bool,
+    opts: CallOpts,
 }
 
 macro_rules! statement_method {
-    ($(#[$doc:meta])* $name:ident, $typed:ident, $out:ty) => {
+    ($(#[$doc:meta])* $name:ident, $typed:ident, $op:ident, $out:ty) => {
         $(#[$doc])*
         pub async fn $name(
             &self,
@@ -117,8 +140,10 @@ macro_rules! statement_method {
             params: &[&(dyn ToSql + Sync)],
         ) -> Result<$out, PgError> {
             let c = &self.conn.client;
-            self.run(async {
-                match q.sql() {
+            let sql = q.sql();
+            let call = Call { op: Operation::$op, sql: sql.text(), params: Params::Plain(params) };
+            self.observed(&call, async {
+                match sql {
                     SqlRef::Prepared(s) => Ok(c.$name(s, params).await?),
                     SqlRef::Text(sql) if self.conn.ctx.pgbouncer => {
                         self.conn.note_sql(sql, false);
@@ -138,30 +163,55 @@ macro_rules! statement_method {
 
 impl<'a> Timed<'a> {
     pub(crate) fn new(conn: &'a PgConn, limit: Limit, in_tx: bool) -> Self {
-        Self { conn, limit, in_tx }
+        Self {
+            conn,
+            limit,
+            in_tx,
+            opts: CallOpts::default(),
+        }
+    }
+
+    /// Overrides the pool's slow-query threshold for these statements
+    /// (`None`: never logged as slow).
+    pub fn slow_query_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.opts.slow = Some(threshold);
+        self
+    }
+
+    /// Whether the slow-query log shows these statements' parameter values
+    /// (default: the pool's setting, off).
+    pub fn log_parameters(mut self, yes: bool) -> Self {
+        self.opts.log_parameters = Some(yes);
+        self
     }
 
     statement_method!(/// Runs a statement and returns its rows.
-        query, query_typed, Vec<Row>);
+        query, query_typed, Query, Vec<Row>);
     statement_method!(/// Runs a statement that returns exactly one row.
-        query_one, query_typed_one, Row);
+        query_one, query_typed_one, Query, Row);
     statement_method!(/// Runs a statement that returns at most one row.
-        query_opt, query_typed_opt, Option<Row>);
+        query_opt, query_typed_opt, Query, Option<Row>);
     statement_method!(/// Runs a statement and returns the number of rows it changed.
-        execute, execute_typed, u64);
+        execute, execute_typed, Execute, u64);
 
     /// Runs statements with the simple protocol, discarding results.
     pub async fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
         self.conn.note_sql(sql, true);
-        self.run(async { Ok(self.conn.client.batch_execute(sql).await?) })
-            .await
+        let call = text_call(Operation::Execute, sql, Params::None);
+        self.observed(&call, async {
+            Ok(self.conn.client.batch_execute(sql).await?)
+        })
+        .await
     }
 
     /// Runs statements with the simple protocol, returning text results.
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
         self.conn.note_sql(sql, true);
-        self.run(async { Ok(self.conn.client.simple_query(sql).await?) })
-            .await
+        let call = text_call(Operation::Query, sql, Params::None);
+        self.observed(&call, async {
+            Ok(self.conn.client.simple_query(sql).await?)
+        })
+        .await
     }
 
     /// Runs an unnamed statement with explicit parameter types (works through PgBouncer).
@@ -171,8 +221,35 @@ impl<'a> Timed<'a> {
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, PgError> {
         self.conn.note_sql(sql, false);
-        self.run(async { Ok(self.conn.client.query_typed(sql, params).await?) })
-            .await
+        let call = text_call(Operation::Query, sql, Params::Typed(params));
+        self.observed(&call, async {
+            Ok(self.conn.client.query_typed(sql, params).await?)
+        })
+        .await
+    }
+
+    /// Runs a statement call under this limit, inside its span, and records
+    /// it (statistics, slow-query log).
+    async fn observed<T: RowCount>(
+        &self,
+        call: &Call<'_>,
+        fut: impl Future<Output = Result<T, PgError>>,
+    ) -> Result<T, PgError> {
+        let obs = &self.conn.ctx.obs;
+        let span = spans::query(self.conn, call);
+        let started = obs.wants_timing(self.opts).then(std::time::Instant::now);
+        let result = if span.is_disabled() {
+            self.run(fut).await
+        } else {
+            self.run(fut).instrument(span.clone()).await
+        };
+        if let Some(t0) = started {
+            let took = t0.elapsed();
+            // Inside the span: the slow-query event belongs to its trace.
+            span.in_scope(|| crate::obs::finish(self.conn, call, self.opts, took, &result));
+        }
+        spans::finish(&span, &result);
+        result
     }
 
     /// Runs `fut` under this limit; on expiry cancels the server-side statement.

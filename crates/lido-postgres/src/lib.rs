@@ -16,6 +16,37 @@
 //! - PgBouncer transaction mode ([`PgPoolBuilder::pgbouncer`]): unnamed
 //!   statements only, no session state.
 //!
+//! ## Observability
+//!
+//! On by default, a few relaxed atomic adds per statement
+//! ([`PgPoolBuilder::statistics`] turns them off):
+//!
+//! - [`PgStats`]: durations by [`Operation`] (lido-core's lock-free
+//!   histograms), errors by SQLSTATE class, statement-cache, transaction,
+//!   timeout and cancel counters.
+//! - [`StatementStats`] ([`PgPool::statement_stats`]): pg_stat_statements in
+//!   the client. Statements are normalized ([`normalize_sql`]: literals to
+//!   `$n`, comments out, whitespace collapsed) and kept per [`fingerprint`]:
+//!   calls, errors, rows, total/mean/p50/p95/p99 time; the 1000 most called
+//!   are kept; [`StatementStats::top`] lists them.
+//! - The slow-query log: statements at or above
+//!   [`PgPoolBuilder::slow_query_threshold`] (1 s by default, per call with
+//!   [`Timed::slow_query_threshold`]) are logged at WARN with target
+//!   `lido::slow_query`: duration, normalized SQL cut to [`SQL_LOG_CHARS`],
+//!   fingerprint, rows, `error.type`. Parameter values only with
+//!   [`PgPoolBuilder::log_parameters`].
+//! - `tracing` spans `lido.acquire`, `lido.connect` and `lido.query` (INFO,
+//!   target [`SPAN_TARGET`]) with OpenTelemetry's database attributes:
+//!   `db.system`/`db.system.name` = `postgresql`, `db.namespace`,
+//!   `db.operation.name`, `db.collection.name`, `server.address`,
+//!   `server.port`, `db.response.returned_rows`, and on failure `error.type`
+//!   and `db.response.status_code`; `otel.name` = `SELECT orders`.
+//!   `db.query.text` (normalized) only with [`PgPoolBuilder::trace_query_text`].
+//!   `examples/otel.rs` exports them over OTLP.
+//! - Feature `http`: `PgMetrics` writes all of it to lido-http's
+//!   Prometheus/OpenMetrics exporter, and `PgPool` implements lido-http's
+//!   `PoolSource` for health checks (`lido_postgres::http::named`).
+//!
 //! A connection returned inside a transaction, or with a statement still
 //! running, is rolled back (and the statement cancelled) before anyone else
 //! gets it, or closed.
@@ -49,7 +80,10 @@ mod conninfo;
 mod env;
 mod error;
 mod exec;
+#[cfg(feature = "http")]
+pub mod http;
 mod manager;
+mod obs;
 mod params;
 mod pool;
 mod retry;
@@ -68,12 +102,19 @@ pub use env::PG_ENV;
 pub use error::{ConfigError, PgBuildError, PgError, TlsError};
 pub use exec::{Sql, SqlRef, Timed};
 pub use manager::{Hook, PgManager};
+pub use obs::normalize::{fingerprint, normalize_sql};
+pub use obs::slowlog::SQL_LOG_CHARS;
+pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
+pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
 pub use params::infer_type;
 pub use pool::{PgPool, PgPoolBuilder, PgPooled, PoolError};
 pub use session::SessionSettings;
-pub use stats::PgStats;
+pub use stats::{Operation, PgStats};
 pub use tls::{verification, Verification};
 pub use transaction::{IsolationLevel, Transaction, TxOptions};
+
+#[cfg(feature = "http")]
+pub use http::PgMetrics;
 
 pub use futures::future::BoxFuture;
 pub use tokio_postgres;

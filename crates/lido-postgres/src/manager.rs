@@ -8,6 +8,7 @@ use tokio_postgres::config::{
     ChannelBinding, SslMode as TpSslMode, TargetSessionAttrs as TpTarget,
 };
 use tokio_postgres::error::SqlState;
+use tracing::Instrument;
 
 use crate::config::{PgConfig, SslMode, TargetSessionAttrs};
 use crate::conn::{ConnContext, PgConn};
@@ -52,7 +53,7 @@ pub(crate) struct ManagerParts {
     pub(crate) on_startup: Option<Hook>,
 }
 
-fn default_user() -> String {
+pub(crate) fn default_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "postgres".to_owned())
@@ -214,9 +215,29 @@ impl PgManager {
         &self.ctx.stats
     }
 
+    /// Per-statement statistics of this pool.
+    pub fn statement_stats(&self) -> &crate::StatementStats {
+        &self.ctx.obs.statements
+    }
+
     /// Whether this manager runs in PgBouncer transaction mode.
     pub fn pgbouncer(&self) -> bool {
         self.ctx.pgbouncer
+    }
+
+    /// Opens a connection and runs the hooks on it.
+    async fn connect_inner(&self) -> Result<PgConn, PgError> {
+        bump(&self.ctx.stats.connect_attempts);
+        let mut conn = self.open_any().await?;
+        if let Some(hook) = &self.on_startup {
+            self.started
+                .get_or_try_init(|| async { hook(&mut conn).await })
+                .await?;
+        }
+        if let Some(hook) = &self.after_connect {
+            hook(&mut conn).await?;
+        }
+        Ok(conn)
     }
 
     async fn open_one(
@@ -286,17 +307,11 @@ impl Manager for PgManager {
     type Error = PgError;
 
     async fn connect(&self) -> Result<PgConn, PgError> {
-        bump(&self.ctx.stats.connect_attempts);
-        let mut conn = self.open_any().await?;
-        if let Some(hook) = &self.on_startup {
-            self.started
-                .get_or_try_init(|| async { hook(&mut conn).await })
-                .await?;
-        }
-        if let Some(hook) = &self.after_connect {
-            hook(&mut conn).await?;
-        }
-        Ok(conn)
+        let span = crate::obs::spans::connect(&self.ctx.obs.db);
+        let guard = crate::obs::spans::Unfinished::new(&span);
+        let result = self.connect_inner().instrument(span.clone()).await;
+        guard.finish(&result);
+        result
     }
 
     async fn check(&self, conn: &mut PgConn) -> Result<(), PgError> {

@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use lido_core::{BreakerState, Config, Observer, Pool, Pooled, Stats, Status};
+use tracing::Instrument;
 
 use crate::config::PgConfig;
 use crate::conn::{ConnContext, PgConn};
 use crate::error::{PgBuildError, PgError};
 use crate::manager::{Hook, ManagerParts, PgManager};
+use crate::obs::settings::ObsSettings;
+use crate::obs::statements::StatementStats;
 use crate::session::SessionSettings;
 use crate::stats::PgStats;
 use crate::transaction::{Transaction, TxOptions};
@@ -57,6 +60,7 @@ pub struct PgPoolBuilder {
     after_connect: Option<Hook>,
     on_startup: Option<Hook>,
     observer: Option<Arc<dyn Observer>>,
+    obs: ObsSettings,
 }
 
 impl std::fmt::Debug for PgPoolBuilder {
@@ -68,6 +72,7 @@ impl std::fmt::Debug for PgPoolBuilder {
             .field("query_timeout", &self.query_timeout)
             .field("stmt_cache", &self.stmt_cache)
             .field("pgbouncer", &self.pgbouncer)
+            .field("observability", &self.obs)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +97,7 @@ impl PgPoolBuilder {
             after_connect: None,
             on_startup: None,
             observer: None,
+            obs: ObsSettings::default(),
         }
     }
 
@@ -188,6 +194,45 @@ impl PgPoolBuilder {
         self
     }
 
+    /// Keeps query statistics: durations by operation, errors by SQLSTATE
+    /// class ([`PgStats`]) and per-statement statistics
+    /// ([`PgPool::statement_stats`]). On by default; costs a few atomic
+    /// adds and a hash lookup per statement.
+    pub fn statistics(mut self, on: bool) -> Self {
+        self.obs.statistics = on;
+        self
+    }
+
+    /// Most distinct statements [`PgPool::statement_stats`] keeps (default
+    /// 1000); a new one evicts the one with the fewest calls.
+    pub fn statement_stats_capacity(mut self, n: usize) -> Self {
+        self.obs.capacity = n;
+        self
+    }
+
+    /// Statements taking at least this long are logged at WARN with target
+    /// `lido::slow_query` (default 1 s; `None` turns the log off). Override
+    /// per call with [`Timed::slow_query_threshold`](crate::Timed::slow_query_threshold).
+    pub fn slow_query_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.obs.slow_threshold = threshold;
+        self
+    }
+
+    /// Whether the slow-query log shows parameter values (default off; the
+    /// SQL is always logged normalized, without literals). Values may hold
+    /// personal data or secrets: turn this on only where logs may hold them.
+    pub fn log_parameters(mut self, on: bool) -> Self {
+        self.obs.log_parameters = on;
+        self
+    }
+
+    /// Whether query spans carry `db.query.text` (the normalized SQL, with
+    /// literals replaced by placeholders). Off by default.
+    pub fn trace_query_text(mut self, on: bool) -> Self {
+        self.obs.query_text = on;
+        self
+    }
+
     /// Runs on every new connection before it is handed out.
     pub fn after_connect<F>(mut self, f: F) -> Self
     where
@@ -231,6 +276,7 @@ impl PgPoolBuilder {
                 .then(|| self.session.set_local_sql())
                 .flatten(),
             stats: Arc::new(PgStats::default()),
+            obs: self.obs.build(&self.config),
         };
         Ok(PgManager::new(ManagerParts {
             config: self.config.clone(),
@@ -279,10 +325,25 @@ impl PgPool {
         PgPoolBuilder::new(config)
     }
 
-    /// Leases a connection (see [`lido_core::Pool::get`]).
+    /// Leases a connection (see [`lido_core::Pool::get`]) inside a
+    /// `lido.acquire` span.
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {
-        self.inner.get()
+        let fut = self.inner.get();
+        let span = crate::obs::spans::acquire(&self.ctx().obs.db);
+        let inner = span.clone();
+        async move {
+            let result = fut.await;
+            if let Err(e) = &result {
+                crate::obs::spans::acquire_failed(&inner, e);
+            }
+            result
+        }
+        .instrument(span)
+    }
+
+    fn ctx(&self) -> &ConnContext {
+        &self.inner.manager().ctx
     }
 
     /// Leases a connection and runs `f` in a retrying transaction on it
@@ -314,6 +375,11 @@ impl PgPool {
     /// PostgreSQL counters (timeouts, transactions, statement cache).
     pub fn pg_stats(&self) -> &PgStats {
         self.inner.manager().stats()
+    }
+
+    /// Per-statement statistics (normalized SQL, calls, errors, rows, times).
+    pub fn statement_stats(&self) -> &StatementStats {
+        &self.ctx().obs.statements
     }
 
     /// The circuit breaker's state.

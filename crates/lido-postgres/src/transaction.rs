@@ -173,6 +173,8 @@ pub struct Transaction<'a> {
     level: u32,
     deadline: Option<(Instant, Duration)>,
     done: bool,
+    /// When BEGIN was sent (level 1 with statistics on): for the duration histogram.
+    started: Option<std::time::Instant>,
 }
 
 macro_rules! delegate {
@@ -194,6 +196,7 @@ impl PgConn {
             sql = format!("{sql}; {set}");
         }
         let limit = opts.timeout.or(self.ctx.query_timeout);
+        let started = self.ctx.obs.statistics.then(std::time::Instant::now);
         let client = &self.client;
         Timed::new(self, Limit::query(limit), true)
             .run(async { Ok(client.batch_execute(&sql).await?) })
@@ -205,6 +208,7 @@ impl PgConn {
             level: 1,
             deadline,
             done: false,
+            started,
         })
     }
 
@@ -271,6 +275,7 @@ impl Transaction<'_> {
             level,
             deadline: self.deadline,
             done: false,
+            started: None,
         })
     }
 
@@ -285,10 +290,17 @@ impl Transaction<'_> {
         let result = self.control(&sql).await;
         self.conn.depth.store(self.level - 1, Ordering::Relaxed);
         if self.level == 1 {
+            let stats = &self.conn.ctx.stats;
             match &result {
-                Ok(()) => bump(&self.conn.ctx.stats.tx_committed),
-                Err(_) => bump(&self.conn.ctx.stats.tx_rolled_back),
+                Ok(()) => bump(&stats.tx_committed),
+                Err(e) => {
+                    bump(&stats.tx_rolled_back);
+                    if self.started.is_some() {
+                        stats.record_error(e);
+                    }
+                }
             }
+            self.ended();
         }
         // A failed COMMIT ends the transaction on the server. A failed
         // RELEASE leaves the outer level aborted; its guard still rolls it back.
@@ -300,6 +312,7 @@ impl Transaction<'_> {
         self.done = true;
         self.conn.recover_abandoned_call().await?;
         let result = self.control(&rollback_sql(self.level)).await;
+        self.ended();
         match result {
             Ok(()) => {
                 self.conn.depth.store(self.level - 1, Ordering::Relaxed);
@@ -317,6 +330,13 @@ impl Transaction<'_> {
         }
     }
 
+    /// Records the transaction's duration once (level 1, statistics on).
+    fn ended(&mut self) {
+        if let Some(t0) = self.started.take() {
+            self.conn.ctx.stats.record_transaction(t0.elapsed());
+        }
+    }
+
     /// BEGIN/COMMIT/SAVEPOINT statements: no client-side timeout (a COMMIT
     /// may wait for synchronous replication), and never counted as abandoned.
     async fn control(&self, sql: &str) -> Result<(), PgError> {
@@ -329,6 +349,7 @@ impl Drop for Transaction<'_> {
         if self.done {
             return;
         }
+        self.ended();
         // Roll back lazily: before the next statement, or on return to the pool.
         let pending = &self.conn.abandoned_depth;
         let cur = pending.load(Ordering::Relaxed);

@@ -264,6 +264,7 @@ impl fmt::Debug for MetricSink<'_> {
 /// and misses, transaction commits/rollbacks/retries). Register per pool with
 /// [`NamedPool::with_metrics`](crate::NamedPool::with_metrics) (samples get
 /// `pool="…"`) or globally with [`MetricsBuilder::extension`](crate::MetricsBuilder::extension).
+/// lido-postgres implements it as `lido_postgres::PgMetrics` (its `http` feature).
 pub trait MetricsExtension: Send + Sync + 'static {
     /// Writes this scrape's samples.
     fn collect(&self, sink: &mut MetricSink<'_>);

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (each test binary includes this).
 #![allow(dead_code)]
 
+pub mod capture;
+
 use std::time::Duration;
 
 use lido_postgres::{PgConfig, PgPool, PgPoolBuilder};

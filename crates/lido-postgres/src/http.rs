@@ -1,0 +1,281 @@
+//! lido-http integration (feature `http`): [`PgMetrics`], the PostgreSQL
+//! metric families, and [`PoolSource`] for [`PgPool`] so a pool registers
+//! with health checks and the exporter as it is.
+//!
+//! ```no_run
+//! # async fn f(pool: lido_postgres::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+//! use lido_http::{HealthMonitor, Metrics};
+//! let monitor = HealthMonitor::builder()
+//!     .named(lido_postgres::http::named("orders", &pool))
+//!     .spawn()?;
+//! let text = Metrics::for_monitor(&monitor).encode()?;
+//! assert!(text.contains("lido_pg_query_duration_seconds"));
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lido_core::{BreakerState, Config, LeakReport, Stats, Status};
+use lido_http::{BoxFuture, MetricSink, MetricsExtension, NamedPool, PingFailure, PoolSource};
+
+use crate::obs::statements::{StatementOrder, StatementStats};
+use crate::pool::PgPool;
+use crate::stats::{Operation, PgStats};
+
+/// Metric family names [`PgMetrics`] writes (counters get `_total` on export).
+pub mod names {
+    /// Histogram, `operation` = `query` | `execute` | `transaction`.
+    pub const QUERY_DURATION: &str = "lido_pg_query_duration_seconds";
+    /// Counter: statements run.
+    pub const QUERIES: &str = "lido_pg_queries";
+    /// Counter, `class` = SQLSTATE class (`23`, `40`, `42`, ...) | `timeout` | `connection` | `other`.
+    pub const ERRORS: &str = "lido_pg_errors";
+    /// Counter: statements at or above the slow-query threshold.
+    pub const SLOW_QUERIES: &str = "lido_pg_slow_queries";
+    /// Counter: prepared-statement cache hits.
+    pub const STMT_CACHE_HITS: &str = "lido_pg_statement_cache_hits";
+    /// Counter: prepared-statement cache misses.
+    pub const STMT_CACHE_MISSES: &str = "lido_pg_statement_cache_misses";
+    /// Counter: statements evicted from full caches.
+    pub const STMT_CACHE_EVICTIONS: &str = "lido_pg_statement_cache_evictions";
+    /// Counter: statements prepared again after DDL.
+    pub const STMT_CACHE_REPREPARED: &str = "lido_pg_statement_cache_reprepared";
+    /// Counter, `outcome` = `commit` | `rollback`.
+    pub const TRANSACTIONS: &str = "lido_pg_transactions";
+    /// Counter: transaction attempts retried after 40001 / 40P01.
+    pub const TX_RETRIES: &str = "lido_pg_transaction_retries";
+    /// Counter: transactions past their timeout.
+    pub const TX_TIMEOUTS: &str = "lido_pg_transaction_timeouts";
+    /// Counter: statements past their client-side timeout.
+    pub const QUERY_TIMEOUTS: &str = "lido_pg_query_timeouts";
+    /// Counter, `outcome` = `confirmed` | `unconfirmed`.
+    pub const CANCELS: &str = "lido_pg_cancels";
+    /// Counter: connect attempts.
+    pub const CONNECT_ATTEMPTS: &str = "lido_pg_connect_attempts";
+    /// Counter: connections rolled back or cancelled on return.
+    pub const RESETS: &str = "lido_pg_connection_resets";
+    /// Gauge: statements in the per-statement table.
+    pub const STATEMENTS_TRACKED: &str = "lido_pg_statements_tracked";
+    /// Counter, `fingerprint`, `query` (only with [`PgMetrics::top_statements`](super::PgMetrics::top_statements)).
+    pub const STATEMENT_CALLS: &str = "lido_pg_statement_calls";
+    /// Counter, `fingerprint`, `query`: seconds spent (top statements only).
+    pub const STATEMENT_SECONDS: &str = "lido_pg_statement_time_seconds";
+    /// Counter, `fingerprint`, `query`: failures (top statements only).
+    pub const STATEMENT_ERRORS: &str = "lido_pg_statement_errors";
+}
+
+/// PostgreSQL metric families for lido-http's exporter, read from a pool's
+/// [`PgStats`] and [`StatementStats`] at scrape time. Register it per pool
+/// with [`NamedPool::with_metrics`] (or use [`named`]).
+#[derive(Debug, Clone)]
+pub struct PgMetrics {
+    stats: Arc<PgStats>,
+    statements: Arc<StatementStats>,
+    top: usize,
+}
+
+impl PgMetrics {
+    /// The metrics of `pool`.
+    pub fn new(pool: &PgPool) -> Self {
+        let ctx = &pool.core().manager().ctx;
+        Self {
+            stats: Arc::clone(&ctx.stats),
+            statements: Arc::clone(&ctx.obs.statements),
+            top: 0,
+        }
+    }
+
+    /// Also exports calls, time and errors of the `n` statements with the
+    /// most total time, labelled by fingerprint and normalized query (cut to
+    /// 100 characters). Off (0) by default: each statement is a series.
+    pub fn top_statements(mut self, n: usize) -> Self {
+        self.top = n;
+        self
+    }
+
+    fn durations(&self, sink: &mut MetricSink<'_>) {
+        let help = "Time statements and transactions took.";
+        for op in Operation::ALL {
+            let h = self.stats.duration(op);
+            let labels = [("operation", op.as_str())];
+            sink.duration_histogram(names::QUERY_DURATION, help, &labels, h);
+        }
+        let s = &self.stats;
+        sink.counter(names::QUERIES, "Statements run.", &[], s.queries());
+        let help =
+            "Failed statements and commits by SQLSTATE class (or timeout, connection, other).";
+        for (class, n) in s.errors_by_class() {
+            sink.counter(names::ERRORS, help, &[("class", &class)], n);
+        }
+        let help = "Statements at or above the slow-query threshold.";
+        sink.counter(names::SLOW_QUERIES, help, &[], s.slow_queries());
+    }
+
+    fn cache(&self, sink: &mut MetricSink<'_>) {
+        let s = &self.stats;
+        for (name, help, v) in [
+            (
+                names::STMT_CACHE_HITS,
+                "Prepared statements reused from the cache.",
+                s.stmt_hits(),
+            ),
+            (
+                names::STMT_CACHE_MISSES,
+                "Statements prepared anew.",
+                s.stmt_misses(),
+            ),
+            (
+                names::STMT_CACHE_EVICTIONS,
+                "Statements evicted from full caches.",
+                s.stmt_evictions(),
+            ),
+            (
+                names::STMT_CACHE_REPREPARED,
+                "Statements prepared again after DDL.",
+                s.stmt_reprepared(),
+            ),
+        ] {
+            sink.counter(name, help, &[], v);
+        }
+    }
+
+    fn transactions(&self, sink: &mut MetricSink<'_>) {
+        let s = &self.stats;
+        let help = "Transactions ended, by outcome.";
+        sink.counter(
+            names::TRANSACTIONS,
+            help,
+            &[("outcome", "commit")],
+            s.tx_committed(),
+        );
+        sink.counter(
+            names::TRANSACTIONS,
+            help,
+            &[("outcome", "rollback")],
+            s.tx_rolled_back(),
+        );
+        sink.counter(
+            names::TX_RETRIES,
+            "Transaction attempts retried (40001, 40P01).",
+            &[],
+            s.tx_retried(),
+        );
+        sink.counter(
+            names::TX_TIMEOUTS,
+            "Transactions past their timeout.",
+            &[],
+            s.tx_timed_out(),
+        );
+    }
+
+    fn timeouts(&self, sink: &mut MetricSink<'_>) {
+        let s = &self.stats;
+        let help = "Statements past their client-side timeout.";
+        sink.counter(names::QUERY_TIMEOUTS, help, &[], s.query_timeouts());
+        let help = "Cancel requests after timeouts, by outcome.";
+        sink.counter(
+            names::CANCELS,
+            help,
+            &[("outcome", "confirmed")],
+            s.cancels_confirmed(),
+        );
+        sink.counter(
+            names::CANCELS,
+            help,
+            &[("outcome", "unconfirmed")],
+            s.cancels_unconfirmed(),
+        );
+        sink.counter(
+            names::CONNECT_ATTEMPTS,
+            "Connect attempts.",
+            &[],
+            s.connect_attempts(),
+        );
+        let help = "Connections rolled back or cancelled on return.";
+        sink.counter(names::RESETS, help, &[], s.resets());
+    }
+
+    fn statements(&self, sink: &mut MetricSink<'_>) {
+        let n = self.statements.len() as f64;
+        let help = "Statements in the per-statement statistics table.";
+        sink.gauge(names::STATEMENTS_TRACKED, help, &[], n);
+        if self.top == 0 {
+            return;
+        }
+        for st in self.statements.top(self.top, StatementOrder::TotalTime) {
+            let fp = format!("{:016x}", st.fingerprint);
+            let query = crate::obs::slowlog::truncate(&st.query, 100);
+            let labels = [("fingerprint", fp.as_str()), ("query", query.as_str())];
+            sink.counter(
+                names::STATEMENT_CALLS,
+                "Calls of a statement.",
+                &labels,
+                st.calls,
+            );
+            let secs = st.total.as_secs_f64();
+            sink.counter_f64(
+                names::STATEMENT_SECONDS,
+                "Time spent in a statement.",
+                &labels,
+                secs,
+            );
+            sink.counter(
+                names::STATEMENT_ERRORS,
+                "Failures of a statement.",
+                &labels,
+                st.errors,
+            );
+        }
+    }
+}
+
+impl MetricsExtension for PgMetrics {
+    fn collect(&self, sink: &mut MetricSink<'_>) {
+        self.durations(sink);
+        self.cache(sink);
+        self.transactions(sink);
+        self.timeouts(sink);
+        self.statements(sink);
+    }
+}
+
+/// `pool` under `name` with its [`PgMetrics`]: for `HealthMonitorBuilder::named`
+/// and `MetricsBuilder::named`.
+pub fn named(name: impl Into<Arc<str>>, pool: &PgPool) -> NamedPool {
+    NamedPool::new(name, pool.clone()).with_metrics(PgMetrics::new(pool))
+}
+
+impl PoolSource for PgPool {
+    fn status(&self) -> Status {
+        PgPool::status(self)
+    }
+
+    fn stats(&self) -> &Stats {
+        PgPool::stats(self)
+    }
+
+    fn breaker_state(&self) -> BreakerState {
+        PgPool::breaker_state(self)
+    }
+
+    fn leaks(&self) -> Vec<LeakReport> {
+        self.core().leaks()
+    }
+
+    fn maintenance_age(&self) -> Duration {
+        self.core().maintenance_age()
+    }
+
+    fn config(&self) -> &Config {
+        self.core().config()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.core().is_closed()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<Duration, PingFailure>> {
+        PoolSource::ping(self.core())
+    }
+}

@@ -1,0 +1,62 @@
+//! The builder's observability settings, turned into a pool's [`Obs`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::statements::StatementStats;
+use super::{DbInfo, Obs};
+use crate::config::PgConfig;
+
+/// What `PgPoolBuilder` collects for observability.
+#[derive(Debug, Clone)]
+pub(crate) struct ObsSettings {
+    pub(crate) statistics: bool,
+    pub(crate) capacity: usize,
+    pub(crate) slow_threshold: Option<Duration>,
+    pub(crate) log_parameters: bool,
+    pub(crate) query_text: bool,
+}
+
+impl Default for ObsSettings {
+    fn default() -> Self {
+        Self {
+            statistics: true,
+            capacity: 1000,
+            slow_threshold: Some(Duration::from_secs(1)),
+            log_parameters: false,
+            query_text: false,
+        }
+    }
+}
+
+impl ObsSettings {
+    pub(crate) fn build(&self, config: &PgConfig) -> Obs {
+        Obs {
+            statistics: self.statistics,
+            slow_threshold: self.slow_threshold,
+            log_parameters: self.log_parameters,
+            query_text: self.query_text,
+            statements: Arc::new(StatementStats::new(self.statistics, self.capacity)),
+            db: db_info(config),
+        }
+    }
+}
+
+/// The database name and first host, as libpq would pick them.
+fn db_info(config: &PgConfig) -> DbInfo {
+    let namespace = config
+        .dbname
+        .clone()
+        .or_else(|| config.user.clone())
+        .unwrap_or_else(crate::manager::default_user);
+    let address = match (config.hosts.first(), config.hostaddrs.first()) {
+        (Some(h), _) => h.clone(),
+        (None, Some(a)) => a.to_string(),
+        (None, None) => "localhost".to_owned(),
+    };
+    DbInfo {
+        namespace: namespace.into(),
+        address: address.into(),
+        port: config.ports.first().copied().unwrap_or(5432),
+    }
+}

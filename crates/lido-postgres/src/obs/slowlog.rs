@@ -1,0 +1,92 @@
+//! The slow-query log: statements at or above their threshold, logged at
+//! WARN with target `lido::slow_query`.
+//!
+//! The SQL is always logged normalized (literals replaced by `$n`), so no
+//! constant written into it (`PASSWORD '…'`) reaches the log; parameter
+//! values are left out unless `log_parameters` is on, which adds them
+//! (their `Debug` form) as `params`. Both are cut to [`SQL_LOG_CHARS`]
+//! characters.
+
+use std::time::Duration;
+
+use super::errors::ErrorKind;
+use super::normalize::{fingerprint, normalize_sql};
+use super::{Call, Params};
+use crate::conn::PgConn;
+use crate::error::PgError;
+
+/// Longest SQL (and parameter list) the slow-query log writes, in characters.
+pub const SQL_LOG_CHARS: usize = 200;
+
+/// What the log line says about one slow call.
+pub(crate) struct Slow<'e> {
+    pub(crate) took: Duration,
+    pub(crate) limit: Duration,
+    pub(crate) rows: u64,
+    pub(crate) err: Option<&'e PgError>,
+    pub(crate) with_params: bool,
+}
+
+/// `s` cut to `max` characters, with `…` when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+fn params_text(params: Params<'_>) -> String {
+    let list: Vec<String> = match params {
+        Params::None => Vec::new(),
+        Params::Plain(p) => p.iter().map(|v| format!("{v:?}")).collect(),
+        Params::Typed(p) => p.iter().map(|(v, _)| format!("{v:?}")).collect(),
+    };
+    truncate(&format!("[{}]", list.join(", ")), SQL_LOG_CHARS)
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+pub(crate) fn log(conn: &PgConn, call: &Call<'_>, slow: &Slow<'_>) {
+    let normalized = call.sql.map(normalize_sql);
+    let fp = normalized
+        .as_deref()
+        .map(|n| format!("{:016x}", fingerprint(n)))
+        .unwrap_or_default();
+    let sql = match &normalized {
+        Some(n) => truncate(n, SQL_LOG_CHARS),
+        None => "(prepared statement)".to_owned(),
+    };
+    let kind = slow.err.map(ErrorKind::of);
+    let error = kind.as_ref().map(ErrorKind::error_type);
+    let (took, limit) = (ms(slow.took), ms(slow.limit));
+    let db = &*conn.ctx.obs.db.namespace;
+    let op = call.op.as_str();
+    let rows = slow.rows;
+    if slow.with_params {
+        let params = params_text(call.params);
+        tracing::warn!(target: "lido::slow_query", duration_ms = took, threshold_ms = limit,
+            operation = op, db.namespace = db, rows, fingerprint = %fp, error.type = error,
+            sql = %sql, params = %params,
+            "slow query took {took} ms (threshold {limit} ms): {sql} {params}");
+    } else {
+        tracing::warn!(target: "lido::slow_query", duration_ms = took, threshold_ms = limit,
+            operation = op, db.namespace = db, rows, fingerprint = %fp, error.type = error,
+            sql = %sql,
+            "slow query took {took} ms (threshold {limit} ms): {sql}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("ééé", 2), "éé…");
+        let p: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&1i32, &"x"];
+        assert_eq!(params_text(Params::Plain(&p)), r#"[1, "x"]"#);
+    }
+}

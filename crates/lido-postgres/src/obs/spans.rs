@@ -1,0 +1,167 @@
+//! `tracing` spans for acquiring, connecting and querying, carrying the
+//! OpenTelemetry database semantic conventions.
+//!
+//! Span names are static in `tracing`: `lido.acquire`, `lido.connect` and
+//! `lido.query`; a query span also sets `otel.name` (`SELECT orders`),
+//! which tracing-opentelemetry uses as the exported span name. All spans
+//! are at INFO with target `lido::postgres`. Attributes are worked out only
+//! when a subscriber enables the span.
+
+use tracing::field::Empty;
+use tracing::Span;
+
+use super::errors::ErrorKind;
+use super::normalize::normalize_sql;
+use super::summary::summarize;
+use super::{Call, DbInfo, RowCount};
+use crate::conn::PgConn;
+use crate::error::PgError;
+
+/// `db.system` and `db.system.name`.
+pub const DB_SYSTEM: &str = "postgresql";
+
+/// The target of lido-postgres's spans.
+pub const SPAN_TARGET: &str = "lido::postgres";
+
+/// The span of one statement call, entered while it runs.
+pub(crate) fn query(conn: &PgConn, call: &Call<'_>) -> Span {
+    let obs = &conn.ctx.obs;
+    let span = tracing::info_span!(target: "lido::postgres", "lido.query",
+        otel.name = Empty, otel.kind = "client", otel.status_code = Empty,
+        db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
+        db.namespace = &*obs.db.namespace,
+        db.operation.name = Empty, db.collection.name = Empty,
+        db.query.summary = Empty, db.query.text = Empty,
+        server.address = conn.endpoint.tls_name.as_str(), server.port = conn.endpoint.port,
+        db.response.returned_rows = Empty, db.response.status_code = Empty,
+        error.type = Empty, lido.operation = call.op.as_str());
+    if span.is_disabled() {
+        return span;
+    }
+    let normalized = call.sql.map(normalize_sql);
+    let summary = normalized.as_deref().map(summarize).unwrap_or_default();
+    let name = summary.span_name();
+    span.record("otel.name", name.as_str());
+    if let Some(op) = &summary.operation {
+        span.record("db.operation.name", op.as_str());
+        span.record("db.query.summary", name.as_str());
+    }
+    if let Some(c) = &summary.collection {
+        span.record("db.collection.name", c.as_str());
+    }
+    if let (true, Some(text)) = (obs.query_text, &normalized) {
+        span.record("db.query.text", text.as_str());
+    }
+    span
+}
+
+/// Records a call's outcome on its span.
+pub(crate) fn finish<T: RowCount>(span: &Span, result: &Result<T, PgError>) {
+    if span.is_disabled() {
+        return;
+    }
+    match result {
+        Ok(v) => {
+            span.record("db.response.returned_rows", v.rows());
+        }
+        Err(e) => failed(span, &ErrorKind::of(e)),
+    }
+}
+
+/// Marks a span failed: `error.type`, `db.response.status_code`, `otel.status_code`.
+pub(crate) fn failed(span: &Span, kind: &ErrorKind) {
+    span.record("error.type", kind.error_type());
+    span.record("otel.status_code", "ERROR");
+    if let ErrorKind::Sql(code) = kind {
+        span.record("db.response.status_code", code.as_str());
+    }
+}
+
+/// The span of `PgPool::get`.
+pub(crate) fn acquire(db: &DbInfo) -> Span {
+    tracing::info_span!(target: "lido::postgres", "lido.acquire",
+        otel.kind = "internal", otel.status_code = Empty,
+        db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
+        db.namespace = &*db.namespace,
+        server.address = &*db.address, server.port = db.port,
+        db.response.status_code = Empty, error.type = Empty)
+}
+
+/// Records why `PgPool::get` failed: the server's SQLSTATE when it gave
+/// one, else what the pool ran into.
+pub(crate) fn acquire_failed(span: &Span, e: &lido_core::Error<PgError>) {
+    if span.is_disabled() {
+        return;
+    }
+    match e.backend().map(ErrorKind::of) {
+        Some(kind @ ErrorKind::Sql(_)) => failed(span, &kind),
+        Some(kind) if matches!(e, lido_core::Error::Connect { .. }) => failed(span, &kind),
+        _ => named(span, pool_error_name(e)),
+    }
+}
+
+fn pool_error_name(e: &lido_core::Error<PgError>) -> &'static str {
+    use lido_core::{ConnectFailure, Error};
+    match e {
+        Error::AcquireTimeout { .. } => "acquire_timeout",
+        Error::CircuitOpen { .. } => "circuit_open",
+        Error::Closed => "pool_closed",
+        Error::Connect {
+            cause: ConnectFailure::Timeout(_),
+            ..
+        } => "connect_timeout",
+        _ => "connect",
+    }
+}
+
+fn named(span: &Span, error_type: &str) {
+    span.record("error.type", error_type);
+    span.record("otel.status_code", "ERROR");
+}
+
+/// The span of one connect (TCP, TLS, authentication, hooks).
+pub(crate) fn connect(db: &DbInfo) -> Span {
+    tracing::info_span!(target: "lido::postgres", "lido.connect",
+        otel.kind = "client", otel.status_code = Empty,
+        db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
+        db.namespace = &*db.namespace,
+        server.address = &*db.address, server.port = db.port,
+        db.response.status_code = Empty, error.type = Empty)
+}
+
+/// Marks a connect span `error.type = cancelled` if its future is dropped
+/// before it finished (the pool's `connect_timeout`, or the pool closing).
+pub(crate) struct Unfinished<'s> {
+    span: &'s Span,
+    done: bool,
+}
+
+impl<'s> Unfinished<'s> {
+    pub(crate) fn new(span: &'s Span) -> Self {
+        Self { span, done: false }
+    }
+
+    /// Records where the connect landed, or why it failed.
+    pub(crate) fn finish(mut self, result: &Result<PgConn, PgError>) {
+        self.done = true;
+        let span = self.span;
+        if span.is_disabled() {
+            return;
+        }
+        match result {
+            Ok(conn) => {
+                span.record("server.address", conn.endpoint.tls_name.as_str());
+                span.record("server.port", conn.endpoint.port);
+            }
+            Err(e) => failed(span, &ErrorKind::of(e)),
+        }
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.done && !self.span.is_disabled() {
+            named(self.span, "cancelled");
+        }
+    }
+}

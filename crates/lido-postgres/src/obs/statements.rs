@@ -1,0 +1,395 @@
+//! [`StatementStats`]: pg_stat_statements kept in the client. Per normalized
+//! statement: calls, errors, rows, total and mean time, p50/p95/p99.
+//!
+//! The hot path is a read lock on one of 16 shards of a map from the SQL
+//! text as written to its entry, then a few relaxed atomic adds. Only a
+//! statement text not seen before is normalized and takes the table lock.
+//! The table keeps at most `capacity` statements; a new one evicts the
+//! statement with the fewest calls.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use foldhash::fast::RandomState;
+use lido_core::Histogram;
+use parking_lot::{Mutex, RwLock};
+
+use super::normalize::{fingerprint, normalize_sql};
+
+const SHARDS: usize = 16;
+
+/// One normalized statement's counters.
+struct Entry {
+    text: Arc<str>,
+    fingerprint: u64,
+    time: Histogram,
+    errors: AtomicU64,
+    rows: AtomicU64,
+    evicted: AtomicBool,
+}
+
+impl Entry {
+    fn record(&self, took: Duration, failed: bool, rows: u64) {
+        self.time.record(took);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if rows > 0 {
+            self.rows.fetch_add(rows, Ordering::Relaxed);
+        }
+    }
+
+    fn snapshot(&self, quantiles: bool) -> StatementStat {
+        let calls = self.time.count();
+        let total = self.time.sum();
+        let q = |p: f64| {
+            if quantiles {
+                self.time.quantile(p)
+            } else {
+                Duration::ZERO
+            }
+        };
+        StatementStat {
+            fingerprint: self.fingerprint,
+            query: Arc::clone(&self.text),
+            calls,
+            errors: self.errors.load(Ordering::Relaxed),
+            rows: self.rows.load(Ordering::Relaxed),
+            total,
+            mean: mean(total, calls),
+            max: self.time.max(),
+            p50: q(0.5),
+            p95: q(0.95),
+            p99: q(0.99),
+        }
+    }
+}
+
+fn mean(total: Duration, calls: u64) -> Duration {
+    let nanos = total.as_nanos() / u128::from(calls.max(1));
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// A point-in-time copy of one statement's statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementStat {
+    /// [`fingerprint`](crate::fingerprint) of the normalized text.
+    pub fingerprint: u64,
+    /// The normalized text: literals replaced by `$n`, no comments, single spaces.
+    pub query: Arc<str>,
+    /// Times it ran (successfully or not).
+    pub calls: u64,
+    /// Times it failed (server errors, timeouts, broken connections).
+    pub errors: u64,
+    /// Rows returned or changed, summed.
+    pub rows: u64,
+    /// Time spent in it, summed (microsecond resolution).
+    pub total: Duration,
+    /// `total / calls`.
+    pub mean: Duration,
+    /// The slowest call.
+    pub max: Duration,
+    /// Median call time (±12.5 %).
+    pub p50: Duration,
+    /// 95th percentile call time (±12.5 %).
+    pub p95: Duration,
+    /// 99th percentile call time (±12.5 %).
+    pub p99: Duration,
+}
+
+/// How [`StatementStats::top`] orders statements (largest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatementOrder {
+    /// Most calls.
+    Calls,
+    /// Most time spent in total.
+    TotalTime,
+    /// Slowest on average.
+    MeanTime,
+    /// Slowest 99th percentile.
+    P99,
+    /// Most errors.
+    Errors,
+    /// Most rows.
+    Rows,
+}
+
+impl StatementOrder {
+    fn key(self, s: &StatementStat) -> u128 {
+        match self {
+            Self::Calls => s.calls.into(),
+            Self::TotalTime => s.total.as_micros(),
+            Self::MeanTime => s.mean.as_micros(),
+            Self::P99 => s.p99.as_micros(),
+            Self::Errors => s.errors.into(),
+            Self::Rows => s.rows.into(),
+        }
+    }
+}
+
+type RawMap = HashMap<Box<str>, Arc<Entry>, RandomState>;
+
+/// Per-statement statistics of one pool, shared by its connections.
+///
+/// Statements given as SQL text are counted; one passed as a prepared
+/// `Statement` is timed in [`PgStats`](crate::PgStats) but not here (the
+/// client does not keep its text).
+///
+/// ```no_run
+/// # async fn f(pool: &lido_postgres::PgPool) {
+/// use lido_postgres::StatementOrder;
+/// for s in pool.statement_stats().top(10, StatementOrder::TotalTime) {
+///     println!("{:>8} calls {:>10?} mean {:>10?} p99  {}", s.calls, s.mean, s.p99, s.query);
+/// }
+/// # }
+/// ```
+pub struct StatementStats {
+    enabled: bool,
+    capacity: usize,
+    hasher: RandomState,
+    /// SQL as written → entry: the hot path.
+    raw: Box<[RwLock<RawMap>]>,
+    /// Normalized text → entry: the bounded table.
+    table: Mutex<HashMap<Arc<str>, Arc<Entry>, RandomState>>,
+    evictions: AtomicU64,
+}
+
+impl std::fmt::Debug for StatementStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatementStats")
+            .field("enabled", &self.enabled)
+            .field("capacity", &self.capacity)
+            .field("statements", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StatementStats {
+    /// A table of at most `capacity` statements; `enabled: false` records nothing.
+    pub(crate) fn new(enabled: bool, capacity: usize) -> Self {
+        let hasher = RandomState::default();
+        let raw = (0..SHARDS)
+            .map(|_| RwLock::new(HashMap::with_hasher(hasher.clone())))
+            .collect();
+        Self {
+            enabled: enabled && capacity > 0,
+            capacity,
+            raw,
+            table: Mutex::new(HashMap::with_hasher(hasher.clone())),
+            hasher,
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether statistics are being kept (see `PgPoolBuilder::statistics`).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Most statements kept.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Statements kept now.
+    pub fn len(&self) -> usize {
+        self.table.lock().len()
+    }
+
+    /// Whether no statement has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Statements evicted to make room for new ones.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// The `n` statements largest by `by`, largest first.
+    pub fn top(&self, n: usize, by: StatementOrder) -> Vec<StatementStat> {
+        let entries: Vec<Arc<Entry>> = self.table.lock().values().cloned().collect();
+        let quantiles = by == StatementOrder::P99;
+        let mut all: Vec<(Arc<Entry>, StatementStat)> = entries
+            .into_iter()
+            .map(|e| {
+                let s = e.snapshot(quantiles);
+                (e, s)
+            })
+            .collect();
+        all.sort_by(|(_, a), (_, b)| by.key(b).cmp(&by.key(a)).then(a.query.cmp(&b.query)));
+        all.truncate(n);
+        all.into_iter()
+            .map(|(e, s)| if quantiles { s } else { e.snapshot(true) })
+            .collect()
+    }
+
+    /// Every statement, most calls first.
+    pub fn all(&self) -> Vec<StatementStat> {
+        self.top(usize::MAX, StatementOrder::Calls)
+    }
+
+    /// The statistics of `sql` (as written, or normalized).
+    pub fn get(&self, sql: &str) -> Option<StatementStat> {
+        let key = normalize_sql(sql);
+        let entry = self.table.lock().get(key.as_str()).cloned();
+        entry.map(|e| e.snapshot(true))
+    }
+
+    /// Forgets every statement.
+    pub fn reset(&self) {
+        let mut table = self.table.lock();
+        for e in table.values() {
+            e.evicted.store(true, Ordering::Relaxed);
+        }
+        table.clear();
+        drop(table);
+        for shard in self.raw.iter() {
+            shard.write().clear();
+        }
+    }
+
+    /// Records one call of `sql`.
+    pub(crate) fn record(&self, sql: &str, took: Duration, failed: bool, rows: u64) {
+        if !self.enabled {
+            return;
+        }
+        let shard = &self.raw[(self.hasher.hash_one(sql) as usize) % SHARDS];
+        if let Some(e) = shard.read().get(sql) {
+            if !e.evicted.load(Ordering::Relaxed) {
+                e.record(took, failed, rows);
+                return;
+            }
+        }
+        let entry = self.resolve(sql);
+        entry.record(took, failed, rows);
+        let mut map = shard.write();
+        if map.len() >= self.raw_limit() {
+            map.clear();
+        }
+        map.insert(sql.into(), entry);
+    }
+
+    /// Statement texts remembered per shard before the shard starts over.
+    fn raw_limit(&self) -> usize {
+        (self.capacity * 4 / SHARDS).max(64)
+    }
+
+    /// The table entry for `sql`, created (evicting the least called) if needed.
+    fn resolve(&self, sql: &str) -> Arc<Entry> {
+        let text: Arc<str> = normalize_sql(sql).into();
+        let mut table = self.table.lock();
+        if let Some(e) = table.get(&text) {
+            return Arc::clone(e);
+        }
+        if table.len() >= self.capacity {
+            let victim = table
+                .iter()
+                .min_by_key(|(_, e)| e.time.count())
+                .map(|(k, _)| Arc::clone(k));
+            if let Some(e) = victim.and_then(|k| table.remove(&k)) {
+                e.evicted.store(true, Ordering::Relaxed);
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let entry = Arc::new(Entry {
+            fingerprint: fingerprint(&text),
+            text: Arc::clone(&text),
+            time: Histogram::default(),
+            errors: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
+        });
+        table.insert(text, Arc::clone(&entry));
+        entry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn literals_share_an_entry_and_counts_add_up() {
+        let s = StatementStats::new(true, 10);
+        s.record("SELECT * FROM t WHERE id = 1", MS, false, 1);
+        s.record("SELECT * FROM t WHERE id = 2", MS * 3, false, 0);
+        s.record("SELECT * FROM t WHERE id = 2", MS, true, 0);
+        assert_eq!(s.len(), 1);
+        let st = s.get("SELECT * FROM t WHERE id = 7").unwrap();
+        assert_eq!((st.calls, st.errors, st.rows), (3, 1, 1));
+        assert_eq!(st.total, MS * 5);
+        assert_eq!(st.query.as_ref(), "SELECT * FROM t WHERE id = $1");
+        assert_eq!(st.max, MS * 3);
+    }
+
+    #[test]
+    fn evicts_the_least_called_and_orders_top() {
+        let s = StatementStats::new(true, 2);
+        for _ in 0..3 {
+            s.record("SELECT a", MS, false, 0);
+        }
+        s.record("SELECT b", MS * 10, false, 0);
+        s.record("SELECT c", MS, false, 0);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.evictions(), 1);
+        assert!(s.get("SELECT b").is_none(), "b had the fewest calls");
+        s.record("SELECT b", MS, false, 0);
+        let top = s.top(5, StatementOrder::Calls);
+        assert_eq!(top[0].query.as_ref(), "SELECT a");
+        assert_eq!(top.len(), 2);
+        assert!(top[0].p99 > Duration::ZERO);
+        s.reset();
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn disabled_records_nothing() {
+        let s = StatementStats::new(false, 10);
+        s.record("SELECT 1", MS, false, 1);
+        assert!(s.is_empty());
+    }
+}
+
+/// What recording costs, without a server:
+/// `cargo test --release -p lido-postgres --lib recording_cost -- --ignored --nocapture`.
+#[cfg(test)]
+mod cost {
+    use super::*;
+    use crate::stats::{Operation, PgStats};
+
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn recording_cost() {
+        let stmts = Arc::new(StatementStats::new(true, 1000));
+        let stats = Arc::new(PgStats::default());
+        let n = 1_000_000u32;
+        for threads in [1u32, 2] {
+            let started = std::time::Instant::now();
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (stmts, stats) = (Arc::clone(&stmts), Arc::clone(&stats));
+                    std::thread::spawn(move || {
+                        for _ in 0..n {
+                            let t0 = std::time::Instant::now();
+                            let took = t0.elapsed();
+                            stats.record_query(Operation::Query, took, None);
+                            stmts.record("SELECT v FROM kv WHERE id = $1", took, false, 1);
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().unwrap();
+            }
+            let ns = started.elapsed().as_nanos() as f64 / f64::from(n);
+            println!("{threads} thread(s), all on one statement: {ns:.0} ns per statement");
+        }
+    }
+}
