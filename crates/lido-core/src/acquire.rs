@@ -1,15 +1,20 @@
-//! `get()`: take an idle connection or join the wait queue, then validate.
+//! `get()`: take a connection ([`Take`]), validate it, hand out the guard.
 //!
-//! Cancellation safety: the only awaits are the wait for a delivery and the
-//! validation `check`. A dropped wait removes its waiter and passes on anything
-//! already delivered to it; a dropped validation closes the connection through
-//! its guard and frees its slot. Connects run on their own tasks.
+//! Cancellation safety: the only awaits are [`Take`] and the validation
+//! `check`. A dropped `Take` leaves the queue and passes on anything already
+//! delivered to it; a dropped validation closes the connection through its
+//! guard and frees its slot. Connects run on their own tasks. The wait has no
+//! timer of its own: the pool's sweeper delivers `TimedOut` when
+//! `acquire_timeout` passes.
+//!
+//! The clock is read once on the direct path (an idle connection, nobody
+//! waiting): that reading is the start, the validation time and the lease
+//! time, and the wait is zero. A caller that waits reads it again when served.
 
-use std::future::Future;
+use std::backtrace::Backtrace;
 use std::panic::Location;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -17,89 +22,82 @@ use crate::error::Error;
 use crate::guard::Pooled;
 use crate::manager::Manager;
 use crate::observer::Event;
-use crate::shared::{After, Delivery, Live, Shared};
+use crate::shared::Shared;
 use crate::stats::{bump, CloseReason};
+use crate::take::{Caller, Got, Missed, Take};
 use crate::waiters::Priority;
 
-enum Take<M: Manager> {
-    Ready(Live<M::Connection>),
-    Wait(usize),
-    Fail(Error<M::Error>),
-}
-
-fn try_take<M: Manager>(shared: &Arc<Shared<M>>, priority: Priority) -> Take<M> {
-    let mut after = After::default();
-    let take = {
-        let mut st = shared.lock();
-        if st.closed {
-            return Take::Fail(Error::Closed);
-        }
-        if st.waiters.is_empty() {
-            if let Some(live) = shared.pop_idle(&mut st) {
-                return Take::Ready(live);
-            }
-        }
-        if let Some((retry_in, last_error)) = shared.breaker.rejects_get(Instant::now()) {
-            return Take::Fail(Error::CircuitOpen {
-                retry_in,
-                last_error,
-            });
-        }
-        let key = st.waiters.push(priority);
-        shared.spawn_for_waiters(&mut st, &mut after);
-        Take::Wait(key)
+/// The body of `Pool::get`.
+pub(crate) async fn acquire<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    priority: Priority,
+    location: &'static Location<'static>,
+) -> Result<Pooled<M>, Error<M::Error>> {
+    let start = Instant::now();
+    let cfg = &shared.cfg;
+    let caller = Caller {
+        location,
+        priority,
+        start,
+        deadline: crate::time::add(start, cfg.acquire_timeout),
+        backtrace: (cfg.leak_threshold.is_some() && cfg.leak_backtrace)
+            .then(|| Arc::new(Backtrace::force_capture())),
     };
-    shared.finish(after);
-    take
-}
-
-/// Waits for a delivery to waiter `key`; on drop, leaves the queue cleanly.
-struct Wait<'a, M: Manager> {
-    shared: &'a Arc<Shared<M>>,
-    key: usize,
-    done: bool,
-}
-
-impl<M: Manager> Future for Wait<'_, M> {
-    type Output = Delivery<M>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Delivery<M>> {
-        let got = self.shared.lock().waiters.poll_take(self.key, cx.waker());
-        match got {
-            Some(d) => {
-                self.done = true;
-                Poll::Ready(d)
+    let mut again = false;
+    loop {
+        let got = match Take::new(shared, &caller, again).await {
+            Ok(got) => got,
+            Err(Missed::Failed(e)) => return Err(fail(shared, e)),
+            Err(Missed::TimedOut) => return Err(timeout_error(shared, start)),
+        };
+        let Got {
+            live,
+            lease,
+            now,
+            waited,
+        } = got;
+        let mut guard = Pooled::new(Arc::clone(shared), live, location, now, lease);
+        match validate(shared, &mut guard, now, caller.deadline).await {
+            Checked::Ok { revalidated } => {
+                let now = if revalidated { Instant::now() } else { now };
+                guard.activate(now, caller.backtrace.clone());
+                served(shared, waited.then(|| now - start));
+                return Ok(guard);
             }
-            None => Poll::Pending,
+            Checked::Closed(reason) => guard.close(reason),
+            Checked::TimedOut => {
+                guard.close(CloseReason::FailedCheck);
+                return Err(timeout_error(shared, start));
+            }
         }
+        // The connection failed validation: this caller keeps its turn.
+        again = true;
     }
 }
 
-impl<M: Manager> Drop for Wait<'_, M> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
+/// Counts a served `get()`; `wait` is `None` when it did not wait.
+fn served<M: Manager>(shared: &Shared<M>, wait: Option<Duration>) {
+    let stats = &shared.stats;
+    match wait {
+        Some(wait) => {
+            bump(&stats.gets_waited);
+            stats.acquire_wait.record(wait);
+            shared.emit(Event::Acquired { wait });
         }
-        let mut after = After::default();
-        {
-            let mut st = self.shared.lock();
-            match st.waiters.cancel(self.key) {
-                Some(Delivery::Conn(live)) => self.shared.hand_off(&mut st, live, &mut after),
-                Some(Delivery::Failed(e)) => {
-                    if let Ok(w) = st.waiters.deliver(Delivery::Failed(e)) {
-                        after.wakers.extend(w);
-                    }
-                }
-                None => {}
-            }
+        None => {
+            bump(&stats.gets_direct);
+            stats.acquire_wait.record_zero();
+            shared.emit(Event::Acquired {
+                wait: Duration::ZERO,
+            });
         }
-        self.shared.finish(after);
     }
 }
 
 fn timeout_error<M: Manager>(shared: &Shared<M>, start: Instant) -> Error<M::Error> {
     let waited = start.elapsed();
     bump(&shared.stats.acquire_timeouts);
+    shared.stats.acquire_wait.record(waited);
     shared.emit(Event::AcquireTimeout { waited });
     let (in_use, max_size, waiters) = {
         let st = shared.lock();
@@ -117,7 +115,10 @@ fn timeout_error<M: Manager>(shared: &Shared<M>, start: Instant) -> Error<M::Err
 }
 
 enum Checked {
-    Ok,
+    /// Usable; `revalidated` when a `check` ran (the clock moved on).
+    Ok {
+        revalidated: bool,
+    },
     Closed(CloseReason),
     TimedOut,
 }
@@ -126,9 +127,9 @@ enum Checked {
 async fn validate<M: Manager>(
     shared: &Shared<M>,
     guard: &mut Pooled<M>,
+    now: Instant,
     deadline: Instant,
 ) -> Checked {
-    let now = Instant::now();
     let live = guard.live_mut();
     if shared.manager.has_broken(&mut live.conn) {
         return Checked::Closed(CloseReason::Broken);
@@ -137,11 +138,14 @@ async fn validate<M: Manager>(
         return Checked::Closed(CloseReason::Lifetime);
     }
     if now.saturating_duration_since(live.last_used) <= shared.cfg.validation_bypass {
-        return Checked::Ok;
+        return Checked::Ok { revalidated: false };
     }
-    let limit = shared.cfg.check_timeout.min(Shared::<M>::until(deadline));
+    let limit = shared
+        .cfg
+        .check_timeout
+        .min(deadline.saturating_duration_since(now));
     match tokio::time::timeout(limit, shared.manager.check(&mut live.conn)).await {
-        Ok(Ok(())) => Checked::Ok,
+        Ok(Ok(())) => Checked::Ok { revalidated: true },
         Ok(Err(e)) => {
             tracing::info!(error = %e, "lido: idle connection failed validation; replacing it");
             Checked::Closed(CloseReason::FailedCheck)
@@ -153,57 +157,6 @@ async fn validate<M: Manager>(
                 "lido: validation timed out; replacing the connection"
             );
             Checked::Closed(CloseReason::FailedCheck)
-        }
-    }
-}
-
-/// The body of `Pool::get`.
-pub(crate) async fn acquire<M: Manager>(
-    shared: &Arc<Shared<M>>,
-    priority: Priority,
-    location: &'static Location<'static>,
-) -> Result<Pooled<M>, Error<M::Error>> {
-    let start = Instant::now();
-    let deadline = start + shared.cfg.acquire_timeout;
-    let mut waited = false;
-    loop {
-        let live = match try_take(shared, priority) {
-            Take::Ready(live) => live,
-            Take::Fail(e) => return Err(fail(shared, e)),
-            Take::Wait(key) => {
-                waited = true;
-                let wait = Wait {
-                    shared,
-                    key,
-                    done: false,
-                };
-                match tokio::time::timeout_at(deadline, wait).await {
-                    Ok(Delivery::Conn(live)) => live,
-                    Ok(Delivery::Failed(e)) => return Err(fail(shared, e)),
-                    Err(_) => return Err(timeout_error(shared, start)),
-                }
-            }
-        };
-        let mut guard = Pooled::new(Arc::clone(shared), live, location);
-        match validate(shared, &mut guard, deadline).await {
-            Checked::Ok => {
-                let now = Instant::now();
-                guard.activate(now);
-                let wait = now - start;
-                bump(if waited {
-                    &shared.stats.gets_waited
-                } else {
-                    &shared.stats.gets_direct
-                });
-                shared.stats.acquire_wait.record(wait);
-                shared.emit(Event::Acquired { wait });
-                return Ok(guard);
-            }
-            Checked::Closed(reason) => guard.close(reason),
-            Checked::TimedOut => {
-                guard.close(CloseReason::FailedCheck);
-                return Err(timeout_error(shared, start));
-            }
         }
     }
 }

@@ -201,7 +201,7 @@ impl<E> Breaker<E> {
         if !trip {
             return None;
         }
-        inner.open_until = now + self.cfg.open_for;
+        inner.open_until = crate::time::add(now, self.cfg.open_for);
         inner.trials = 0;
         self.set(&mut inner, BreakerState::Open)
     }

@@ -95,6 +95,7 @@ impl<M: Manager> PoolBuilder<M> {
             runtime,
         ));
         crate::maintenance::spawn(&shared);
+        crate::sweeper::spawn(&shared);
         Ok(Pool { shared })
     }
 

@@ -1,5 +1,6 @@
 //! [`Pooled`]: the RAII lease that derefs to the connection and goes back on drop.
 
+use std::backtrace::Backtrace;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
@@ -27,19 +28,23 @@ pub struct Pooled<M: Manager> {
 }
 
 impl<M: Manager> Pooled<M> {
+    /// A lease being validated; `lease` is its leak-detection entry when
+    /// `get()` registered one while taking the connection.
     pub(crate) fn new(
         shared: Arc<Shared<M>>,
         live: Live<M::Connection>,
         location: &'static Location<'static>,
+        now: Instant,
+        lease: Option<usize>,
     ) -> Self {
         Self {
             live: Some(live),
             shared,
-            acquired: Instant::now(),
+            acquired: now,
             location,
             validating: true,
             discard: false,
-            lease: None,
+            lease,
         }
     }
 
@@ -47,24 +52,22 @@ impl<M: Manager> Pooled<M> {
         self.live.as_mut().expect("live until dropped")
     }
 
-    pub(crate) fn activate(&mut self, now: Instant) {
+    /// Validation passed: the lease starts now. Registers the leak-detection
+    /// entry if `get()` did not already (a caller that waited).
+    pub(crate) fn activate(&mut self, now: Instant, backtrace: Option<Arc<Backtrace>>) {
         self.validating = false;
         self.acquired = now;
-        let cfg = &self.shared.cfg;
-        if cfg.leak_threshold.is_some() {
+        if self.lease.is_none() && self.shared.cfg.leak_threshold.is_some() {
             let id = self.live().id;
-            let key = self
-                .shared
-                .leases
-                .insert(id, now, self.location, cfg.leak_backtrace);
-            self.lease = Some(key);
+            let mut st = self.shared.lock();
+            self.lease = Some(st.leases.insert(id, now, self.location, backtrace));
         }
     }
 
     /// Closes the connection inside the guard with `reason` (during validation).
     pub(crate) fn close(mut self, reason: CloseReason) {
         if let Some(live) = self.live.take() {
-            self.shared.discard(live.conn, reason);
+            self.shared.discard(live.conn, reason, self.lease.take());
         }
     }
 
@@ -76,12 +79,12 @@ impl<M: Manager> Pooled<M> {
     /// may open another in its place.
     pub fn detach(mut self) -> M::Connection {
         let live = self.live.take().expect("live until dropped");
-        if let Some(key) = self.lease.take() {
-            self.shared.leases.remove(key);
-        }
         let mut after = crate::shared::After::default();
         {
             let mut st = self.shared.lock();
+            if let Some(key) = self.lease.take() {
+                st.leases.remove(key);
+            }
             st.size -= 1;
             self.shared.spawn_for_waiters(&mut st, &mut after);
         }
@@ -142,12 +145,16 @@ impl<M: Manager> Pooled<M> {
         } else {
             None
         };
+        let lease = self.lease.take();
         if let Some(reason) = reason {
-            shared.discard(live.conn, reason);
+            shared.discard(live.conn, reason, lease);
         } else if shared.manager.needs_reset(&mut live.conn) {
+            if let Some(key) = lease {
+                shared.lock().leases.remove(key);
+            }
             spawn_reset(Arc::clone(shared), live);
         } else {
-            shared.put_back(live, now);
+            shared.put_back(live, now, lease);
         }
     }
 }
@@ -158,14 +165,14 @@ fn spawn_reset<M: Manager>(shared: Arc<Shared<M>>, mut live: Live<M::Connection>
     rt.spawn(async move {
         let limit = shared.cfg.check_timeout;
         match tokio::time::timeout(limit, shared.manager.reset(&mut live.conn)).await {
-            Ok(Ok(())) => shared.put_back(live, Instant::now()),
+            Ok(Ok(())) => shared.put_back(live, Instant::now(), None),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "lido: reset of a returned connection failed; closing it");
-                shared.discard(live.conn, CloseReason::FailedReset);
+                shared.discard(live.conn, CloseReason::FailedReset, None);
             }
             Err(_) => {
                 tracing::warn!(?limit, "lido: reset of a returned connection timed out; closing it");
-                shared.discard(live.conn, CloseReason::FailedReset);
+                shared.discard(live.conn, CloseReason::FailedReset, None);
             }
         }
     });
@@ -176,11 +183,10 @@ impl<M: Manager> Drop for Pooled<M> {
         let Some(live) = self.live.take() else {
             return;
         };
-        if let Some(key) = self.lease.take() {
-            self.shared.leases.remove(key);
-        }
         if self.validating {
-            self.shared.discard(live.conn, CloseReason::Cancelled);
+            let lease = self.lease.take();
+            self.shared
+                .discard(live.conn, CloseReason::Cancelled, lease);
         } else {
             self.release(live);
         }

@@ -6,7 +6,6 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use slab::Slab;
 use tokio::time::Instant;
 
@@ -31,22 +30,22 @@ struct Lease {
     backtrace: Option<Arc<Backtrace>>,
 }
 
-/// Registered leases; its own lock, held only for an insert or a remove.
+/// Registered leases. Lives in the pool's state, so registering and
+/// removing a lease rides on the lock `get()` and the return take anyway.
 #[derive(Default)]
 pub(crate) struct Leases {
-    slab: Mutex<Slab<Lease>>,
+    slab: Slab<Lease>,
 }
 
 impl Leases {
     pub fn insert(
-        &self,
+        &mut self,
         conn_id: u64,
         since: Instant,
         location: &'static Location<'static>,
-        backtrace: bool,
+        backtrace: Option<Arc<Backtrace>>,
     ) -> usize {
-        let backtrace = backtrace.then(|| Arc::new(Backtrace::force_capture()));
-        self.slab.lock().insert(Lease {
+        self.slab.insert(Lease {
             since,
             location,
             conn_id,
@@ -55,20 +54,21 @@ impl Leases {
         })
     }
 
-    pub fn remove(&self, key: usize) {
-        self.slab.lock().try_remove(key);
+    pub fn remove(&mut self, key: usize) {
+        self.slab.try_remove(key);
     }
 
     /// Leases held past `threshold`; `only_new` returns each one once.
-    pub fn over(&self, now: Instant, threshold: Duration, only_new: bool) -> Vec<LeakReport> {
-        let mut slab = self.slab.lock();
+    pub fn over(&mut self, now: Instant, threshold: Duration, only_new: bool) -> Vec<LeakReport> {
         let mut out = Vec::new();
-        for (_, lease) in slab.iter_mut() {
+        for (_, lease) in self.slab.iter_mut() {
             let held = now.saturating_duration_since(lease.since);
             if held < threshold || (only_new && lease.reported) {
                 continue;
             }
-            lease.reported = true;
+            if only_new {
+                lease.reported = true;
+            }
             out.push(LeakReport {
                 conn_id: lease.conn_id,
                 held,

@@ -52,6 +52,9 @@ mod observer;
 mod pool;
 mod shared;
 mod stats;
+mod sweeper;
+mod take;
+mod time;
 mod waiters;
 #[cfg(test)]
 mod waiters_model;

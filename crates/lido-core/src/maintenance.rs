@@ -15,7 +15,7 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
     let weak = Arc::downgrade(shared);
     let period = shared.cfg.maintenance_interval;
     shared.runtime.spawn(async move {
-        let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+        let mut tick = tokio::time::interval_at(crate::time::add(Instant::now(), period), period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -91,17 +91,17 @@ async fn keepalive<M: Manager>(shared: &Arc<Shared<M>>, pings: Vec<Live<M::Conne
 async fn ping<M: Manager>(shared: &Arc<Shared<M>>, mut live: Live<M::Connection>) {
     let limit = shared.cfg.check_timeout;
     match tokio::time::timeout(limit, shared.manager.check(&mut live.conn)).await {
-        Ok(Ok(())) => shared.put_back(live, Instant::now()),
+        Ok(Ok(())) => shared.put_back(live, Instant::now(), None),
         Ok(Err(e)) => {
             tracing::info!(error = %e, "lido: keepalive ping failed; closing the connection");
-            shared.discard(live.conn, CloseReason::FailedCheck);
+            shared.discard(live.conn, CloseReason::FailedCheck, None);
         }
         Err(_) => {
             tracing::info!(
                 ?limit,
                 "lido: keepalive ping timed out; closing the connection"
             );
-            shared.discard(live.conn, CloseReason::FailedCheck);
+            shared.discard(live.conn, CloseReason::FailedCheck, None);
         }
     }
 }
@@ -110,7 +110,8 @@ fn report_leaks<M: Manager>(shared: &Shared<M>) {
     let Some(threshold) = shared.cfg.leak_threshold else {
         return;
     };
-    for leak in shared.leases.over(Instant::now(), threshold, true) {
+    let leaks = shared.lock().leases.over(Instant::now(), threshold, true);
+    for leak in leaks {
         crate::stats::bump(&shared.stats.leaks);
         match &leak.backtrace {
             Some(bt) => tracing::warn!(

@@ -119,6 +119,42 @@ impl<M: Manager> Pool<M> {
         crate::acquire::acquire(&self.shared, priority, location)
     }
 
+    /// Like [`get_with_priority`](Self::get_with_priority), with the call
+    /// site given rather than taken from the caller: for wrappers (a backend's
+    /// own `#[track_caller]` `get`, a closure-running helper) so that leak
+    /// reports name the application's line, not the wrapper's.
+    ///
+    /// ```
+    /// # use lido_core::{Manager, Pool, Priority};
+    /// # struct Nop;
+    /// # impl Manager for Nop {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> Result<(), std::io::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
+    /// # }
+    /// #[track_caller]
+    /// fn lease(pool: &Pool<Nop>) -> impl std::future::Future<Output = ()> + '_ {
+    ///     let at = std::panic::Location::caller();
+    ///     async move {
+    ///         let conn = pool.get_tracked(Priority::Normal, at).await.expect("lease");
+    ///         assert_eq!(conn.location().line(), at.line());
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(Nop).build().await?;
+    /// lease(&pool).await;
+    /// # Ok(()) }
+    /// ```
+    pub fn get_tracked(
+        &self,
+        priority: Priority,
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = Result<Pooled<M>, Error<M::Error>>> + Send + '_ {
+        crate::acquire::acquire(&self.shared, priority, location)
+    }
+
     /// A point-in-time view: size, idle, in use, waiters, connecting, max.
     pub fn status(&self) -> Status {
         let st = self.shared.lock();
@@ -156,7 +192,7 @@ impl<M: Manager> Pool<M> {
     /// Leases currently held past `leak_threshold` (empty when leak detection is off).
     pub fn leaks(&self) -> Vec<crate::LeakReport> {
         match self.shared.cfg.leak_threshold {
-            Some(t) => self.shared.leases.over(Instant::now(), t, false),
+            Some(t) => self.shared.lock().leases.over(Instant::now(), t, false),
             None => Vec::new(),
         }
     }
@@ -310,7 +346,7 @@ impl<M: Manager> Pool<M> {
     /// connections, and waits up to `deadline` for leased ones to come back
     /// (they are closed as they return).
     pub async fn close(&self, deadline: Duration) -> CloseReport {
-        let until = Instant::now() + deadline;
+        let until = crate::time::add(Instant::now(), deadline);
         let mut after = After::default();
         {
             let mut st = self.shared.lock();

@@ -10,11 +10,12 @@ use std::task::Waker;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
-use tokio::time::{Duration, Instant};
+use tokio::time::Instant;
 
 use crate::breaker::{Admission, Breaker, BreakerState, Transition};
 use crate::config::{Config, ReuseOrder};
 use crate::error::Error;
+use crate::leaks::Leases;
 use crate::manager::Manager;
 use crate::observer::{Event, Observer};
 use crate::stats::{bump, CloseReason, Stats};
@@ -39,6 +40,8 @@ impl<C> Live<C> {
 pub(crate) enum Delivery<M: Manager> {
     Conn(Live<M::Connection>),
     Failed(Error<M::Error>),
+    /// Its deadline passed (delivered by the sweeper).
+    TimedOut,
 }
 
 pub(crate) struct State<M: Manager> {
@@ -49,6 +52,10 @@ pub(crate) struct State<M: Manager> {
     pub connecting: usize,
     pub max_size: usize,
     pub closed: bool,
+    /// Leases checked out, for leak detection (empty when it is off).
+    pub leases: Leases,
+    /// The sweeper found no waiter and sleeps until told otherwise.
+    pub sweeper_parked: bool,
 }
 
 pub(crate) struct Shared<M: Manager> {
@@ -61,7 +68,8 @@ pub(crate) struct Shared<M: Manager> {
     pub runtime: Handle,
     /// Signalled whenever a connection is closed or returned (for `close()`).
     pub returned: Notify,
-    pub leases: crate::leaks::Leases,
+    /// Wakes the sweeper (a waiter joined an empty queue, or the pool is gone).
+    pub sweep: Arc<Notify>,
     pub started: Instant,
     /// Milliseconds after `started` of the last maintenance run (liveness).
     pub heartbeat_ms: AtomicU64,
@@ -74,6 +82,7 @@ pub(crate) struct After<C> {
     closed: Vec<(C, CloseReason)>,
     spawn: Vec<bool>,
     transitions: Vec<Transition>,
+    pub wake_sweeper: bool,
 }
 
 impl<C> Default for After<C> {
@@ -83,6 +92,7 @@ impl<C> Default for After<C> {
             closed: Vec::new(),
             spawn: Vec::new(),
             transitions: Vec::new(),
+            wake_sweeper: false,
         }
     }
 }
@@ -102,6 +112,8 @@ impl<M: Manager> Shared<M> {
                 connecting: 0,
                 max_size: cfg.max_size,
                 closed: false,
+                leases: Leases::default(),
+                sweeper_parked: false,
             }),
             breaker: Breaker::new(cfg.breaker.clone()),
             manager,
@@ -110,7 +122,7 @@ impl<M: Manager> Shared<M> {
             observer,
             runtime,
             returned: Notify::new(),
-            leases: Default::default(),
+            sweep: Arc::new(Notify::new()),
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -131,7 +143,7 @@ impl<M: Manager> Shared<M> {
     pub fn wrap(&self, conn: M::Connection, now: Instant) -> Live<M::Connection> {
         let expires = self.cfg.max_lifetime.map(|life| {
             let jitter = life.mul_f64(self.cfg.lifetime_jitter * fastrand::f64());
-            now + life.saturating_sub(jitter)
+            crate::time::add(now, life.saturating_sub(jitter))
         });
         Live {
             conn,
@@ -159,7 +171,7 @@ impl<M: Manager> Shared<M> {
         match st.waiters.deliver(Delivery::Conn(live)) {
             Ok(w) => after.wakers.extend(w),
             Err(Delivery::Conn(live)) => st.idle.push_back(live),
-            Err(Delivery::Failed(_)) => {}
+            Err(Delivery::Failed(_) | Delivery::TimedOut) => {}
         }
     }
 
@@ -229,6 +241,9 @@ impl<M: Manager> Shared<M> {
 
     /// Runs the deferred work: wakes waiters, drops closed connections, spawns connects.
     pub fn finish(self: &Arc<Self>, after: After<M::Connection>) {
+        if after.wake_sweeper {
+            self.sweep.notify_one();
+        }
         for t in after.transitions {
             self.record_transition(t);
         }
@@ -270,36 +285,67 @@ impl<M: Manager> Shared<M> {
 
     /// Puts a connection back (from a guard, a ping, a reset): to a waiter,
     /// idle, or closed when the pool is closed, shrunk, or above `core_size`.
-    pub fn put_back(self: &Arc<Self>, mut live: Live<M::Connection>, now: Instant) {
+    /// `lease` is the guard's leak-detection entry, ended under the same lock.
+    pub fn put_back(
+        self: &Arc<Self>,
+        mut live: Live<M::Connection>,
+        now: Instant,
+        lease: Option<usize>,
+    ) {
         live.last_used = now;
         let mut after = After::default();
         {
             let mut st = self.lock();
-            if st.closed {
-                self.close_locked(&mut st, live.conn, CloseReason::PoolClosed, &mut after);
-            } else if st.size > st.max_size {
-                self.close_locked(&mut st, live.conn, CloseReason::Resize, &mut after);
-            } else if st.waiters.is_empty() && st.size > self.cfg.core() {
-                self.close_locked(&mut st, live.conn, CloseReason::Overflow, &mut after);
-            } else {
-                self.hand_off(&mut st, live, &mut after);
+            if let Some(key) = lease {
+                st.leases.remove(key);
             }
+            self.return_locked(&mut st, live, &mut after);
         }
         self.finish(after);
     }
 
-    /// Closes a connection that is not in the idle list (checked out or being pinged).
-    pub fn discard(self: &Arc<Self>, conn: M::Connection, reason: CloseReason) {
+    /// `put_back`'s decision, under the lock: close if the pool is closed,
+    /// shrunk or above `core_size` with nobody waiting, else hand it on.
+    pub fn return_locked(
+        &self,
+        st: &mut State<M>,
+        live: Live<M::Connection>,
+        after: &mut After<M::Connection>,
+    ) {
+        if st.closed {
+            self.close_locked(st, live.conn, CloseReason::PoolClosed, after);
+        } else if st.size > st.max_size {
+            self.close_locked(st, live.conn, CloseReason::Resize, after);
+        } else if st.waiters.is_empty() && st.size > self.cfg.core() {
+            self.close_locked(st, live.conn, CloseReason::Overflow, after);
+        } else {
+            self.hand_off(st, live, after);
+        }
+    }
+
+    /// Closes a connection that is not in the idle list (checked out or being
+    /// pinged), ending its lease, if any, under the same lock.
+    pub fn discard(
+        self: &Arc<Self>,
+        conn: M::Connection,
+        reason: CloseReason,
+        lease: Option<usize>,
+    ) {
         let mut after = After::default();
         {
             let mut st = self.lock();
+            if let Some(key) = lease {
+                st.leases.remove(key);
+            }
             self.close_locked(&mut st, conn, reason, &mut after);
         }
         self.finish(after);
     }
+}
 
-    /// Remaining time until `deadline`, as a duration.
-    pub fn until(deadline: Instant) -> Duration {
-        deadline.saturating_duration_since(Instant::now())
+impl<M: Manager> Drop for Shared<M> {
+    fn drop(&mut self) {
+        // The last handle is gone: let the sweeper see it and stop.
+        self.sweep.notify_one();
     }
 }

@@ -3,11 +3,17 @@
 //! Waiters live in a slab (no allocation per wait once warm). A returned
 //! connection is stored straight into the oldest waiter's slot, so nobody can
 //! barge past the queue, and the waiter takes it on its next poll.
+//!
+//! Every waiter carries its deadline. All waiters of a pool wait for the same
+//! `acquire_timeout`, so within a lane deadlines never decrease from front to
+//! back: [`WaitQueue::expire`] only ever looks at the three lane fronts, and
+//! one timer per pool (the sweeper) replaces a timer per waiter.
 
 use std::collections::VecDeque;
 use std::task::Waker;
 
 use slab::Slab;
+use tokio::time::Instant;
 
 /// Who is served first when several callers wait.
 ///
@@ -34,6 +40,7 @@ struct Slot<T> {
     waker: Option<Waker>,
     item: Option<T>,
     priority: Priority,
+    deadline: Instant,
 }
 
 /// Waiters in FIFO lanes; `T` is what gets delivered (a connection or an error).
@@ -61,15 +68,31 @@ impl<T> WaitQueue<T> {
         self.lanes.iter().all(VecDeque::is_empty)
     }
 
-    /// Joins the back of `priority`'s lane; returns the waiter's key.
-    pub fn push(&mut self, priority: Priority) -> usize {
-        let key = self.slots.insert(Slot {
-            waker: None,
-            item: None,
-            priority,
-        });
+    /// Joins the back of `priority`'s lane, to be woken through `waker`;
+    /// returns the waiter's key. `deadline` must not be earlier than that of
+    /// any waiter already in the lane.
+    pub fn push(&mut self, priority: Priority, deadline: Instant, waker: &Waker) -> usize {
+        let key = self.insert(priority, deadline, waker);
         self.lanes[priority as usize].push_back(key);
         key
+    }
+
+    /// Joins the front of `priority`'s lane: for a caller served once already
+    /// whose connection failed validation, who keeps its turn. Its deadline is
+    /// from before everyone now queued behind it, so the order holds.
+    pub fn push_front(&mut self, priority: Priority, deadline: Instant, waker: &Waker) -> usize {
+        let key = self.insert(priority, deadline, waker);
+        self.lanes[priority as usize].push_front(key);
+        key
+    }
+
+    fn insert(&mut self, priority: Priority, deadline: Instant, waker: &Waker) -> usize {
+        self.slots.insert(Slot {
+            waker: Some(waker.clone()),
+            item: None,
+            priority,
+            deadline,
+        })
     }
 
     /// Hands `item` to the oldest waiter of the highest lane. Returns the
@@ -109,6 +132,31 @@ impl<T> WaitQueue<T> {
         slot.item
     }
 
+    /// Delivers `make()` to every waiter whose deadline is at or before `now`
+    /// (their wakers go into `wakers`); returns the earliest deadline still
+    /// queued, if any.
+    pub fn expire(
+        &mut self,
+        now: Instant,
+        mut make: impl FnMut() -> T,
+        wakers: &mut Vec<Waker>,
+    ) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for lane in &mut self.lanes {
+            while let Some(&key) = lane.front() {
+                let slot = &mut self.slots[key];
+                if slot.deadline > now {
+                    next = Some(next.map_or(slot.deadline, |n| n.min(slot.deadline)));
+                    break;
+                }
+                lane.pop_front();
+                slot.item = Some(make());
+                wakers.extend(slot.waker.take());
+            }
+        }
+        next
+    }
+
     /// Delivers `make()` to every waiter (used to fail them all); returns their wakers.
     pub fn deliver_all(&mut self, mut make: impl FnMut() -> T) -> Vec<Waker> {
         let mut wakers = Vec::new();
@@ -124,13 +172,22 @@ mod tests {
     use super::*;
     use std::task::Waker;
 
+    fn at(ms: u64) -> Instant {
+        base() + std::time::Duration::from_millis(ms)
+    }
+
+    fn base() -> Instant {
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *BASE.get_or_init(Instant::now)
+    }
+
     #[test]
     fn fifo_within_lane_and_priority_across_lanes() {
         let mut q = WaitQueue::default();
-        let a = q.push(Priority::Normal);
-        let b = q.push(Priority::Background);
-        let c = q.push(Priority::Normal);
-        let d = q.push(Priority::Critical);
+        let a = q.push(Priority::Normal, at(1), Waker::noop());
+        let b = q.push(Priority::Background, at(2), Waker::noop());
+        let c = q.push(Priority::Normal, at(3), Waker::noop());
+        let d = q.push(Priority::Critical, at(4), Waker::noop());
         for i in 0..4 {
             assert!(q.deliver(i).is_ok());
         }
@@ -145,13 +202,35 @@ mod tests {
     #[test]
     fn cancel_removes_waiter_and_returns_delivered_item() {
         let mut q = WaitQueue::default();
-        let a = q.push(Priority::Normal);
-        let b = q.push(Priority::Normal);
+        let a = q.push(Priority::Normal, at(1), Waker::noop());
+        let b = q.push(Priority::Normal, at(2), Waker::noop());
         assert_eq!(q.cancel(a), None);
         assert_eq!(q.len(), 1);
         q.deliver(7).ok();
         assert_eq!(q.cancel(b), Some(7));
         assert!(q.is_empty());
         assert_eq!(q.slots.len(), 0);
+    }
+
+    #[test]
+    fn expire_fails_only_overdue_fronts_and_reports_the_next_deadline() {
+        let mut q = WaitQueue::default();
+        let a = q.push(Priority::Normal, at(10), Waker::noop());
+        let b = q.push(Priority::Critical, at(20), Waker::noop());
+        let c = q.push(Priority::Normal, at(30), Waker::noop());
+        let mut wakers = Vec::new();
+        assert_eq!(q.expire(at(5), || -1, &mut wakers), Some(at(10)));
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.expire(at(20), || -1, &mut wakers), Some(at(30)));
+        let w = Waker::noop();
+        assert_eq!(q.poll_take(a, w), Some(-1));
+        assert_eq!(q.poll_take(b, w), Some(-1));
+        assert_eq!(q.poll_take(c, w), None);
+        assert_eq!(q.len(), 1);
+        // A delivered waiter is out of its lane: expiry never touches it.
+        q.deliver(7).ok();
+        assert_eq!(q.expire(at(99), || -1, &mut wakers), None);
+        assert_eq!(q.poll_take(c, w), Some(7));
+        assert!(q.is_empty());
     }
 }

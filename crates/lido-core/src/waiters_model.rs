@@ -9,7 +9,18 @@ use std::task::Waker;
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
+use tokio::time::Instant;
+
 use crate::waiters::{Priority, WaitQueue};
+
+/// What the sweeper delivers to a waiter whose deadline passed.
+const TIMED_OUT: u32 = u32::MAX;
+
+/// Every waiter's deadline (all wait the same `acquire_timeout`).
+fn deadline() -> Instant {
+    static AT: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *AT.get_or_init(Instant::now)
+}
 
 #[derive(Default)]
 struct Model {
@@ -29,10 +40,13 @@ fn take(m: &Mutex<Model>) -> Take {
             return Take::Ready(c);
         }
     }
-    Take::Wait(st.waiters.push(Priority::Normal))
+    Take::Wait(st.waiters.push(Priority::Normal, deadline(), Waker::noop()))
 }
 
 fn release(m: &Mutex<Model>, conn: u32) {
+    if conn == TIMED_OUT {
+        return;
+    }
     let waker = {
         let mut st = m.lock().expect("lock");
         match st.waiters.deliver(conn) {
@@ -91,10 +105,24 @@ fn impatient(m: &Mutex<Model>) -> Option<u32> {
     }
 }
 
+/// The sweeper's step: fail every waiter past its deadline, as `sweeper.rs` does.
+fn sweep(m: &Mutex<Model>) {
+    let mut wakers = Vec::new();
+    let later = deadline() + std::time::Duration::from_secs(1);
+    m.lock()
+        .expect("lock")
+        .waiters
+        .expire(later, || TIMED_OUT, &mut wakers);
+    for w in wakers {
+        w.wake();
+    }
+}
+
 fn check_conserved(m: &Mutex<Model>, held: &[u32], total: u32) {
     let st = m.lock().expect("lock");
     assert!(st.waiters.is_empty(), "no waiter left behind");
     let mut all: Vec<u32> = st.idle.iter().chain(held).copied().collect();
+    all.retain(|c| *c != TIMED_OUT);
     all.sort_unstable();
     assert_eq!(
         all,
@@ -149,5 +177,49 @@ fn release_racing_a_cancel_hands_the_connection_on() {
         releaser.join().expect("releaser");
         let held: Vec<u32> = got.into_iter().collect();
         check_conserved(&m, &held, 1);
+    });
+}
+
+#[test]
+fn the_sweeper_racing_a_release_and_a_cancel_conserves_connections() {
+    model(|| {
+        let m = Arc::new(Mutex::new(Model::default()));
+        let sweeper = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || sweep(&m))
+        };
+        let releaser = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || release(&m, 0))
+        };
+        // Waits once, then gives up: it ends with the connection, a timeout,
+        // or nothing, and whatever it does not keep stays in the pool.
+        let got = impatient(&m);
+        sweeper.join().expect("sweeper");
+        releaser.join().expect("releaser");
+        let held: Vec<u32> = got.into_iter().filter(|c| *c != TIMED_OUT).collect();
+        check_conserved(&m, &held, 1);
+    });
+}
+
+#[test]
+fn a_patient_waiter_ends_served_or_timed_out_never_stranded() {
+    model(|| {
+        let m = Arc::new(Mutex::new(Model {
+            idle: vec![0],
+            ..Default::default()
+        }));
+        let sweeper = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || sweep(&m))
+        };
+        let other = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || patient(&m))
+        };
+        patient(&m);
+        other.join().expect("other");
+        sweeper.join().expect("sweeper");
+        check_conserved(&m, &[], 1);
     });
 }

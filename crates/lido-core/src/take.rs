@@ -1,0 +1,191 @@
+//! [`Take`]: the future that gets a connection out of the pool's state: an
+//! idle one at once, or one delivered to this caller's place in the queue.
+//!
+//! Its first poll takes an idle connection or joins the queue with its waker,
+//! in one critical section. Later polls only run after a wake-up (a
+//! connection, an error or the sweeper's timeout was delivered) and take the
+//! delivery in a second one. Dropped while queued, it leaves the queue and
+//! passes on whatever was already delivered to it, so nothing leaks.
+
+use std::backtrace::Backtrace;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::manager::Manager;
+use crate::shared::{After, Delivery, Live, Shared};
+use crate::waiters::Priority;
+
+/// Where and when a `get()` began.
+pub(crate) struct Caller {
+    pub location: &'static Location<'static>,
+    pub priority: Priority,
+    pub start: Instant,
+    pub deadline: Instant,
+    pub backtrace: Option<Arc<Backtrace>>,
+}
+
+/// A connection out of the pool's state, not yet validated.
+pub(crate) struct Got<C> {
+    pub live: Live<C>,
+    /// Its leak-detection entry, when that is on.
+    pub lease: Option<usize>,
+    /// The clock when it was taken.
+    pub now: Instant,
+    pub waited: bool,
+}
+
+/// What a caller that did not get a connection gets instead.
+pub(crate) enum Missed<E: std::error::Error + 'static> {
+    Failed(Error<E>),
+    TimedOut,
+}
+
+pub(crate) struct Take<'a, M: Manager> {
+    shared: &'a Arc<Shared<M>>,
+    caller: &'a Caller,
+    /// The place in the queue, once queued.
+    key: Option<usize>,
+    /// Queue at the front of the lane: this caller was served once already
+    /// (its connection failed validation) and keeps its turn.
+    again: bool,
+    done: bool,
+}
+
+impl<'a, M: Manager> Take<'a, M> {
+    pub fn new(shared: &'a Arc<Shared<M>>, caller: &'a Caller, again: bool) -> Self {
+        Self {
+            shared,
+            caller,
+            key: None,
+            again,
+            done: false,
+        }
+    }
+
+    fn lease(&self, st: &mut crate::shared::State<M>, id: u64, since: Instant) -> Option<usize> {
+        self.shared.cfg.leak_threshold?;
+        let bt = self.caller.backtrace.clone();
+        Some(st.leases.insert(id, since, self.caller.location, bt))
+    }
+
+    /// First poll: an idle connection, a failure, or a place in the queue.
+    fn first(&mut self, cx: &Context<'_>) -> Poll<Result<Got<M::Connection>, Missed<M::Error>>> {
+        let shared = self.shared;
+        let caller = self.caller;
+        let mut after = After::default();
+        {
+            let mut st = shared.lock();
+            if st.closed {
+                return Poll::Ready(Err(Missed::Failed(Error::Closed)));
+            }
+            if st.waiters.is_empty() {
+                if let Some(live) = shared.pop_idle(&mut st) {
+                    let lease = self.lease(&mut st, live.id, caller.start);
+                    return Poll::Ready(Ok(Got {
+                        live,
+                        lease,
+                        now: caller.start,
+                        waited: false,
+                    }));
+                }
+            }
+            if let Some((retry_in, last_error)) = shared.breaker.rejects_get(caller.start) {
+                let e = Error::CircuitOpen {
+                    retry_in,
+                    last_error,
+                };
+                return Poll::Ready(Err(Missed::Failed(e)));
+            }
+            let (priority, deadline, waker) = (caller.priority, caller.deadline, cx.waker());
+            self.key = Some(if self.again {
+                st.waiters.push_front(priority, deadline, waker)
+            } else {
+                st.waiters.push(priority, deadline, waker)
+            });
+            if st.sweeper_parked {
+                st.sweeper_parked = false;
+                after.wake_sweeper = true;
+            }
+            shared.spawn_for_waiters(&mut st, &mut after);
+        }
+        shared.finish(after);
+        Poll::Pending
+    }
+
+    /// Later polls: take what was delivered, if anything.
+    fn delivered(
+        &mut self,
+        key: usize,
+        cx: &Context<'_>,
+    ) -> Poll<Result<Got<M::Connection>, Missed<M::Error>>> {
+        // Polled again almost only after a wake-up, so this reading is the
+        // time the connection was taken (and no second reading is needed).
+        let now = Instant::now();
+        let mut st = self.shared.lock();
+        let Some(delivery) = st.waiters.poll_take(key, cx.waker()) else {
+            return Poll::Pending;
+        };
+        self.done = true;
+        Poll::Ready(match delivery {
+            Delivery::Conn(live) => {
+                let lease = self.lease(&mut st, live.id, now);
+                Ok(Got {
+                    live,
+                    lease,
+                    now,
+                    waited: true,
+                })
+            }
+            Delivery::Failed(e) => Err(Missed::Failed(e)),
+            Delivery::TimedOut => Err(Missed::TimedOut),
+        })
+    }
+}
+
+impl<M: Manager> Future for Take<'_, M> {
+    type Output = Result<Got<M::Connection>, Missed<M::Error>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match this.key {
+            None => {
+                let out = this.first(cx);
+                this.done = out.is_ready();
+                out
+            }
+            Some(key) => this.delivered(key, cx),
+        }
+    }
+}
+
+impl<M: Manager> Drop for Take<'_, M> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.filter(|_| !self.done) else {
+            return;
+        };
+        let shared = self.shared;
+        let mut after = After::default();
+        {
+            let mut st = shared.lock();
+            match st.waiters.cancel(key) {
+                // Handed over just before the caller left: return it like a
+                // guard would (it may be closed if the pool closed or shrank).
+                Some(Delivery::Conn(live)) => shared.return_locked(&mut st, live, &mut after),
+                // A connect failure meant for someone: the next waiter learns it.
+                Some(Delivery::Failed(e)) => {
+                    if let Ok(w) = st.waiters.deliver(Delivery::Failed(e)) {
+                        after.wakers.extend(w);
+                    }
+                }
+                Some(Delivery::TimedOut) | None => {}
+            }
+        }
+        shared.finish(after);
+    }
+}
