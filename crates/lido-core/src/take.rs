@@ -46,6 +46,9 @@ pub(crate) enum Missed<E: std::error::Error + 'static> {
     TimedOut,
 }
 
+/// What polling a [`Take`] yields.
+type Polled<M> = Poll<Result<Got<<M as Manager>::Connection>, Missed<<M as Manager>::Error>>>;
+
 pub(crate) struct Take<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
     caller: &'a Caller,
@@ -75,7 +78,7 @@ impl<'a, M: Manager> Take<'a, M> {
     }
 
     /// First poll: an idle connection, a failure, or a place in the queue.
-    fn first(&mut self, cx: &Context<'_>) -> Poll<Result<Got<M::Connection>, Missed<M::Error>>> {
+    fn first(&mut self, cx: &Context<'_>) -> Polled<M> {
         let shared = self.shared;
         let caller = self.caller;
         let mut after = After::default();
@@ -119,11 +122,7 @@ impl<'a, M: Manager> Take<'a, M> {
     }
 
     /// Later polls: take what was delivered, if anything.
-    fn delivered(
-        &mut self,
-        key: usize,
-        cx: &Context<'_>,
-    ) -> Poll<Result<Got<M::Connection>, Missed<M::Error>>> {
+    fn delivered(&mut self, key: usize, cx: &Context<'_>) -> Polled<M> {
         // Polled again almost only after a wake-up, so this reading is the
         // time the connection was taken (and no second reading is needed).
         let now = Instant::now();
