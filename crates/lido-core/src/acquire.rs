@@ -81,12 +81,16 @@ fn served<M: Manager>(shared: &Shared<M>, wait: Option<Duration>) {
     match wait {
         Some(wait) => {
             bump(&stats.gets_waited);
-            stats.acquire_wait.record(wait);
+            if shared.cfg.statistics {
+                stats.acquire_wait.record(wait);
+            }
             shared.emit(Event::Acquired { wait });
         }
         None => {
             bump(&stats.gets_direct);
-            stats.acquire_wait.record_zero();
+            if shared.cfg.statistics {
+                stats.acquire_wait.record_zero();
+            }
             shared.emit(Event::Acquired {
                 wait: Duration::ZERO,
             });
@@ -97,7 +101,9 @@ fn served<M: Manager>(shared: &Shared<M>, wait: Option<Duration>) {
 fn timeout_error<M: Manager>(shared: &Shared<M>, start: Instant) -> Error<M::Error> {
     let waited = start.elapsed();
     bump(&shared.stats.acquire_timeouts);
-    shared.stats.acquire_wait.record(waited);
+    if shared.cfg.statistics {
+        shared.stats.acquire_wait.record(waited);
+    }
     shared.emit(Event::AcquireTimeout { waited });
     let (in_use, max_size, waiters) = {
         let st = shared.lock();
@@ -137,7 +143,7 @@ async fn validate<M: Manager>(
     if live.expired(now) {
         return Checked::Closed(CloseReason::Lifetime);
     }
-    if now.saturating_duration_since(live.last_used) <= shared.cfg.validation_bypass {
+    if live.unchecked_for(now) <= shared.cfg.validation_bypass {
         return Checked::Ok { revalidated: false };
     }
     let limit = shared

@@ -53,7 +53,29 @@ pub enum BlockingError<E: std::error::Error + 'static> {
 /// ```
 pub struct BlockingPool<M: Manager> {
     pool: Pool<M>,
-    runtime: Arc<Runtime>,
+    runtime: Arc<Owner>,
+}
+
+/// Owns the runtime. Dropping a tokio `Runtime` from async code panics
+/// ("cannot drop a runtime in a context where blocking is not allowed"), and
+/// the last clone of a `BlockingPool` may well be dropped there (moved into a
+/// task, say), so the owner shuts the runtime down in the background instead.
+struct Owner(Option<Runtime>);
+
+impl Owner {
+    fn get(&self) -> &Runtime {
+        self.0
+            .as_ref()
+            .expect("the runtime lives until the owner drops")
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl<M: Manager> Clone for BlockingPool<M> {
@@ -90,7 +112,7 @@ impl<M: Manager> BlockingPool<M> {
             .map_err(|e| BuildError::Runtime(e.to_string()))?;
         Ok(runtime.block_on(make()).map(|pool| Self {
             pool,
-            runtime: Arc::new(runtime),
+            runtime: Arc::new(Owner(Some(runtime))),
         }))
     }
 
@@ -107,7 +129,7 @@ impl<M: Manager> BlockingPool<M> {
         if Handle::try_current().is_ok() {
             return Err(BlockingError::InsideRuntime);
         }
-        Ok(self.runtime.block_on(fut))
+        Ok(self.runtime.get().block_on(fut))
     }
 
     /// The async pool underneath (status, stats, resize, …).

@@ -80,6 +80,8 @@ impl<M: Manager> PoolBuilder<M> {
         max_lease: Option<Duration>);
     setter!(/// Which idle connection is handed out first.
         reuse_order: ReuseOrder);
+    setter!(/// Record the wait, hold and connect time histograms (default on).
+        statistics: bool);
     setter!(/// Connect retry policy.
         retry: RetryConfig);
     setter!(/// Circuit breaker policy.
@@ -96,7 +98,7 @@ impl<M: Manager> PoolBuilder<M> {
         ));
         crate::maintenance::spawn(&shared);
         crate::sweeper::spawn(&shared);
-        Ok(Pool { shared })
+        Ok(Pool::from_shared(shared))
     }
 
     /// Builds the pool and waits until `min_idle` connections are open.

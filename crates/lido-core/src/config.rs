@@ -153,6 +153,9 @@ pub struct Config {
     pub max_lease: Option<Duration>,
     /// Which idle connection is handed out first.
     pub reuse_order: ReuseOrder,
+    /// Record the acquire-wait, hold-time and connect-time histograms (on by
+    /// default; the counters are always kept). Off only to measure what they cost.
+    pub statistics: bool,
     /// Connect retry policy.
     pub retry: RetryConfig,
     /// Circuit breaker policy.
@@ -178,6 +181,7 @@ impl Default for Config {
             leak_backtrace: false,
             max_lease: None,
             reuse_order: ReuseOrder::Lifo,
+            statistics: true,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
         }

@@ -20,11 +20,66 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>, trial: bool) {
     let shared = Arc::clone(shared);
     let rt = shared.runtime.clone();
     rt.spawn(async move {
-        match connect_with_retry(&shared, trial).await {
-            Ok(live) => add_new(&shared, live),
-            Err((cause, attempts)) => give_up(&shared, cause, attempts),
-        }
+        let _ = run(&shared, trial).await;
     });
+}
+
+/// One reserved connect, start to finish: the new connection joins the pool
+/// (to the oldest waiter, else idle), or the failure goes to the oldest
+/// waiter. Returns the failure for a caller that wants it (warm-up).
+pub(crate) async fn run<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    trial: bool,
+) -> Result<(), Error<M::Error>> {
+    let mut slot = Slot {
+        shared,
+        trial,
+        armed: true,
+    };
+    let result = connect_with_retry(shared, trial).await;
+    slot.armed = false;
+    match result {
+        Ok(live) => {
+            add_new(shared, live);
+            Ok(())
+        }
+        Err((cause, attempts)) => {
+            let err = Error::Connect {
+                cause: cause.clone(),
+                attempts,
+            };
+            give_up(shared, cause, attempts);
+            Err(err)
+        }
+    }
+}
+
+/// A reservation in `connecting`. Released by `add_new`/`give_up`; if the
+/// manager panics mid-connect, the drop during unwinding releases it instead,
+/// so a buggy manager costs one failed connect, not a slot forever.
+struct Slot<'a, M: Manager> {
+    shared: &'a Arc<Shared<M>>,
+    trial: bool,
+    armed: bool,
+}
+
+impl<M: Manager> Drop for Slot<'_, M> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let shared = self.shared;
+        bump(&shared.stats.connect_failures);
+        let failure = ConnectFailure::Panicked;
+        if let Some(t) = shared
+            .breaker
+            .on_failure(Instant::now(), failure.clone(), self.trial)
+        {
+            shared.record_transition(t);
+        }
+        tracing::error!("lido: the connection manager panicked in connect(); slot released");
+        give_up(shared, failure, 1);
+    }
 }
 
 /// Whether a retry still serves someone (a waiter, or `min_idle`).
@@ -48,7 +103,9 @@ pub(crate) async fn connect_with_retry<M: Manager>(
                 Ok(Ok(conn)) => {
                     let now = Instant::now();
                     let took = now - started;
-                    shared.stats.connect_time.record(took);
+                    if cfg.statistics {
+                        shared.stats.connect_time.record(took);
+                    }
                     bump(&shared.stats.created);
                     if let Some(t) = shared.breaker.on_success(now, trial) {
                         shared.record_transition(t);
@@ -135,6 +192,7 @@ pub(crate) fn give_up<M: Manager>(
     {
         let mut st = shared.lock();
         st.connecting -= 1;
+        after.freed = true;
         let err = Error::Connect { cause, attempts };
         if let Ok(w) = st.waiters.deliver(Delivery::Failed(err)) {
             after.wakers.extend(w);

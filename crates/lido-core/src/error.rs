@@ -4,11 +4,15 @@ use std::{fmt, sync::Arc, time::Duration};
 
 /// Why one connect attempt failed. Cheap to clone: the backend error is shared.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ConnectFailure<E> {
     /// The backend refused or failed.
     Backend(Arc<E>),
     /// The attempt ran past `connect_timeout`.
     Timeout(Duration),
+    /// The manager's `connect` panicked (a bug in the manager); the pool
+    /// freed the slot and reports it like any failure.
+    Panicked,
 }
 
 impl<E> Clone for ConnectFailure<E> {
@@ -16,6 +20,7 @@ impl<E> Clone for ConnectFailure<E> {
         match self {
             Self::Backend(e) => Self::Backend(Arc::clone(e)),
             Self::Timeout(d) => Self::Timeout(*d),
+            Self::Panicked => Self::Panicked,
         }
     }
 }
@@ -25,7 +30,7 @@ impl<E> ConnectFailure<E> {
     pub fn backend(&self) -> Option<&E> {
         match self {
             Self::Backend(e) => Some(e),
-            Self::Timeout(_) => None,
+            Self::Timeout(_) | Self::Panicked => None,
         }
     }
 }
@@ -37,6 +42,7 @@ impl<E: fmt::Display> fmt::Display for ConnectFailure<E> {
             Self::Timeout(d) => {
                 write!(f, "connect attempt timed out after {d:?} (connect_timeout)")
             }
+            Self::Panicked => f.write_str("the connection manager panicked while connecting"),
         }
     }
 }
@@ -45,7 +51,7 @@ impl<E: std::error::Error + 'static> std::error::Error for ConnectFailure<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Backend(e) => Some(&**e),
-            Self::Timeout(_) => None,
+            Self::Timeout(_) | Self::Panicked => None,
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::manager::Manager;
 use crate::observer::Event;
+use crate::out::{Out, Work};
 use crate::shared::{Live, Shared};
 use crate::stats::CloseReason;
 
@@ -86,6 +87,7 @@ impl<M: Manager> Pooled<M> {
                 st.leases.remove(key);
             }
             st.size -= 1;
+            after.freed = true;
             self.shared.spawn_for_waiters(&mut st, &mut after);
         }
         self.shared.finish(after);
@@ -134,7 +136,9 @@ impl<M: Manager> Pooled<M> {
         let shared = &self.shared;
         let now = Instant::now();
         let held = now.saturating_duration_since(self.acquired);
-        shared.stats.hold_time.record(held);
+        if shared.cfg.statistics {
+            shared.stats.hold_time.record(held);
+        }
         shared.emit(Event::Released { held });
         let reason = if self.discard || shared.manager.has_broken(&mut live.conn) {
             Some(CloseReason::Broken)
@@ -154,27 +158,32 @@ impl<M: Manager> Pooled<M> {
             }
             spawn_reset(Arc::clone(shared), live);
         } else {
-            shared.put_back(live, now, lease);
+            live.last_used = now;
+            shared.put_back(live, lease);
         }
     }
 }
 
 /// Resets a connection on a background task, then returns or closes it.
-fn spawn_reset<M: Manager>(shared: Arc<Shared<M>>, mut live: Live<M::Connection>) {
+fn spawn_reset<M: Manager>(shared: Arc<Shared<M>>, live: Live<M::Connection>) {
     let rt = shared.runtime.clone();
+    let mut out = Out::new(shared, live, Work::Reset);
     rt.spawn(async move {
+        let shared = Arc::clone(out.shared());
         let limit = shared.cfg.check_timeout;
-        match tokio::time::timeout(limit, shared.manager.reset(&mut live.conn)).await {
-            Ok(Ok(())) => shared.put_back(live, Instant::now(), None),
+        let Some(conn) = out.conn() else { return };
+        let failed = match tokio::time::timeout(limit, shared.manager.reset(conn)).await {
+            Ok(Ok(())) => None,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "lido: reset of a returned connection failed; closing it");
-                shared.discard(live.conn, CloseReason::FailedReset, None);
+                Some(CloseReason::FailedReset)
             }
             Err(_) => {
                 tracing::warn!(?limit, "lido: reset of a returned connection timed out; closing it");
-                shared.discard(live.conn, CloseReason::FailedReset, None);
+                Some(CloseReason::FailedReset)
             }
-        }
+        };
+        out.finish(failed);
     });
 }
 

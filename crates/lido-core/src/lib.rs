@@ -49,6 +49,7 @@ mod leaks;
 mod maintenance;
 mod manager;
 mod observer;
+mod out;
 mod pool;
 mod shared;
 mod stats;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::manager::Manager;
+use crate::out::{Out, Work};
 use crate::shared::{After, Live, Shared};
 use crate::stats::CloseReason;
 
@@ -19,7 +20,7 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if !run_once(&weak).await {
+            if !run_once(&weak) {
                 tracing::debug!("lido: maintenance task stopped");
                 return;
             }
@@ -28,11 +29,13 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
 }
 
 /// One round; `false` once the pool is gone or closed.
-async fn run_once<M: Manager>(weak: &Weak<Shared<M>>) -> bool {
+fn run_once<M: Manager>(weak: &Weak<Shared<M>>) -> bool {
     let Some(shared) = weak.upgrade() else {
         return false;
     };
-    if shared.lock().closed {
+    // The last `Pool` handle is gone (guards may still be out): nobody can
+    // call `get()` again, so there is nothing left to maintain.
+    if shared.lock().closed || shared.handles.load(Ordering::Acquire) == 0 {
         return false;
     }
     let beat = shared.started.elapsed().as_millis();
@@ -41,7 +44,7 @@ async fn run_once<M: Manager>(weak: &Weak<Shared<M>>) -> bool {
         .store(u64::try_from(beat).unwrap_or(u64::MAX), Ordering::Relaxed);
     report_leaks(&shared);
     let pings = reap(&shared);
-    keepalive(&shared, pings).await;
+    keepalive(&shared, pings);
     let mut after = After::default();
     {
         let mut st = shared.lock();
@@ -51,7 +54,8 @@ async fn run_once<M: Manager>(weak: &Weak<Shared<M>>) -> bool {
     true
 }
 
-/// Closes expired and idle-timed-out connections; takes out those due a keepalive ping.
+/// Closes expired and idle-timed-out connections; takes out those due a
+/// keepalive ping (counted in `pinging` until they come back).
 fn reap<M: Manager>(shared: &Arc<Shared<M>>) -> Vec<Live<M::Connection>> {
     let now = Instant::now();
     let cfg = &shared.cfg;
@@ -60,14 +64,20 @@ fn reap<M: Manager>(shared: &Arc<Shared<M>>) -> Vec<Live<M::Connection>> {
     {
         let mut st = shared.lock();
         let idle = std::mem::take(&mut st.idle);
+        // Idle connections not (yet) closed: idle_timeout never takes the
+        // pool's idle count below min_idle, however many are in use.
+        let mut idle_left = idle.len();
         // Oldest-returned first, so the longest idle go first.
         for live in idle {
             let idle_for = now.saturating_duration_since(live.last_used);
             if live.expired(now) {
+                idle_left -= 1;
                 shared.close_locked(&mut st, live.conn, CloseReason::Lifetime, &mut after);
-            } else if cfg.idle_timeout.is_some_and(|t| idle_for >= t) && st.size > cfg.min_idle {
+            } else if cfg.idle_timeout.is_some_and(|t| idle_for >= t) && idle_left > cfg.min_idle {
+                idle_left -= 1;
                 shared.close_locked(&mut st, live.conn, CloseReason::Idle, &mut after);
-            } else if cfg.keepalive.is_some_and(|k| idle_for >= k) {
+            } else if cfg.keepalive.is_some_and(|k| live.unchecked_for(now) >= k) {
+                st.pinging += 1;
                 pings.push(live);
             } else {
                 st.idle.push_back(live);
@@ -80,30 +90,32 @@ fn reap<M: Manager>(shared: &Arc<Shared<M>>) -> Vec<Live<M::Connection>> {
 
 /// Pings each due connection on its own task, so a hung database cannot hold
 /// up the maintenance round (and with it the liveness heartbeat).
-async fn keepalive<M: Manager>(shared: &Arc<Shared<M>>, pings: Vec<Live<M::Connection>>) {
+fn keepalive<M: Manager>(shared: &Arc<Shared<M>>, pings: Vec<Live<M::Connection>>) {
     for live in pings {
-        let shared = Arc::clone(shared);
-        let rt = shared.runtime.clone();
-        rt.spawn(async move { ping(&shared, live).await });
+        let out = Out::new(Arc::clone(shared), live, Work::Ping);
+        shared.runtime.spawn(ping(out));
     }
 }
 
-async fn ping<M: Manager>(shared: &Arc<Shared<M>>, mut live: Live<M::Connection>) {
+async fn ping<M: Manager>(mut out: Out<M>) {
+    let shared = Arc::clone(out.shared());
     let limit = shared.cfg.check_timeout;
-    match tokio::time::timeout(limit, shared.manager.check(&mut live.conn)).await {
-        Ok(Ok(())) => shared.put_back(live, Instant::now(), None),
+    let Some(conn) = out.conn() else { return };
+    let failed = match tokio::time::timeout(limit, shared.manager.check(conn)).await {
+        Ok(Ok(())) => None,
         Ok(Err(e)) => {
             tracing::info!(error = %e, "lido: keepalive ping failed; closing the connection");
-            shared.discard(live.conn, CloseReason::FailedCheck, None);
+            Some(CloseReason::FailedCheck)
         }
         Err(_) => {
             tracing::info!(
                 ?limit,
                 "lido: keepalive ping timed out; closing the connection"
             );
-            shared.discard(live.conn, CloseReason::FailedCheck, None);
+            Some(CloseReason::FailedCheck)
         }
-    }
+    };
+    out.finish(failed);
 }
 
 fn report_leaks<M: Manager>(shared: &Shared<M>) {

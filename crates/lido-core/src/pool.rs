@@ -42,10 +42,24 @@ pub struct Pool<M: Manager> {
     pub(crate) shared: Arc<Shared<M>>,
 }
 
+impl<M: Manager> Pool<M> {
+    /// A new handle on `shared`, counted in `handles`.
+    pub(crate) fn from_shared(shared: Arc<Shared<M>>) -> Self {
+        shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self { shared }
+    }
+}
+
 impl<M: Manager> Clone for Pool<M> {
     fn clone(&self) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
+        Self::from_shared(Arc::clone(&self.shared))
+    }
+}
+
+impl<M: Manager> Drop for Pool<M> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            tracing::debug!("lido: last pool handle dropped; maintenance stops at its next round");
         }
     }
 }
@@ -279,60 +293,53 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Closes every idle connection for which `keep` returns `false`.
+    ///
+    /// `keep` runs without the pool's lock held (it may call `status()` or
+    /// take its time); meanwhile those connections count as in use. If `keep`
+    /// panics, every connection not yet rejected goes back.
     pub fn retain(&self, mut keep: impl FnMut(&M::Connection, ConnInfo) -> bool) {
         let now = Instant::now();
-        let mut after = After::default();
-        {
-            let mut st = self.shared.lock();
-            let idle = std::mem::take(&mut st.idle);
-            for live in idle {
-                let info = ConnInfo {
-                    id: live.id,
-                    age: now.saturating_duration_since(live.created),
-                    idle_for: now.saturating_duration_since(live.last_used),
-                };
-                if keep(&live.conn, info) {
-                    st.idle.push_back(live);
-                } else {
-                    self.shared
-                        .close_locked(&mut st, live.conn, CloseReason::Retain, &mut after);
-                }
+        let mut sorting = Sorting {
+            shared: &self.shared,
+            rest: std::mem::take(&mut self.shared.lock().idle),
+            kept: Vec::new(),
+            rejected: Vec::new(),
+        };
+        while let Some(live) = sorting.rest.pop_front() {
+            let info = ConnInfo {
+                id: live.id,
+                age: now.saturating_duration_since(live.created),
+                idle_for: now.saturating_duration_since(live.last_used),
+            };
+            if keep(&live.conn, info) {
+                sorting.kept.push(live);
+            } else {
+                sorting.rejected.push(live);
             }
         }
-        self.shared.finish(after);
     }
 
     /// Opens connections until `min_idle` are idle (what `build()` waits for).
+    /// Connects go through the circuit breaker and, on failure, serve waiters
+    /// like any other connect; the last failure is returned.
     pub async fn warm_up(&self) -> Result<(), Error<M::Error>> {
-        let missing = {
+        let mut after = After::default();
+        let trials = {
             let mut st = self.shared.lock();
-            let missing = self
-                .shared
-                .cfg
-                .min_idle
-                .saturating_sub(st.idle.len() + st.connecting)
-                .min(st.max_size.saturating_sub(st.size + st.connecting));
-            st.connecting += missing;
-            missing
+            self.shared.reserve_for_min_idle(&mut st, &mut after)
         };
+        self.shared.finish(after);
         // Detached tasks (not a JoinSet, which would abort them if this future
         // is dropped): a cancelled warm-up still finishes its connects.
-        let mut tasks = Vec::with_capacity(missing);
-        for _ in 0..missing {
-            let shared = Arc::clone(&self.shared);
-            tasks.push(self.shared.runtime.spawn(async move {
-                match crate::connector::connect_with_retry(&shared, false).await {
-                    Ok(live) => {
-                        crate::connector::add_new(&shared, live);
-                        Ok(())
-                    }
-                    Err((cause, attempts)) => {
-                        shared.lock().connecting -= 1;
-                        Err(Error::Connect { cause, attempts })
-                    }
-                }
-            }));
-        }
+        let tasks: Vec<_> = trials
+            .into_iter()
+            .map(|trial| {
+                let shared = Arc::clone(&self.shared);
+                self.shared
+                    .runtime
+                    .spawn(async move { crate::connector::run(&shared, trial).await })
+            })
+            .collect();
         let mut result = Ok(());
         for task in tasks {
             if let Ok(Err(e)) = task.await {
@@ -385,5 +392,31 @@ impl<M: Manager> Pool<M> {
                 };
             }
         }
+    }
+}
+
+/// Idle connections taken out by `retain`; dropping it (normally, or while
+/// unwinding from a panicking predicate) puts them back or closes them.
+struct Sorting<'a, M: Manager> {
+    shared: &'a Arc<Shared<M>>,
+    rest: std::collections::VecDeque<crate::shared::Live<M::Connection>>,
+    kept: Vec<crate::shared::Live<M::Connection>>,
+    rejected: Vec<crate::shared::Live<M::Connection>>,
+}
+
+impl<M: Manager> Drop for Sorting<'_, M> {
+    fn drop(&mut self) {
+        let mut after = After::default();
+        {
+            let mut st = self.shared.lock();
+            for live in self.rejected.drain(..) {
+                self.shared
+                    .close_locked(&mut st, live.conn, CloseReason::Retain, &mut after);
+            }
+            for live in self.kept.drain(..).chain(self.rest.drain(..)) {
+                self.shared.return_locked(&mut st, live, &mut after);
+            }
+        }
+        self.shared.finish(after);
     }
 }

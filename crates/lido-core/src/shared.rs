@@ -3,7 +3,7 @@
 //! are woken and connections dropped only after it is released.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -27,12 +27,21 @@ pub(crate) struct Live<C> {
     pub id: u64,
     pub created: Instant,
     pub expires: Option<Instant>,
+    /// When a caller last returned it (what `idle_timeout` counts from).
     pub last_used: Instant,
+    /// When it was last known good: returned, or passed a keepalive ping
+    /// (what the validation bypass and keepalive count from).
+    pub last_checked: Instant,
 }
 
 impl<C> Live<C> {
     pub fn expired(&self, now: Instant) -> bool {
         self.expires.is_some_and(|e| now >= e)
+    }
+
+    /// Time since the connection was last known good.
+    pub fn unchecked_for(&self, now: Instant) -> std::time::Duration {
+        now.saturating_duration_since(self.last_used.max(self.last_checked))
     }
 }
 
@@ -50,6 +59,8 @@ pub(crate) struct State<M: Manager> {
     /// Open connections: idle plus in use (connects in flight not included).
     pub size: usize,
     pub connecting: usize,
+    /// Idle connections out for a keepalive ping (counted in `size`).
+    pub pinging: usize,
     pub max_size: usize,
     pub closed: bool,
     /// Leases checked out, for leak detection (empty when it is off).
@@ -70,6 +81,9 @@ pub(crate) struct Shared<M: Manager> {
     pub returned: Notify,
     /// Wakes the sweeper (a waiter joined an empty queue, or the pool is gone).
     pub sweep: Arc<Notify>,
+    /// Live `Pool` handles (guards and tasks hold `Arc<Shared>` too, but only
+    /// handles can call `get()`); maintenance stops when this reaches zero.
+    pub handles: AtomicUsize,
     pub started: Instant,
     /// Milliseconds after `started` of the last maintenance run (liveness).
     pub heartbeat_ms: AtomicU64,
@@ -83,6 +97,9 @@ pub(crate) struct After<C> {
     spawn: Vec<bool>,
     transitions: Vec<Transition>,
     pub wake_sweeper: bool,
+    /// A slot was freed without closing a connection (a failed connect, a
+    /// detach): `close()` may be waiting for that.
+    pub freed: bool,
 }
 
 impl<C> Default for After<C> {
@@ -93,6 +110,7 @@ impl<C> Default for After<C> {
             spawn: Vec::new(),
             transitions: Vec::new(),
             wake_sweeper: false,
+            freed: false,
         }
     }
 }
@@ -110,6 +128,7 @@ impl<M: Manager> Shared<M> {
                 waiters: WaitQueue::default(),
                 size: 0,
                 connecting: 0,
+                pinging: 0,
                 max_size: cfg.max_size,
                 closed: false,
                 leases: Leases::default(),
@@ -123,6 +142,7 @@ impl<M: Manager> Shared<M> {
             runtime,
             returned: Notify::new(),
             sweep: Arc::new(Notify::new()),
+            handles: AtomicUsize::new(0),
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -151,6 +171,7 @@ impl<M: Manager> Shared<M> {
             created: now,
             expires,
             last_used: now,
+            last_checked: now,
         }
     }
 
@@ -196,14 +217,43 @@ impl<M: Manager> Shared<M> {
 
     /// Starts connects to bring the pool up to `min_idle`.
     pub fn spawn_for_min_idle(&self, st: &mut State<M>, after: &mut After<M::Connection>) {
-        let have = st.idle.len() + st.connecting;
-        let want = self.cfg.min_idle.saturating_sub(have);
+        let want = self.min_idle_missing(st);
         self.spawn_up_to(st, want, after);
     }
 
+    /// Idle connections short of `min_idle`, counting connects and keepalive
+    /// pings in flight (a pinged connection comes back idle).
+    fn min_idle_missing(&self, st: &State<M>) -> usize {
+        let have = st.idle.len() + st.connecting + st.pinging;
+        self.cfg.min_idle.saturating_sub(have)
+    }
+
+    /// Like `spawn_for_min_idle`, but returns the reserved connects (their
+    /// `trial` flags) for the caller to run: `warm_up` awaits them.
+    pub fn reserve_for_min_idle(
+        &self,
+        st: &mut State<M>,
+        after: &mut After<M::Connection>,
+    ) -> Vec<bool> {
+        let want = self.min_idle_missing(st);
+        self.reserve(st, want, after)
+    }
+
     fn spawn_up_to(&self, st: &mut State<M>, want: usize, after: &mut After<M::Connection>) {
+        let trials = self.reserve(st, want, after);
+        after.spawn.extend(trials);
+    }
+
+    /// Reserves up to `want` connects within `max_size`, as the breaker admits.
+    fn reserve(
+        &self,
+        st: &mut State<M>,
+        want: usize,
+        after: &mut After<M::Connection>,
+    ) -> Vec<bool> {
+        let mut trials = Vec::new();
         if st.closed {
-            return;
+            return trials;
         }
         let room = st.max_size.saturating_sub(st.size + st.connecting);
         for _ in 0..want.min(room) {
@@ -212,11 +262,12 @@ impl<M: Manager> Shared<M> {
             match admission {
                 Admission::Allowed { trial } => {
                     st.connecting += 1;
-                    after.spawn.push(trial);
+                    trials.push(trial);
                 }
                 Admission::Rejected => break,
             }
         }
+        trials
     }
 
     /// Fails every waiter with `make()`.
@@ -250,7 +301,7 @@ impl<M: Manager> Shared<M> {
         for w in after.wakers {
             w.wake();
         }
-        let any_closed = !after.closed.is_empty();
+        let any_closed = after.freed || !after.closed.is_empty();
         for (conn, reason) in after.closed {
             self.stats.count_close(reason);
             self.emit(Event::Closed { reason });
@@ -286,13 +337,8 @@ impl<M: Manager> Shared<M> {
     /// Puts a connection back (from a guard, a ping, a reset): to a waiter,
     /// idle, or closed when the pool is closed, shrunk, or above `core_size`.
     /// `lease` is the guard's leak-detection entry, ended under the same lock.
-    pub fn put_back(
-        self: &Arc<Self>,
-        mut live: Live<M::Connection>,
-        now: Instant,
-        lease: Option<usize>,
-    ) {
-        live.last_used = now;
+    /// The caller has set `last_used`/`last_checked`.
+    pub fn put_back(self: &Arc<Self>, live: Live<M::Connection>, lease: Option<usize>) {
         let mut after = After::default();
         {
             let mut st = self.lock();
