@@ -52,6 +52,8 @@ mod observer;
 mod out;
 mod pool;
 mod shared;
+#[cfg(test)]
+mod state_model;
 mod stats;
 mod sweeper;
 mod take;

@@ -1,5 +1,6 @@
-//! Property test: random get / hold / drop / cancel / fail / resize sequences
-//! never leak, never exceed max_size, and answer every waiter.
+//! Property test: random get / hold / drop / detach / cancel / fail / slow
+//! connect and check / resize / close sequences never leak, never exceed
+//! max_size, and answer every waiter.
 
 mod common;
 
@@ -17,8 +18,13 @@ enum Op {
         priority: u8,
         broken: bool,
         dirty: bool,
+        detach: bool,
     },
     GetCancelledAfter(u64),
+    BadPassword(bool),
+    ConnectDelay(u64),
+    CheckDelay(u64),
+    Close,
     FailNext(u32),
     Down(bool),
     CheckFails(bool),
@@ -28,10 +34,25 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0u64..300, 0u8..3, prop::bool::weighted(0.1), prop::bool::weighted(0.1)).prop_map(
-            |(hold_ms, priority, broken, dirty)| Op::Get { hold_ms, priority, broken, dirty }
-        ),
+        6 => (
+            0u64..300,
+            0u8..3,
+            prop::bool::weighted(0.1),
+            prop::bool::weighted(0.1),
+            prop::bool::weighted(0.05)
+        )
+            .prop_map(|(hold_ms, priority, broken, dirty, detach)| Op::Get {
+                hold_ms,
+                priority,
+                broken,
+                dirty,
+                detach
+            }),
         2 => (0u64..50).prop_map(Op::GetCancelledAfter),
+        1 => prop::bool::weighted(0.3).prop_map(Op::BadPassword),
+        1 => (0u64..120).prop_map(Op::ConnectDelay),
+        1 => (0u64..80).prop_map(Op::CheckDelay),
+        1 => Just(Op::Close),
         1 => (0u32..4).prop_map(Op::FailNext),
         1 => any::<bool>().prop_map(Op::Down),
         1 => any::<bool>().prop_map(Op::CheckFails),
@@ -74,6 +95,7 @@ fn run(max: usize, min_idle: usize, ops: Vec<Op>) {
                     priority,
                     broken,
                     dirty,
+                    detach,
                 } => {
                     let p = pool.clone();
                     let prio = Priority::ALL[priority as usize];
@@ -82,7 +104,19 @@ fn run(max: usize, min_idle: usize, ops: Vec<Op>) {
                             c.broken = broken;
                             c.dirty = dirty;
                             tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+                            if detach {
+                                drop(c.detach());
+                            }
                         }
+                    }));
+                }
+                Op::BadPassword(b) => script.bad_password.store(b, Ordering::SeqCst),
+                Op::ConnectDelay(ms) => *script.connect_delay.lock() = Duration::from_millis(ms),
+                Op::CheckDelay(ms) => *script.check_delay.lock() = Duration::from_millis(ms),
+                Op::Close => {
+                    let p = pool.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let _ = p.close(Duration::from_millis(500)).await;
                     }));
                 }
                 Op::GetCancelledAfter(ms) => {
@@ -106,6 +140,7 @@ fn run(max: usize, min_idle: usize, ops: Vec<Op>) {
             assert!(s.size + s.connecting <= peak, "over max: {s:?}");
         }
         script.down.store(false, Ordering::SeqCst);
+        script.bad_password.store(false, Ordering::SeqCst);
         script.fail_next.store(0, Ordering::SeqCst);
         script.check_fails.store(false, Ordering::SeqCst);
         for t in tasks {
@@ -120,7 +155,7 @@ fn run(max: usize, min_idle: usize, ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn random_sequences_leak_nothing(max in 1usize..5, min_idle in 0usize..3, ops in prop::collection::vec(op(), 1..60)) {
