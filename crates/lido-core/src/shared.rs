@@ -102,6 +102,17 @@ pub(crate) struct After<C> {
     pub freed: bool,
 }
 
+impl<C> After<C> {
+    fn is_empty(&self) -> bool {
+        self.wakers.is_empty()
+            && self.closed.is_empty()
+            && self.spawn.is_empty()
+            && self.transitions.is_empty()
+            && !self.wake_sweeper
+            && !self.freed
+    }
+}
+
 impl<C> Default for After<C> {
     fn default() -> Self {
         Self {
@@ -189,6 +200,10 @@ impl<M: Manager> Shared<M> {
         live: Live<M::Connection>,
         after: &mut After<M::Connection>,
     ) {
+        if st.waiters.is_empty() {
+            st.idle.push_back(live);
+            return;
+        }
         match st.waiters.deliver(Delivery::Conn(live)) {
             Ok(w) => after.wakers.extend(w),
             Err(Delivery::Conn(live)) => st.idle.push_back(live),
@@ -292,6 +307,9 @@ impl<M: Manager> Shared<M> {
 
     /// Runs the deferred work: wakes waiters, drops closed connections, spawns connects.
     pub fn finish(self: &Arc<Self>, after: After<M::Connection>) {
+        if after.is_empty() {
+            return; // the common case: a plain return or checkout
+        }
         if after.wake_sweeper {
             self.sweep.notify_one();
         }

@@ -26,6 +26,7 @@ pub(crate) struct Caller {
     pub location: &'static Location<'static>,
     pub priority: Priority,
     pub start: Instant,
+    /// `start + acquire_timeout`.
     pub deadline: Instant,
     pub backtrace: Option<Arc<Backtrace>>,
 }
