@@ -90,9 +90,44 @@ pub(crate) struct Shared<M: Manager> {
     next_id: AtomicU64,
 }
 
+/// Wakers to wake once the lock is released. Almost always zero or one (a
+/// return hands its connection to one waiter), kept inline so that common
+/// case allocates nothing.
+#[derive(Default)]
+pub(crate) struct Wakers {
+    one: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Wakers {
+    pub fn is_empty(&self) -> bool {
+        self.one.is_none() && self.more.is_empty()
+    }
+
+    fn wake_all(self) {
+        if let Some(w) = self.one {
+            w.wake();
+        }
+        for w in self.more {
+            w.wake();
+        }
+    }
+}
+
+impl Extend<Waker> for Wakers {
+    fn extend<I: IntoIterator<Item = Waker>>(&mut self, iter: I) {
+        for w in iter {
+            match self.one {
+                None => self.one = Some(w),
+                Some(_) => self.more.push(w),
+            }
+        }
+    }
+}
+
 /// Things to do once the lock is released.
 pub(crate) struct After<C> {
-    pub wakers: Vec<Waker>,
+    pub wakers: Wakers,
     closed: Vec<(C, CloseReason)>,
     spawn: Vec<bool>,
     transitions: Vec<Transition>,
@@ -116,7 +151,7 @@ impl<C> After<C> {
 impl<C> Default for After<C> {
     fn default() -> Self {
         Self {
-            wakers: Vec::new(),
+            wakers: Wakers::default(),
             closed: Vec::new(),
             spawn: Vec::new(),
             transitions: Vec::new(),
@@ -316,9 +351,7 @@ impl<M: Manager> Shared<M> {
         for t in after.transitions {
             self.record_transition(t);
         }
-        for w in after.wakers {
-            w.wake();
-        }
+        after.wakers.wake_all();
         let any_closed = after.freed || !after.closed.is_empty();
         for (conn, reason) in after.closed {
             self.stats.count_close(reason);
