@@ -279,6 +279,16 @@ async fn metrics_endpoint_serves_pg_families_matching_pg_stats() {
     }
     assert_eq!(value(&s, "lido_pool_connections_max", &[]), 2.0);
 
+    for name in contrib_names() {
+        let present = [format!("{name}{{"), format!("{name} ")]
+            .iter()
+            .any(|n| body.contains(n.as_str()));
+        assert!(
+            present,
+            "contrib uses {name}, which /metrics does not export"
+        );
+    }
+
     let (code, _, body) = fetch(addr, "/health").await;
     let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
     let rate = &doc["checks"]["database:queryErrorRate"][0];
@@ -289,4 +299,28 @@ async fn metrics_endpoint_serves_pg_families_matching_pg_stats() {
     );
     let want = if doc["status"] == "fail" { 503 } else { 200 };
     assert_eq!(code, want, "{doc}");
+}
+
+/// The `lido_pool_*`, `lido_pg_*` and `lido_health_*` series the alert rules
+/// and the dashboard query.
+fn contrib_names() -> std::collections::BTreeSet<String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib");
+    let mut names = std::collections::BTreeSet::new();
+    for file in ["prometheus/alerts.yml", "grafana/lido.json"] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).expect("contrib file");
+        for (i, _) in text.match_indices("lido_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if ["lido_pool_", "lido_pg_", "lido_health_"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                names.insert(name);
+            }
+        }
+    }
+    assert!(names.len() > 20, "{names:?}");
+    names
 }
