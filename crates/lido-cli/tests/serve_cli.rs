@@ -37,7 +37,19 @@ fn serves_health_probes_metrics_and_dashboard() {
     );
     assert!(m.body.contains("lido_pool_connections{"), "{}", m.body);
     assert!(m.body.contains("pool=\"primary\""), "{}", m.body);
+    assert!(
+        m.body
+            .contains("lido_sqlite_writes_queued{pool=\"primary\"} 0\n"),
+        "the writer lane is exported: {}",
+        m.body
+    );
     assert!(m.body.trim_end().ends_with("# EOF"));
+    let writer = &doc["checks"]["writer:responseTime"][0];
+    assert_eq!(
+        writer["status"], "pass",
+        "the writer lane is checked: {doc}"
+    );
+    assert_eq!(writer["componentId"], "primary");
 
     let page = get(s.addr, "/");
     assert_eq!(page.status, 200);
@@ -142,4 +154,30 @@ fn serve_keeps_running_while_postgres_is_unreachable() {
     );
     assert_eq!(get(s.addr, "/health/ready").status, 503);
     assert_eq!(get(s.addr, "/metrics").status, 200);
+}
+
+#[test]
+fn serve_exports_postgres_metrics_and_the_query_error_rate() {
+    let server = lido_testkit::PgServer::shared();
+    let db = server.create_database().expect("database");
+    let s = serve(&[&server.url(&db)]);
+    let health = get_until(s.addr, "/health", |r| r.status == 200);
+    assert_eq!(health.status, 200, "{}", health.body);
+    let doc: serde_json::Value = serde_json::from_str(&health.body).expect("health JSON");
+    let rate = &doc["checks"]["database:queryErrorRate"][0];
+    assert_eq!(rate["componentId"], "primary", "{doc}");
+    assert_eq!(rate["status"], "pass", "{doc}");
+    assert!(!health.body.contains(server.password()));
+    let m = get(s.addr, "/metrics");
+    assert_eq!(m.status, 200);
+    for family in [
+        "lido_pg_queries_total{pool=\"primary\"}",
+        "lido_pg_query_errors_total{pool=\"primary\"}",
+        "lido_pg_statement_cache_hits_total{pool=\"primary\"}",
+        "lido_pg_transactions_total{pool=\"primary\",outcome=\"commit\"}",
+        "lido_pg_query_duration_seconds_count{pool=\"primary\",operation=\"query\"}",
+        "lido_pool_connections_max{pool=\"primary\"}",
+    ] {
+        assert!(m.body.contains(family), "{family} missing: {}", m.body);
+    }
 }

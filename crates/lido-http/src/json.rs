@@ -59,17 +59,17 @@ fn check_json(c: &Check) -> Value {
         o.insert("observedUnit".into(), u.clone().into());
     }
     o.insert("status".into(), c.status.as_str().into());
-    if let Some(t) = &c.threshold {
-        if t.warn.is_some() || t.fail.is_some() {
-            o.insert(
-                "threshold".into(),
-                serde_json::to_value(t).unwrap_or_default(),
-            );
-        }
+    if let Some(t) = c.threshold.as_ref().filter(|t| t.is_set()) {
+        o.insert(
+            "threshold".into(),
+            serde_json::to_value(t).unwrap_or_default(),
+        );
     }
     o.insert("time".into(), rfc3339(c.time).into());
-    // The draft: output SHOULD be omitted for `pass`.
-    if c.status != Status::Pass && !c.output.is_empty() {
+    // The draft says output SHOULD be omitted for `pass`; lido keeps the
+    // one-line reason on every check (what was measured against what), as
+    // operators reading a passing report want to see why it passed.
+    if !c.output.is_empty() {
         o.insert("output".into(), c.output.clone().into());
     }
     Value::Object(o)

@@ -5,10 +5,16 @@
 //! line. Works for any [`lido_core::Pool`] (PostgreSQL, SQLite), several at
 //! once, each under a name.
 //!
-//! - [`health()`] checks one pool once; a [`HealthChecker`] checks several pools
-//!   and custom [`HealthCheck`]s with sliding windows; a [`HealthMonitor`] runs
-//!   one in the background and answers probes from memory, so a probe storm
-//!   adds no database load.
+//! - [`health()`] (or `pool.health().await` with [`HealthExt`]) checks one
+//!   pool once; a [`HealthChecker`] checks several pools and custom
+//!   [`HealthCheck`]s with sliding windows; a [`HealthMonitor`] runs one in
+//!   the background and answers probes from memory, so a probe storm adds no
+//!   database load. Every check reports its observed value, unit, threshold
+//!   and a one-line reason.
+//! - Backends add checks of their own ([`BackendCheck`], e.g. PostgreSQL's
+//!   `database:queryErrorRate`, SQLite's writer-lane ping) and metric
+//!   families ([`MetricsExtension`]) through [`PoolSource`], so registering
+//!   their pool brings them along.
 //! - Liveness ([`HealthMonitor::liveness`]) asks whether the pool's own
 //!   machinery is alive and never fails because the database is down;
 //!   readiness ([`HealthMonitor::readiness`]) asks whether this instance can
@@ -18,8 +24,7 @@
 //! - [`Metrics`] reads `status()` and `stats()` at scrape time; backends add
 //!   families through [`MetricsExtension`] (lido-postgres's `PgMetrics`,
 //!   feature `http`: query durations, errors by SQLSTATE class, statement
-//!   cache, transactions, timeouts; `lido_postgres::http::named` registers a
-//!   `PgPool` with it).
+//!   cache, transactions, timeouts), registered with the `PgPool` itself.
 //!
 //! ```
 //! use std::time::Duration;
@@ -70,14 +75,14 @@ mod router;
 mod source;
 
 pub use health::{
-    health, Check, FnCheck, HealthCheck, HealthChecker, HealthConfig, HealthMonitor,
-    HealthMonitorBuilder, HealthReport, MonitorError, Observation, Probe, ServiceInfo, Status,
-    Threshold, DEFAULT_POOL_NAME,
+    error_rate, health, BackendCheck, Check, CheckContext, FnCheck, HealthCheck, HealthChecker,
+    HealthConfig, HealthExt, HealthMonitor, HealthMonitorBuilder, HealthReport, Limits,
+    MonitorError, Observation, Probe, ServiceInfo, Status, Threshold, DEFAULT_POOL_NAME,
 };
 pub use json::{rfc3339, HEALTH_JSON};
 pub use metrics::{
-    HealthMetrics, HistogramSample, MetricSink, Metrics, MetricsBuilder, MetricsExtension,
-    OPENMETRICS_CONTENT_TYPE,
+    HealthMetrics, HistogramSample, MetricSink, Metrics, MetricsBuilder, MetricsError,
+    MetricsExtension, OPENMETRICS_CONTENT_TYPE,
 };
 pub use router::{router, Endpoints};
 pub use source::{BoxFuture, NamedPool, PingFailure, PingFailureKind, PoolSource};

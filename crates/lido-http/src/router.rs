@@ -24,11 +24,11 @@ struct Ctx {
 ///
 /// ```
 /// use lido_http::{Endpoints, HealthMonitor, Metrics};
-/// # fn demo(monitor: HealthMonitor) {
-/// let metrics = Metrics::builder().monitor(&monitor).build();
+/// # fn demo(monitor: HealthMonitor) -> Result<(), lido_http::MetricsError> {
+/// let metrics = Metrics::builder().monitor(&monitor).build()?;
 /// let app: axum::Router = axum::Router::new()
 ///     .merge(Endpoints::new(monitor).metrics(metrics).prefix("/ops").router());
-/// # }
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct Endpoints {

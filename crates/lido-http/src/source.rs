@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use lido_core::{BreakerState, Config, Error, LeakReport, Manager, PingError, Pool, Stats, Status};
 
+use crate::health::BackendCheck;
 use crate::metrics::MetricsExtension;
 
 /// A boxed, `Send` future (what object-safe async methods return).
@@ -59,8 +60,14 @@ impl PingFailure {
 /// What health checks and the metrics exporter need from a pool, object-safe
 /// so pools of different managers can be registered together.
 ///
-/// Implemented for every [`lido_core::Pool`]; a backend that wraps one can
-/// implement it by forwarding, or hand out a clone of the inner `Pool`.
+/// Implemented for every [`lido_core::Pool`]; a backend that wraps one
+/// implements it by forwarding, and adds its own checks and metric families
+/// with [`backend_checks`](Self::backend_checks) and
+/// [`backend_metrics`](Self::backend_metrics), so registering the backend's
+/// pool anywhere (health, metrics, a [`NamedPool`]) brings them along:
+/// lido-postgres's `PgPool` adds `database:queryErrorRate` and the `lido_pg_*`
+/// families, lido-sqlite's `SqlitePool` a writer-lane ping and
+/// `lido_sqlite_writes_queued` (their `http` features).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -100,6 +107,16 @@ pub trait PoolSource: Send + Sync + 'static {
     fn is_closed(&self) -> bool;
     /// Leases a connection and checks it; returns the check's round trip.
     fn ping(&self) -> BoxFuture<'_, Result<Duration, PingFailure>>;
+
+    /// Checks the backend adds to the built-in ones (none by default).
+    fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {
+        Vec::new()
+    }
+
+    /// Metric families the backend adds to the core ones (none by default).
+    fn backend_metrics(&self) -> Vec<Arc<dyn MetricsExtension>> {
+        Vec::new()
+    }
 }
 
 impl<M: Manager> PoolSource for Pool<M> {
@@ -150,11 +167,15 @@ fn ping_failure<E: std::error::Error + 'static>(err: PingError<E>) -> PingFailur
 }
 
 /// A pool registered under a name (the `pool` metric label and the health
-/// check's `componentId`), with optional extra metrics.
+/// checks' `componentId`), with the backend's checks and metric families
+/// ([`PoolSource::backend_checks`], [`PoolSource::backend_metrics`]) and any
+/// added with [`with_check`](Self::with_check) and
+/// [`with_metrics`](Self::with_metrics).
 #[derive(Clone)]
 pub struct NamedPool {
     name: Arc<str>,
     source: Arc<dyn PoolSource>,
+    checks: Vec<Arc<dyn BackendCheck>>,
     extensions: Vec<Arc<dyn MetricsExtension>>,
 }
 
@@ -168,14 +189,28 @@ impl NamedPool {
     pub fn from_arc(name: impl Into<Arc<str>>, source: Arc<dyn PoolSource>) -> Self {
         Self {
             name: name.into(),
+            checks: source.backend_checks(),
+            extensions: source.backend_metrics(),
             source,
-            extensions: Vec::new(),
         }
     }
 
     /// Adds per-pool metric families (written with this pool's `pool` label).
     pub fn with_metrics(mut self, extension: impl MetricsExtension) -> Self {
         self.extensions.push(Arc::new(extension));
+        self
+    }
+
+    /// Drops the metric families registered so far, the backend's included
+    /// (to register differently configured ones with [`with_metrics`](Self::with_metrics)).
+    pub fn without_metrics(mut self) -> Self {
+        self.extensions.clear();
+        self
+    }
+
+    /// Adds a check run with this pool's built-in ones.
+    pub fn with_check(mut self, check: impl BackendCheck) -> Self {
+        self.checks.push(Arc::new(check));
         self
     }
 
@@ -193,6 +228,20 @@ impl NamedPool {
     pub fn extensions(&self) -> &[Arc<dyn MetricsExtension>] {
         &self.extensions
     }
+
+    /// The per-pool checks beyond the built-in ones.
+    pub fn checks(&self) -> &[Arc<dyn BackendCheck>] {
+        &self.checks
+    }
+}
+
+/// The first name two of `pools` share, if any.
+pub(crate) fn duplicate_name(pools: &[NamedPool]) -> Option<&str> {
+    pools
+        .iter()
+        .enumerate()
+        .find(|(i, p)| pools[..*i].iter().any(|q| q.name() == p.name()))
+        .map(|(_, p)| p.name())
 }
 
 impl fmt::Debug for NamedPool {
@@ -200,6 +249,10 @@ impl fmt::Debug for NamedPool {
         f.debug_struct("NamedPool")
             .field("name", &self.name)
             .field("status", &self.source.status())
+            .field(
+                "checks",
+                &self.checks.iter().map(|c| c.key()).collect::<Vec<_>>(),
+            )
             .field("extensions", &self.extensions.len())
             .finish()
     }

@@ -66,14 +66,23 @@ fn assert_entry(key: &str, e: &Value) {
         assert!(v.is_number() || v.is_string(), "{key}: {v}");
         assert!(o["observedUnit"].is_string(), "{key}: value without unit");
     }
-    // The draft: output SHOULD be omitted for pass, and explains warn/fail.
-    match status {
-        "pass" => assert!(o.get("output").is_none(), "{key}: output on pass"),
-        _ => assert!(
-            !o["output"].as_str().expect("output").is_empty(),
-            "{key}: no reason"
-        ),
-    }
+    // Every check says why, pass included (the draft only asks it of warn/fail).
+    assert!(
+        !o["output"].as_str().expect("output").is_empty(),
+        "{key}: no reason"
+    );
+}
+
+/// Built-in pool checks also carry their value, unit and levels.
+fn assert_measured(key: &str, e: &Value) {
+    assert!(e.get("observedValue").is_some(), "{key}: no value: {e}");
+    let t = e["threshold"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{key}: no threshold: {e}"));
+    assert!(
+        t.contains_key("warn") || t.contains_key("fail"),
+        "{key}: {e}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -120,6 +129,9 @@ async fn report_matches_the_drafts_shape() {
         assert!(!list.is_empty());
         for e in list {
             assert_entry(key, e);
+            if e.get("componentId").is_some() {
+                assert_measured(key, e);
+            }
         }
     }
     let rt = checks["database:responseTime"].as_array().expect("array");
@@ -134,7 +146,20 @@ async fn report_matches_the_drafts_shape() {
     assert_eq!(rt[0]["threshold"]["warn"], 100.0);
     assert_eq!(rt[0]["threshold"]["fail"], 1000.0);
     assert_eq!(rt[1]["status"], "pass");
-    assert_eq!(checks["circuitBreaker:state"][0]["observedValue"], "closed");
+    let breaker = &checks["circuitBreaker:state"][0];
+    assert_eq!(breaker["observedValue"], "closed");
+    assert_eq!(breaker["threshold"]["warn"], "half_open");
+    assert_eq!(breaker["threshold"]["fail"], "open");
+    assert!(
+        breaker["output"]
+            .as_str()
+            .expect("output")
+            .contains("opens after 3 consecutive connect failures"),
+        "{breaker}"
+    );
+    let maint = &checks["maintenance:age"][0];
+    assert_eq!(maint["observedUnit"], "ms");
+    assert!(maint["threshold"]["warn"].as_f64().expect("limit") > 0.0);
     assert_eq!(checks["queue:depth"][0]["observedValue"], 7);
     assert!(checks["queue:depth"][0].get("componentId").is_none());
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +34,7 @@ async fn a_leak_is_reported_once_with_this_call_site() {
         .build()
         .await
         .expect("pool");
-    let checker = HealthChecker::new(HealthConfig::default()).pool("main", pool.clone());
-    let metrics = Metrics::builder().pool("main", pool.clone()).build();
+    let (checker, metrics) = readers(&pool);
 
     let (guard, line) = (pool.get().await.expect("lease"), line!());
     common::advance(Duration::from_secs(1)).await;
@@ -84,6 +84,142 @@ async fn a_leak_is_reported_once_with_this_call_site() {
     );
 }
 
+/// A health checker and an exporter over `pool`, both reading its leases.
+fn readers(pool: &lido_core::Pool<common::Fake>) -> (HealthChecker, Metrics) {
+    let checker = HealthChecker::new(HealthConfig::default()).pool("main", pool.clone());
+    let metrics = Metrics::builder()
+        .pool("main", pool.clone())
+        .build()
+        .expect("metrics");
+    (checker, metrics)
+}
+
 fn status_of_leaks(report: &lido_http::HealthReport) -> Status {
     report.check(keys::LEAKS, "main").expect("leaks").status
+}
+
+/// WARN events as `(message, fields)`, recorded on this thread.
+#[derive(Clone, Default)]
+struct Warnings(Arc<parking_lot::Mutex<Vec<BTreeMap<String, String>>>>);
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut fields = BTreeMap::new();
+            event.record(&mut Fields(&mut fields));
+            self.0.lock().push(fields);
+        }
+    }
+}
+
+impl Warnings {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
+    }
+
+    fn leaks(&self) -> Vec<BTreeMap<String, String>> {
+        let all = self.0.lock().clone();
+        let is_leak = |f: &BTreeMap<String, String>| {
+            f.get("message")
+                .is_some_and(|m| m.contains("leak_threshold"))
+        };
+        all.into_iter().filter(is_leak).collect()
+    }
+}
+
+/// Maintenance every 10 s, leak threshold 100 ms: a lease is past the
+/// threshold long before maintenance looks at it.
+async fn leaky_pool(backtrace: bool) -> lido_core::Pool<common::Fake> {
+    let (builder, _knobs) = common::builder(4);
+    builder
+        .leak_threshold(Some(Duration::from_millis(100)))
+        .leak_backtrace(backtrace)
+        .maintenance_interval(Duration::from_secs(10))
+        .build()
+        .await
+        .expect("pool")
+}
+
+/// Health rounds and scrapes that read the leases before maintenance does
+/// must not swallow the report: it goes out once, through `tracing`, with
+/// this file and line.
+#[tokio::test(start_paused = true)]
+async fn reads_before_maintenance_do_not_swallow_the_leak_report() {
+    let warnings = Warnings::default();
+    let _guard = warnings.install();
+    let pool = leaky_pool(false).await;
+    let (checker, metrics) = readers(&pool);
+
+    let (guard, line) = (pool.get().await.expect("lease"), line!());
+    common::advance(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let report = checker.run().await;
+        assert_eq!(
+            status_of_leaks(&report),
+            Status::Warn,
+            "seen as held past the threshold"
+        );
+        let text = metrics.encode().expect("encode");
+        assert!(
+            text.contains("lido_pool_leased_past_threshold{pool=\"main\"} 1\n"),
+            "{text}"
+        );
+    }
+    assert_eq!(pool.stats().leaks(), 0, "maintenance has not run yet");
+    assert!(warnings.leaks().is_empty());
+
+    common::advance(Duration::from_secs(10)).await;
+    assert_eq!(
+        pool.stats().leaks(),
+        1,
+        "reported by maintenance after the reads"
+    );
+    checker.run().await;
+    metrics.encode().expect("encode");
+    common::advance(Duration::from_secs(20)).await;
+    assert_eq!(pool.stats().leaks(), 1, "and only once");
+
+    let leaks = warnings.leaks();
+    assert_eq!(leaks.len(), 1, "one WARN: {leaks:#?}");
+    let site = format!("{}:{line}:", file!());
+    let location = &leaks[0]["location"];
+    assert!(location.starts_with(&site), "{location} is not {site}");
+    assert!(!leaks[0].contains_key("backtrace"), "backtraces are opt-in");
+    drop(guard);
+}
+
+#[tokio::test(start_paused = true)]
+async fn leak_backtrace_puts_the_checkout_backtrace_in_the_report() {
+    let warnings = Warnings::default();
+    let _guard = warnings.install();
+    let pool = leaky_pool(true).await;
+    let guard = take_a_lease(&pool).await;
+    common::advance(Duration::from_secs(11)).await;
+
+    let held = pool.leaks();
+    assert_eq!(held.len(), 1);
+    let bt = held[0].backtrace.as_ref().expect("captured at checkout");
+    assert_eq!(bt.status(), std::backtrace::BacktraceStatus::Captured);
+    let leaks = warnings.leaks();
+    assert_eq!(leaks.len(), 1, "{leaks:#?}");
+    let logged = &leaks[0]["backtrace"];
+    assert!(
+        logged.contains("take_a_lease"),
+        "the backtrace names the function that took the lease: {logged}"
+    );
+    drop(guard);
+}
+
+#[inline(never)]
+async fn take_a_lease(pool: &lido_core::Pool<common::Fake>) -> lido_core::Pooled<common::Fake> {
+    pool.get().await.expect("lease")
 }

@@ -108,7 +108,8 @@ async fn metrics_match_status_and_stats() {
         .pool("replica", replica.clone())
         .extension(BuildInfo)
         .buckets([Duration::from_millis(1), Duration::from_secs(1)])
-        .build();
+        .build()
+        .expect("unique names");
     let text = metrics.encode().expect("encodes");
     assert!(text.ends_with("# EOF\n"));
     let s = parse(&text);

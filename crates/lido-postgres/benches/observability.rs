@@ -1,12 +1,21 @@
-//! What statistics, metrics and the slow-query log cost: the same workload
-//! with them on (the default) and off (`statistics(false)`,
-//! `slow_query_threshold(None)`), on one throwaway server.
+//! What observability costs, in one run on one throwaway server: the same
+//! workload with all of it on and all of it off.
+//!
+//! - on: the defaults (statistics: durations, errors by class, the
+//!   per-statement table; the slow-query log at 1 s), `tracing` spans under a
+//!   `fmt` subscriber filtered at WARN (what a production service runs: the
+//!   INFO spans are created but filtered out, WARN events such as slow
+//!   queries and leaks would print), and a `/metrics` encoding of the pool
+//!   (`lido_http::Metrics`, the PostgreSQL families included) every
+//!   `LIDO_BENCH_SCRAPE_MS` while it runs;
+//! - off: `statistics(false)`, `slow_query_threshold(None)`, the subscriber's
+//!   filter switched to OFF, no scrapes.
 //!
 //! `cargo bench -p lido-postgres --bench observability`
 //! Environment: `LIDO_BENCH_SECS` (measured seconds per cell, default 1),
 //! `LIDO_BENCH_ROUNDS` (on/off pairs per workload, default 16),
-//! `LIDO_BENCH_TASKS` (default 64), `LIDO_BENCH_AA=1` (both pools off: the
-//! noise floor).
+//! `LIDO_BENCH_TASKS` (default 64), `LIDO_BENCH_SCRAPE_MS` (default 250),
+//! `LIDO_BENCH_AA=1` (both sides off: the noise floor).
 //!
 //! 64 tasks share a pool of 16. Each round runs on then off (or off then
 //! on, alternating) back to back. Columns: median throughput of the rounds;
@@ -20,9 +29,52 @@
 use std::future::Future;
 use std::time::Duration;
 
+use lido_http::Metrics;
 use lido_postgres::{PgConfig, PgPool};
 use lido_testkit::PgServer;
 use tokio::time::Instant;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, Registry};
+
+/// Switches the process's subscriber between WARN (on) and OFF (off).
+type Filter = reload::Handle<LevelFilter, Registry>;
+
+fn install_tracing() -> Filter {
+    let (filter, handle) = reload::Layer::new(LevelFilter::OFF);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
+    handle
+}
+
+/// One side of the comparison: a pool and what runs beside it.
+struct Side {
+    pool: PgPool,
+    /// The exporter scraped while this side runs (on only).
+    metrics: Option<std::sync::Arc<Metrics>>,
+    level: LevelFilter,
+}
+
+impl Side {
+    /// Sets the subscriber's level and starts the periodic scrape.
+    fn begin(&self, filter: &Filter) -> Option<tokio::task::JoinHandle<()>> {
+        let level = self.level;
+        filter.modify(|f| *f = level).expect("reload the filter");
+        let metrics = self.metrics.clone()?;
+        let every = Duration::from_millis(env("LIDO_BENCH_SCRAPE_MS", 250));
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let text = metrics.encode().expect("encode");
+                assert!(text.contains("lido_pg_queries_total"));
+            }
+        }))
+    }
+}
 
 const POOL: usize = 16;
 const ROWS: i32 = 10_000;
@@ -128,9 +180,10 @@ where
     }
 }
 
-async fn cell(pool: &PgPool, q: Query, tasks: usize, dur: Duration) -> Cell {
-    let pool = pool.clone();
-    run(tasks, dur, move |key| {
+async fn cell(side: &Side, filter: &Filter, q: Query, tasks: usize, dur: Duration) -> Cell {
+    let scraper = side.begin(filter);
+    let pool = side.pool.clone();
+    let cell = run(tasks, dur, move |key| {
         let pool = pool.clone();
         async move {
             let Ok(conn) = pool.get().await else {
@@ -145,10 +198,14 @@ async fn cell(pool: &PgPool, q: Query, tasks: usize, dur: Duration) -> Cell {
             }
         }
     })
-    .await
+    .await;
+    if let Some(s) = scraper {
+        s.abort();
+    }
+    cell
 }
 
-async fn pool(url: &str, observe: bool) -> PgPool {
+async fn side(url: &str, observe: bool) -> Side {
     let mut b = PgPool::builder(PgConfig::parse(url).expect("url"))
         .max_size(POOL)
         .min_idle(POOL)
@@ -156,7 +213,21 @@ async fn pool(url: &str, observe: bool) -> PgPool {
     if !observe {
         b = b.statistics(false).slow_query_threshold(None);
     }
-    b.build().await.expect("pool")
+    let pool = b.build().await.expect("pool");
+    let metrics = observe.then(|| {
+        let m = Metrics::builder().pool("bench", pool.clone()).build();
+        std::sync::Arc::new(m.expect("metrics"))
+    });
+    let level = if observe {
+        LevelFilter::WARN
+    } else {
+        LevelFilter::OFF
+    };
+    Side {
+        pool,
+        metrics,
+        level,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -228,7 +299,8 @@ impl Row {
     }
 }
 
-async fn measure(on: &PgPool, off: &PgPool, q: Query, rounds: usize, secs: f64) -> Row {
+async fn measure(sides: [&Side; 2], filter: &Filter, q: Query, rounds: usize, secs: f64) -> Row {
+    let [on, off] = sides;
     let (tasks, dur) = (env("LIDO_BENCH_TASKS", 64), Duration::from_secs_f64(secs));
     let mut row = Row {
         query: q,
@@ -237,11 +309,11 @@ async fn measure(on: &PgPool, off: &PgPool, q: Query, rounds: usize, secs: f64) 
     };
     for round in 0..rounds {
         if round % 2 == 0 {
-            row.on.push(cell(on, q, tasks, dur).await);
-            row.off.push(cell(off, q, tasks, dur).await);
+            row.on.push(cell(on, filter, q, tasks, dur).await);
+            row.off.push(cell(off, filter, q, tasks, dur).await);
         } else {
-            row.off.push(cell(off, q, tasks, dur).await);
-            row.on.push(cell(on, q, tasks, dur).await);
+            row.off.push(cell(off, filter, q, tasks, dur).await);
+            row.on.push(cell(on, filter, q, tasks, dur).await);
         }
         let (a, b) = (row.off[round], row.on[round]);
         eprintln!(
@@ -273,18 +345,21 @@ fn setup() -> (PgServer, String) {
 async fn main() {
     let rounds = env("LIDO_BENCH_ROUNDS", 16usize);
     let secs = env("LIDO_BENCH_SECS", 1.0f64);
+    let filter = install_tracing();
     let (_server, url) = setup();
-    // LIDO_BENCH_AA=1: both pools off, to show the noise floor.
-    let on = pool(&url, std::env::var_os("LIDO_BENCH_AA").is_none()).await;
-    let off = pool(&url, false).await;
+    // LIDO_BENCH_AA=1: both sides off, to show the noise floor.
+    let on = side(&url, std::env::var_os("LIDO_BENCH_AA").is_none()).await;
+    let off = side(&url, false).await;
     let mut rows = Vec::new();
     for q in [Query::Select1, Query::Lookup] {
-        rows.push(measure(&on, &off, q, rounds, secs).await);
+        rows.push(measure([&on, &off], &filter, q, rounds, secs).await);
     }
+    filter.modify(|f| *f = LevelFilter::OFF).expect("reload");
     let tasks: usize = env("LIDO_BENCH_TASKS", 64);
+    let scrape: u64 = env("LIDO_BENCH_SCRAPE_MS", 250);
     println!();
     println!(
-        "{tasks} tasks, pool {POOL}, {rounds} rounds x {secs} s per cell; on = statistics + metrics + slow log (defaults), off = statistics(false) + slow_query_threshold(None)"
+        "{tasks} tasks, pool {POOL}, {rounds} rounds x {secs} s per cell; on = statistics + statement table + slow log (the defaults) + spans under a fmt subscriber at WARN + a /metrics encoding every {scrape} ms; off = statistics(false) + slow_query_threshold(None) + subscriber OFF + no scrapes"
     );
     println!();
     println!("| workload                       | off ops/s |  on ops/s | throughput cost   | CPU/op off | CPU/op on | CPU cost          |");
@@ -292,7 +367,7 @@ async fn main() {
     for r in &rows {
         r.print();
     }
-    let tracked = on.statement_stats().all();
+    let tracked = on.pool.statement_stats().all();
     println!();
     println!("statements tracked with statistics on:");
     for s in tracked {

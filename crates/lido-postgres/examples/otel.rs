@@ -29,7 +29,11 @@ use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// An OTLP/gRPC span exporter behind a batch processor.
+/// An OTLP/gRPC span exporter behind a batch processor. The batch
+/// processor exports from its own thread; the tonic client it calls was
+/// built here, inside the tokio runtime, and runs its connection there
+/// (opentelemetry-otlp's documented setup), so this needs `#[tokio::main]`
+/// (multi-threaded) and nothing else.
 fn tracer_provider() -> Result<SdkTracerProvider, BoxError> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()

@@ -1,15 +1,16 @@
-//! lido-http integration (feature `http`): [`PgMetrics`], the PostgreSQL
-//! metric families, and [`PoolSource`] for [`PgPool`] so a pool registers
-//! with health checks and the exporter as it is.
+//! lido-http integration (feature `http`): [`PoolSource`] for [`PgPool`], so
+//! a pool registers with health checks and the exporter as it is and brings
+//! [`PgMetrics`] (the PostgreSQL metric families) and [`QueryErrorRate`]
+//! (the `database:queryErrorRate` check) along.
 //!
 //! ```no_run
 //! # async fn f(pool: lido_postgres::PgPool) -> Result<(), Box<dyn std::error::Error>> {
-//! use lido_http::{HealthMonitor, Metrics};
-//! let monitor = HealthMonitor::builder()
-//!     .named(lido_postgres::http::named("orders", &pool))
-//!     .spawn()?;
+//! use lido_http::{HealthExt, HealthMonitor, Metrics};
+//! let monitor = HealthMonitor::builder().pool("orders", pool.clone()).spawn()?;
 //! let text = Metrics::for_monitor(&monitor).encode()?;
 //! assert!(text.contains("lido_pg_query_duration_seconds"));
+//! let report = pool.health().await;
+//! assert!(report.check("database:queryErrorRate", "default").is_some());
 //! # Ok(()) }
 //! ```
 
@@ -17,7 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lido_core::{BreakerState, Config, LeakReport, Stats, Status};
-use lido_http::{BoxFuture, MetricSink, MetricsExtension, NamedPool, PingFailure, PoolSource};
+use lido_http::health::keys;
+use lido_http::{
+    error_rate, BackendCheck, BoxFuture, CheckContext, MetricSink, MetricsExtension, NamedPool,
+    Observation, PingFailure, PoolSource,
+};
 
 use crate::obs::statements::{StatementOrder, StatementStats};
 use crate::pool::PgPool;
@@ -29,6 +34,8 @@ pub mod names {
     pub const QUERY_DURATION: &str = "lido_pg_query_duration_seconds";
     /// Counter: statements run.
     pub const QUERIES: &str = "lido_pg_queries";
+    /// Counter: statements that failed (any error class).
+    pub const QUERY_ERRORS: &str = "lido_pg_query_errors";
     /// Counter, `class` = SQLSTATE class (`23`, `40`, `42`, ...) | `timeout` | `connection` | `other`.
     pub const ERRORS: &str = "lido_pg_errors";
     /// Counter: statements at or above the slow-query threshold.
@@ -66,8 +73,10 @@ pub mod names {
 }
 
 /// PostgreSQL metric families for lido-http's exporter, read from a pool's
-/// [`PgStats`] and [`StatementStats`] at scrape time. Register it per pool
-/// with [`NamedPool::with_metrics`] (or use [`named`]).
+/// [`PgStats`] and [`StatementStats`] at scrape time. A `PgPool` registered
+/// with lido-http brings one along; to export the top statements too,
+/// replace it: `NamedPool::new("orders", pool.clone()).without_metrics()
+/// .with_metrics(PgMetrics::new(&pool).top_statements(10))`.
 #[derive(Debug, Clone)]
 pub struct PgMetrics {
     stats: Arc<PgStats>,
@@ -103,6 +112,8 @@ impl PgMetrics {
         }
         let s = &self.stats;
         sink.counter(names::QUERIES, "Statements run.", &[], s.queries());
+        let help = "Statements that failed (any error class).";
+        sink.counter(names::QUERY_ERRORS, help, &[], s.query_errors());
         let help =
             "Failed statements and commits by SQLSTATE class (or timeout, connection, other).";
         for (class, n) in s.errors_by_class() {
@@ -240,10 +251,57 @@ impl MetricsExtension for PgMetrics {
     }
 }
 
-/// `pool` under `name` with its [`PgMetrics`]: for `HealthMonitorBuilder::named`
-/// and `MetricsBuilder::named`.
+/// The `database:queryErrorRate` check: failed statements as a share of
+/// statements run over the health window, judged against
+/// [`HealthConfig::query_error_percent`](lido_http::HealthConfig::query_error_percent)
+/// (passes below `min_samples` statements). Counts need statistics on
+/// (`PgPoolBuilder::statistics`, the default).
+#[derive(Debug, Clone)]
+pub struct QueryErrorRate {
+    stats: Arc<PgStats>,
+    statistics: bool,
+}
+
+impl QueryErrorRate {
+    /// The check over `pool`'s statements.
+    pub fn new(pool: &PgPool) -> Self {
+        let ctx = &pool.core().manager().ctx;
+        Self {
+            stats: Arc::clone(&ctx.stats),
+            statistics: ctx.obs.statistics,
+        }
+    }
+}
+
+impl BackendCheck for QueryErrorRate {
+    fn key(&self) -> &str {
+        keys::QUERY_ERRORS
+    }
+
+    fn counters(&self) -> Vec<u64> {
+        vec![self.stats.queries(), self.stats.query_errors()]
+    }
+
+    fn check<'a>(&'a self, ctx: CheckContext<'a>) -> BoxFuture<'a, Observation> {
+        let cfg = ctx.config;
+        let t = cfg.query_error_percent;
+        let o = if self.statistics {
+            let (run, failed) = (ctx.counter(0), ctx.counter(1));
+            error_rate(t, cfg.min_samples, failed, run, "statements", &ctx)
+        } else {
+            Observation::pass()
+                .value(0.0, "percent")
+                .threshold(t)
+                .output("not counted: statistics are off (PgPoolBuilder::statistics(false))")
+        };
+        Box::pin(std::future::ready(o))
+    }
+}
+
+/// `pool` under `name`: the same as `NamedPool::new(name, pool.clone())`,
+/// [`PgMetrics`] and [`QueryErrorRate`] included.
 pub fn named(name: impl Into<Arc<str>>, pool: &PgPool) -> NamedPool {
-    NamedPool::new(name, pool.clone()).with_metrics(PgMetrics::new(pool))
+    NamedPool::new(name, pool.clone())
 }
 
 impl PoolSource for PgPool {
@@ -277,5 +335,13 @@ impl PoolSource for PgPool {
 
     fn ping(&self) -> BoxFuture<'_, Result<Duration, PingFailure>> {
         PoolSource::ping(self.core())
+    }
+
+    fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {
+        vec![Arc::new(QueryErrorRate::new(self))]
+    }
+
+    fn backend_metrics(&self) -> Vec<Arc<dyn MetricsExtension>> {
+        vec![Arc::new(PgMetrics::new(self))]
     }
 }

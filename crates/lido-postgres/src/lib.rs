@@ -43,9 +43,10 @@
 //!   and `db.response.status_code`; `otel.name` = `SELECT orders`.
 //!   `db.query.text` (normalized) only with [`PgPoolBuilder::trace_query_text`].
 //!   `examples/otel.rs` exports them over OTLP.
-//! - Feature `http`: `PgMetrics` writes all of it to lido-http's
-//!   Prometheus/OpenMetrics exporter, and `PgPool` implements lido-http's
-//!   `PoolSource` for health checks (`lido_postgres::http::named`).
+//! - Feature `http`: `PgPool` implements lido-http's `PoolSource`, so
+//!   registering it with lido-http brings `PgMetrics` (all of it, on the
+//!   Prometheus/OpenMetrics exporter) and the `database:queryErrorRate`
+//!   health check along; `pool.health().await` with `lido_http::HealthExt`.
 //!
 //! A connection returned inside a transaction, or with a statement still
 //! running, is rolled back (and the statement cancelled) before anyone else

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use lido_core::{BreakerConfig, Config, RetryConfig};
 use lido_http::health::keys;
-use lido_http::{health, HealthConfig, HealthMonitor, HealthReport, Status, Threshold};
+use lido_http::{
+    health, HealthChecker, HealthConfig, HealthMonitor, HealthReport, Status, Threshold,
+};
 use lido_postgres::{PgConfig, PgPool};
 use lido_testkit::{Fault, FaultProxy, PgServer};
 use serde_json::Value;
@@ -82,8 +84,8 @@ fn assert_draft_shape(json: &Value) {
                 o.keys().all(|k| allowed.contains(&k.as_str())),
                 "{key}: {o:?}"
             );
-            let status = o["status"].as_str().expect("status");
-            assert_eq!(status == "pass", !o.contains_key("output"), "{key}: {o:?}");
+            let why = o["output"].as_str().unwrap_or_default();
+            assert!(!why.is_empty(), "every check says why: {key}: {o:?}");
             assert!(o["time"].as_str().expect("time").ends_with('Z'));
         }
     }
@@ -101,7 +103,7 @@ async fn stopped_server_fails_health_and_readiness_not_liveness_then_recovers() 
         ..HealthConfig::default()
     };
     let monitor = HealthMonitor::builder()
-        .named(lido_postgres::http::named("main", &pool))
+        .pool("main", pool.clone())
         .config(cfg)
         .interval(Duration::from_secs(3600))
         .spawn()
@@ -205,4 +207,83 @@ async fn slow_network_warns_on_latency() {
 
     proxy.set(Fault::Pass);
     assert_eq!(health(&pool, &cfg).await.status, Status::Pass);
+}
+
+/// `n` statements, every one failing when `fail` (42P01 and 22012 in turn).
+async fn statements(conn: &lido_postgres::PgPooled, n: i32, fail: bool) {
+    for i in 0..n {
+        let r = match (fail, i % 2) {
+            (false, _) => conn.query_one("SELECT $1::int", &[&i]).await.map(drop),
+            (true, 0) => conn
+                .query("SELECT * FROM no_such_table", &[])
+                .await
+                .map(drop),
+            (true, _) => conn
+                .query_one("SELECT 1 / $1::int", &[&0i32])
+                .await
+                .map(drop),
+        };
+        assert_eq!(r.is_err(), fail, "{r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_queries_warn_then_fail_the_query_error_rate_then_age_out() {
+    let (_db, pool) = common::shared_pool(2).await;
+    let cfg = HealthConfig {
+        window: Duration::from_secs(1),
+        min_samples: 5,
+        ..HealthConfig::default()
+    };
+    let checker = HealthChecker::new(cfg).pool("main", pool.clone());
+    let rate = |r: &HealthReport| r.check(keys::QUERY_ERRORS, "main").expect("rate").clone();
+    let conn = pool.get().await.expect("get");
+
+    statements(&conn, 8, false).await;
+    let r = rate(&checker.run().await);
+    assert_eq!(
+        (r.status, r.component_type.as_str()),
+        (Status::Pass, "datastore")
+    );
+    assert_eq!(r.observed_value, Some(Value::from(0.0)));
+    assert_eq!(r.observed_unit.as_deref(), Some("percent"));
+
+    statements(&conn, 28, false).await;
+    statements(&conn, 2, true).await;
+    let report = checker.run().await;
+    let r = rate(&report);
+    assert_eq!(r.status, Status::Warn, "2 of 30 is past 5 %: {r:#?}");
+    assert_eq!(r.observed_value, Some(Value::from(6.67)));
+    assert!(
+        r.output
+            .starts_with("2 of 30 statements failed in the last"),
+        "{}",
+        r.output
+    );
+    let json = report.to_json();
+    assert_draft_shape(&json);
+    let entry = &json["checks"][keys::QUERY_ERRORS][0];
+    assert_eq!(entry["threshold"]["warn"], 5.0);
+    assert_eq!(entry["threshold"]["fail"], 50.0);
+
+    statements(&conn, 30, true).await;
+    let report = checker.run().await;
+    let r = rate(&report);
+    assert_eq!(r.status, Status::Fail, "32 of 60 in the window: {r:#?}");
+    assert_eq!(report.status, Status::Fail, "{}", report.summary());
+    let pg = pool.pg_stats();
+    assert_eq!(
+        (pg.queries(), pg.query_errors()),
+        (68, 32),
+        "what PgStats counted"
+    );
+    assert_eq!(pg.errors_of_class("42") + pg.errors_of_class("22"), 32);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    statements(&conn, 6, false).await;
+    let report = checker.run().await;
+    let r = rate(&report);
+    assert_eq!(r.status, Status::Pass, "the failures aged out: {r:#?}");
+    assert_eq!(r.observed_value, Some(Value::from(0.0)));
+    assert_eq!(report.status, Status::Pass, "{}", report.summary());
 }

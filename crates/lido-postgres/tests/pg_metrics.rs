@@ -97,9 +97,10 @@ async fn pg_metrics_match_pg_stats() {
     workload(&pool).await;
     common::settled(&pool, Duration::from_secs(10)).await;
     let metrics = Metrics::builder()
-        .named(lido_postgres::http::named("orders", &pool))
+        .pool("orders", pool.clone())
         .buckets([Duration::from_millis(1), Duration::from_secs(1)])
-        .build();
+        .build()
+        .expect("metrics");
     let text = metrics.encode().expect("encodes");
     let s = parse(&text);
     let mut types: HashMap<&str, usize> = HashMap::new();
@@ -132,6 +133,7 @@ async fn pg_metrics_match_pg_stats() {
     }
     let counters = [
         (names::QUERIES, pg.queries()),
+        (names::QUERY_ERRORS, pg.query_errors()),
         (names::SLOW_QUERIES, pg.slow_queries()),
         (names::STMT_CACHE_HITS, pg.stmt_hits()),
         (names::STMT_CACHE_MISSES, pg.stmt_misses()),
@@ -177,10 +179,13 @@ async fn top_statements_are_opt_in_series() {
     }
     conn.query("SELECT 'secret-literal'", &[]).await.expect("q");
     let ext = lido_postgres::PgMetrics::new(&pool).top_statements(5);
-    let named = lido_http::NamedPool::new("orders", pool.clone()).with_metrics(ext);
+    let named = lido_http::NamedPool::new("orders", pool.clone())
+        .without_metrics()
+        .with_metrics(ext);
     let text = Metrics::builder()
         .named(named)
         .build()
+        .expect("metrics")
         .encode()
         .expect("encodes");
     let s = parse(&text);
@@ -191,4 +196,131 @@ async fn top_statements_are_opt_in_series() {
         !text.contains("secret-literal"),
         "labels hold normalized SQL only"
     );
+}
+
+/// `GET path` over a real connection: status, content type, body.
+async fn fetch(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<hyper::body::Bytes>>();
+    let uri = format!("http://{addr}{path}").parse().expect("uri");
+    let res = client.get(uri).await.expect("request");
+    let code = res.status().as_u16();
+    let ctype = res
+        .headers()
+        .get("content-type")
+        .map_or(String::new(), |v| v.to_str().expect("ascii").to_owned());
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (
+        code,
+        ctype,
+        String::from_utf8(body.to_vec()).expect("utf-8"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_serves_pg_families_matching_pg_stats() {
+    let (_db, pool) = common::shared_pool(2).await;
+    let monitor = lido_http::HealthMonitor::builder()
+        .pool("orders", pool.clone())
+        .interval(Duration::from_secs(3600))
+        .spawn()
+        .expect("monitor");
+    let app: axum::Router = axum::Router::new().merge(lido_http::router(&monitor));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    workload(&pool).await;
+    common::settled(&pool, Duration::from_secs(10)).await;
+    monitor.refresh().await;
+
+    let (code, ctype, body) = fetch(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    assert_eq!(ctype, lido_http::OPENMETRICS_CONTENT_TYPE);
+    let s = parse(&body);
+    let pg = pool.pg_stats();
+    for op in Operation::ALL {
+        let labels = [("operation", op.as_str())];
+        let count = format!("{}_count", names::QUERY_DURATION);
+        assert_eq!(
+            value(&s, &count, &labels),
+            pg.duration(op).count() as f64,
+            "{op:?}"
+        );
+    }
+    for (class, n) in pg.errors_by_class() {
+        let got = value(&s, &total(names::ERRORS), &[("class", &class)]);
+        assert_eq!(got, n as f64, "class {class}");
+    }
+    assert!(pg.errors_of_class("42") > 0 && pg.errors_of_class("23") > 0);
+    for (name, want) in [
+        (names::QUERIES, pg.queries()),
+        (names::QUERY_ERRORS, pg.query_errors()),
+        (names::STMT_CACHE_HITS, pg.stmt_hits()),
+        (names::STMT_CACHE_MISSES, pg.stmt_misses()),
+        (names::TX_RETRIES, pg.tx_retried()),
+    ] {
+        assert_eq!(value(&s, &total(name), &[]), want as f64, "{name}");
+    }
+    assert!(pg.stmt_hits() > 0 && pg.stmt_misses() > 0);
+    let tx = total(names::TRANSACTIONS);
+    for (outcome, want) in [
+        ("commit", pg.tx_committed()),
+        ("rollback", pg.tx_rolled_back()),
+    ] {
+        assert_eq!(
+            value(&s, &tx, &[("outcome", outcome)]),
+            want as f64,
+            "{outcome}"
+        );
+    }
+    assert_eq!(value(&s, "lido_pool_connections_max", &[]), 2.0);
+
+    for name in contrib_names() {
+        let present = [format!("{name}{{"), format!("{name} ")]
+            .iter()
+            .any(|n| body.contains(n.as_str()));
+        assert!(
+            present,
+            "contrib uses {name}, which /metrics does not export"
+        );
+    }
+
+    let (code, _, body) = fetch(addr, "/health").await;
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let rate = &doc["checks"]["database:queryErrorRate"][0];
+    assert_eq!(rate["componentId"], "orders", "{doc}");
+    assert!(
+        rate["observedValue"].as_f64().expect("rate") > 0.0,
+        "{rate}"
+    );
+    let want = if doc["status"] == "fail" { 503 } else { 200 };
+    assert_eq!(code, want, "{doc}");
+}
+
+/// The `lido_pool_*`, `lido_pg_*` and `lido_health_*` series the alert rules
+/// and the dashboard query.
+fn contrib_names() -> std::collections::BTreeSet<String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib");
+    let mut names = std::collections::BTreeSet::new();
+    for file in ["prometheus/alerts.yml", "grafana/lido.json"] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).expect("contrib file");
+        for (i, _) in text.match_indices("lido_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if ["lido_pool_", "lido_pg_", "lido_health_"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                names.insert(name);
+            }
+        }
+    }
+    assert!(names.len() > 20, "{names:?}");
+    names
 }

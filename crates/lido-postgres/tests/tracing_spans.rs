@@ -179,3 +179,130 @@ async fn a_connect_cut_short_by_connect_timeout_is_marked() {
     let acquire = &cap.spans_named("lido.acquire")[0];
     assert_eq!(acquire.field("error.type"), "connect_timeout");
 }
+
+/// Leak reports from `PgPool::get` name this file and line, once, however
+/// often health rounds and scrapes read the leases in between.
+#[tokio::test]
+async fn a_leaked_pg_connection_is_reported_once_with_this_line() {
+    let cap = Capture::default();
+    let _guard = cap.install();
+    let server = PgServer::shared();
+    let db = server.create_database().expect("database");
+    let pool = common::builder(common::config(server, &db), 2)
+        .pool_config(lido_core::Config {
+            max_size: 2,
+            leak_threshold: Some(Duration::from_millis(200)),
+            maintenance_interval: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .build()
+        .await
+        .expect("pool");
+    let metrics = lido_http::Metrics::builder()
+        .pool("main", pool.clone())
+        .build()
+        .expect("metrics");
+    let (conn, line) = (pool.get().await.expect("get"), line!());
+    for _ in 0..10 {
+        let report = lido_http::HealthExt::health(&pool).await;
+        assert!(report.check("connections:leaks", "default").is_some());
+        metrics.encode().expect("encode");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let leaks: Vec<_> = cap
+        .events()
+        .into_iter()
+        .filter(|e| e.level == tracing::Level::WARN)
+        .filter(|e| {
+            e.fields
+                .get("message")
+                .is_some_and(|m| m.contains("leak_threshold"))
+        })
+        .collect();
+    assert_eq!(leaks.len(), 1, "{leaks:#?}");
+    assert_eq!(pool.stats().leaks(), 1);
+    let site = format!("{}:{line}:", file!());
+    let location = &leaks[0].fields["location"];
+    assert!(location.starts_with(&site), "{location} is not {site}");
+    drop(conn);
+}
+
+mod otel {
+    use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
+    use opentelemetry::Value;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::{common, PgServer};
+
+    fn attr<'a>(span: &'a SpanData, key: &str) -> &'a Value {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+            .unwrap_or_else(|| panic!("{} has no {key}: {:#?}", span.name, span.attributes))
+    }
+
+    fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+        let names: Vec<_> = spans.iter().map(|s| &s.name).collect();
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no span {name} in {names:?}"))
+    }
+
+    /// What a user with tracing-opentelemetry gets: OpenTelemetry spans named
+    /// by `otel.name`, of kind client, with the database attributes.
+    #[tokio::test]
+    async fn query_spans_arrive_as_opentelemetry_spans() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("lido-test"));
+        let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+        let server = PgServer::shared();
+        let db = server.create_database().expect("database");
+        let pool = common::builder(common::config(server, &db), 1)
+            .build()
+            .await
+            .expect("pool");
+        let conn = pool.get().await.expect("get");
+        conn.batch_execute("CREATE TABLE items (id int)")
+            .await
+            .expect("ddl");
+        conn.query("SELECT id FROM items WHERE id > $1", &[&0i32])
+            .await
+            .expect("select");
+        conn.query("SELECT * FROM missing", &[])
+            .await
+            .expect_err("42P01");
+        drop(conn);
+        provider.force_flush().expect("flush");
+        let spans = exporter.get_finished_spans().expect("spans");
+
+        let select = named(&spans, "SELECT items");
+        assert_eq!(select.span_kind, SpanKind::Client);
+        assert_eq!(attr(select, "db.system.name"), &Value::from("postgresql"));
+        assert_eq!(attr(select, "db.namespace"), &Value::from(db.clone()));
+        assert_eq!(attr(select, "db.operation.name"), &Value::from("SELECT"));
+        assert_eq!(attr(select, "db.collection.name"), &Value::from("items"));
+        assert_eq!(attr(select, "server.address"), &Value::from("127.0.0.1"));
+        assert_eq!(
+            attr(select, "server.port"),
+            &Value::I64(i64::from(server.port()))
+        );
+        assert_eq!(attr(select, "db.response.returned_rows"), &Value::I64(0));
+        assert_eq!(select.status, Status::Unset);
+
+        let failed = named(&spans, "SELECT missing");
+        assert_eq!(attr(failed, "error.type"), &Value::from("42P01"));
+        assert!(
+            matches!(failed.status, Status::Error { .. }),
+            "{:?}",
+            failed.status
+        );
+        assert!(spans.iter().any(|s| s.name == "lido.acquire"));
+        let _ = provider.shutdown();
+    }
+}

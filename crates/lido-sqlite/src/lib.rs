@@ -58,6 +58,8 @@ mod connect;
 mod error;
 mod exec;
 mod files;
+#[cfg(feature = "http")]
+pub mod http;
 mod manager;
 mod options;
 mod pool;

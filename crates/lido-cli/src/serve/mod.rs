@@ -30,10 +30,13 @@ enum Db {
 }
 
 impl Db {
+    /// The pool with its backend's checks and metric families: PostgreSQL's
+    /// `lido_pg_*` and `database:queryErrorRate`, SQLite's writer-lane ping
+    /// and `lido_sqlite_writes_queued`.
     fn named(&self, name: &str) -> NamedPool {
         match self {
-            Self::Postgres(p) => NamedPool::new(name.to_owned(), p.core().clone()),
-            Self::Sqlite { pool, .. } => NamedPool::new(name.to_owned(), pool.readers().clone()),
+            Self::Postgres(p) => NamedPool::new(name.to_owned(), p.clone()),
+            Self::Sqlite { pool, .. } => NamedPool::new(name.to_owned(), pool.clone()),
         }
     }
 

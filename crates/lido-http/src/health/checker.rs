@@ -1,7 +1,6 @@
 //! [`HealthChecker`]: runs every check of every registered pool, plus the
 //! custom ones, concurrently; and the one-shot [`health`].
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,19 +9,22 @@ use futures::future::join_all;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use super::backend::{run_backend, BackendCheck, CheckContext};
 use super::checks::{self, Snapshot};
 use super::config::HealthConfig;
 use super::custom::{run_custom, HealthCheck};
-use super::report::{Check, HealthReport, Observation};
-use super::window::{Counters, Delta, Window};
+use super::report::{Check, HealthReport};
+use super::window::{Counters, Delta, Sample, Window};
 use crate::source::{NamedPool, PingFailure, PingFailureKind, PoolSource};
 
 /// The `componentId` [`health`] gives its pool.
 pub const DEFAULT_POOL_NAME: &str = "default";
 
-/// Checks a single pool once and reports. Error rates and timeouts count
-/// since the pool started (a [`HealthChecker`] or [`HealthMonitor`](crate::HealthMonitor)
-/// keeps sliding windows instead).
+/// Checks a single pool once and reports, the backend's checks included.
+/// Error rates and timeouts count since the pool started (a
+/// [`HealthChecker`] or [`HealthMonitor`](crate::HealthMonitor) keeps sliding
+/// windows instead). [`HealthExt`](crate::HealthExt) offers it as
+/// `pool.health().await`.
 ///
 /// ```
 /// use lido_core::{Manager, Pool};
@@ -43,43 +45,58 @@ pub const DEFAULT_POOL_NAME: &str = "default";
 /// ```
 pub async fn health<P: PoolSource>(pool: &P, cfg: &HealthConfig) -> HealthReport {
     let started = Instant::now();
-    let checks = check_pool(DEFAULT_POOL_NAME, pool, cfg, None).await;
+    let backend = pool.backend_checks();
+    let checks = check_pool(DEFAULT_POOL_NAME, pool, &backend, cfg, None).await;
     HealthReport::new(checks, started.elapsed(), cfg.service.clone())
 }
 
-/// Pings `pool` under the health check's own timeout.
-async fn ping(pool: &dyn PoolSource, limit: Duration) -> Result<Duration, PingFailure> {
-    match tokio::time::timeout(limit, pool.ping()).await {
+/// Pings `pool` under the health check's own timeout; also returns how long it ran.
+async fn ping(pool: &dyn PoolSource, limit: Duration) -> (Result<Duration, PingFailure>, Duration) {
+    let started = Instant::now();
+    let r = match tokio::time::timeout(limit, pool.ping()).await {
         Ok(r) => r,
         Err(_) => Err(PingFailure::new(
             PingFailureKind::HealthTimeout,
             format!("no answer within {limit:?} (ping_timeout)"),
         )),
-    }
+    };
+    (r, started.elapsed())
 }
 
-/// Every built-in check of one pool; `window` keeps the baseline between rounds.
+/// Every built-in and backend check of one pool, run concurrently; `window`
+/// keeps the baseline between rounds.
 async fn check_pool(
     name: &str,
     pool: &dyn PoolSource,
+    backend: &[Arc<dyn BackendCheck>],
     cfg: &HealthConfig,
     window: Option<&Mutex<Window>>,
 ) -> Vec<Check> {
     let snap = Snapshot::take(pool);
-    let current = Counters::read(pool.stats());
+    let current = Sample {
+        core: Counters::read(pool.stats()),
+        backend: backend.iter().map(|c| c.counters()).collect(),
+    };
     let delta = match window {
         Some(w) => w.lock().advance(Instant::now(), current),
-        None => Delta {
-            counts: current,
-            covers: None,
-        },
+        None => Delta::since_start(current),
     };
-    let rtt = ping(pool, cfg.ping_timeout).await;
+    let extra = backend.iter().zip(&delta.backend).map(|(c, grown)| {
+        let ctx = CheckContext {
+            config: cfg,
+            grown,
+            covers: delta.covers,
+        };
+        run_backend(&**c, ctx, name)
+    });
+    let ((rtt, waited), extra) = futures::join!(ping(pool, cfg.ping_timeout), join_all(extra));
     if let Err(e) = &rtt {
         tracing::debug!(pool = name, error = %e, "lido: health ping failed");
     }
-    let ping_obs: Observation = checks::response_time(cfg, rtt, pool.status());
-    checks::pool_checks(name, pool, cfg, &snap, &delta, ping_obs)
+    let ping_obs = checks::response_time(cfg, rtt, waited, pool.status());
+    let mut out = checks::pool_checks(name, pool, cfg, &snap, &delta, ping_obs);
+    out.extend(extra);
+    out
 }
 
 /// Runs the checks of several named pools and custom checks, keeping a
@@ -115,7 +132,8 @@ pub struct HealthChecker {
     cfg: HealthConfig,
     pools: Vec<NamedPool>,
     custom: Vec<Arc<dyn HealthCheck>>,
-    windows: HashMap<Arc<str>, Mutex<Window>>,
+    /// One per pool, in registration order.
+    windows: Vec<Mutex<Window>>,
 }
 
 impl HealthChecker {
@@ -132,16 +150,29 @@ impl HealthChecker {
         self.named(NamedPool::new(name, pool))
     }
 
-    /// Registers an already named pool (with its metric extensions).
+    /// Registers an already named pool (with its checks and metric extensions).
+    /// Names should be unique: a [`HealthMonitor`](crate::HealthMonitor)
+    /// refuses two pools under one name.
     pub fn named(mut self, pool: NamedPool) -> Self {
-        let name: Arc<str> = Arc::from(pool.name());
-        if self.windows.contains_key(&name) {
-            tracing::warn!(pool = %name, "lido: two pools registered under one name; their checks share a componentId");
+        if self.has_pool(pool.name()) {
+            tracing::warn!(
+                pool = pool.name(),
+                "lido: two pools registered under one name; their checks share a componentId"
+            );
         }
-        self.windows
-            .insert(name, Mutex::new(Window::new(self.cfg.window)));
+        self.windows.push(Mutex::new(Window::new(self.cfg.window)));
         self.pools.push(pool);
         self
+    }
+
+    /// Whether a pool is registered under `name`.
+    pub fn has_pool(&self, name: &str) -> bool {
+        self.pools.iter().any(|p| p.name() == name)
+    }
+
+    /// The first name two registered pools share, if any.
+    pub fn duplicate_name(&self) -> Option<&str> {
+        crate::source::duplicate_name(&self.pools)
     }
 
     /// Adds a custom check.
@@ -152,7 +183,7 @@ impl HealthChecker {
 
     /// Replaces the configuration (windows restart).
     pub fn config(mut self, cfg: HealthConfig) -> Self {
-        for w in self.windows.values_mut() {
+        for w in &mut self.windows {
             *w = Mutex::new(Window::new(cfg.window));
         }
         self.cfg = cfg;
@@ -171,19 +202,23 @@ impl HealthChecker {
 
     /// The longest any check of a round may take.
     pub fn longest_timeout(&self) -> Duration {
+        let cfg = &self.cfg;
         let custom = self
             .custom
             .iter()
-            .map(|c| c.timeout().unwrap_or(self.cfg.check_timeout));
-        custom.fold(self.cfg.ping_timeout, Duration::max)
+            .map(|c| c.timeout().unwrap_or(cfg.check_timeout));
+        let backend = self
+            .pools
+            .iter()
+            .flat_map(|p| p.checks().iter().map(|c| c.timeout(cfg)));
+        custom.chain(backend).fold(cfg.ping_timeout, Duration::max)
     }
 
     /// Runs one round: every pool's checks and the custom checks, concurrently.
     pub async fn run(&self) -> HealthReport {
         let started = Instant::now();
-        let pools = self.pools.iter().map(|p| {
-            let window = self.windows.get(p.name());
-            check_pool(p.name(), p.source(), &self.cfg, window)
+        let pools = self.pools.iter().zip(&self.windows).map(|(p, window)| {
+            check_pool(p.name(), p.source(), p.checks(), &self.cfg, Some(window))
         });
         let custom = self
             .custom

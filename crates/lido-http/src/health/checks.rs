@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use lido_core::{BreakerState, LeakReport, Status as PoolStatus};
+use lido_core::{BreakerConfig, BreakerState, LeakReport, Status as PoolStatus};
 
-use super::config::{HealthConfig, Threshold};
+use super::config::{HealthConfig, Limits, Threshold};
 use super::report::{Check, Observation, Status};
 use super::window::Delta;
 use crate::source::{PingFailure, PingFailureKind, PoolSource};
@@ -24,6 +24,9 @@ pub mod keys {
     pub const CONNECT_ERRORS: &str = "connections:connectErrorRate";
     /// Failed `get()` calls within the window.
     pub const GET_ERRORS: &str = "connections:getErrorRate";
+    /// Failed statements within the window (backends that count them:
+    /// lido-postgres, feature `http`).
+    pub const QUERY_ERRORS: &str = "database:queryErrorRate";
     /// Circuit breaker state.
     pub const BREAKER: &str = "circuitBreaker:state";
     /// Leases held past `leak_threshold`.
@@ -89,24 +92,30 @@ fn level(t: &Threshold, s: Status) -> String {
     t.level(s).map(|l| format!(" (>= {l})")).unwrap_or_default()
 }
 
-/// Connectivity and round trip from a ping's outcome.
+/// Connectivity and round trip from a ping's outcome; `waited` is how long
+/// the ping ran (the value of a failed one).
 pub(crate) fn response_time(
     cfg: &HealthConfig,
     ping: Result<Duration, PingFailure>,
+    waited: Duration,
     after: PoolStatus,
 ) -> Observation {
+    let t = cfg.latency_ms;
     match ping {
         Ok(rtt) => {
             let v = ms(rtt);
-            let t = cfg.latency_ms;
             let s = t.judge(v);
             Observation::judged(v, "ms", t, format!("ping answered in {v} ms{}", level(&t, s)))
         }
         Err(e) if saturated(&e, after) => Observation::warn(format!(
-            "could not lease a connection to ping: pool saturated ({} of {} in use, {} waiting); database not tested",
-            after.in_use, after.max_size, after.waiters
-        )),
-        Err(e) => Observation::fail(format!("ping failed: {}", e.message)),
+            "could not lease a connection to ping within {} ms: pool saturated ({} of {} in use, {} waiting); database not tested",
+            ms(waited), after.in_use, after.max_size, after.waiters
+        ))
+        .value(ms(waited), "ms")
+        .threshold(t),
+        Err(e) => Observation::fail(format!("ping failed after {} ms: {}", ms(waited), e.message))
+            .value(ms(waited), "ms")
+            .threshold(t),
     }
 }
 
@@ -143,8 +152,9 @@ pub(crate) fn waiters(cfg: &HealthConfig, s: &PoolStatus) -> Observation {
     count(s.waiters as u64, "callers", t, why)
 }
 
-fn window_text(d: &Delta) -> String {
-    match d.covers {
+/// "in the last 60 s", or "since the pool started" without a baseline.
+pub(crate) fn window_text(covers: Option<Duration>) -> String {
+    match covers {
         Some(c) => format!("in the last {:.0} s", c.as_secs_f64()),
         None => "since the pool started".to_owned(),
     }
@@ -155,17 +165,26 @@ pub(crate) fn acquire_timeouts(cfg: &HealthConfig, d: &Delta) -> Observation {
     let n = d.counts.acquire_timeouts;
     let why = format!(
         "{n} get() calls timed out {}{}",
-        window_text(d),
+        window_text(d.covers),
         level(&t, t.judge(n as f64))
     );
     count(n, "count", t, why)
 }
 
-fn rate(t: Threshold, min: u64, failed: u64, total: u64, what: &str, d: &Delta) -> Observation {
+/// `failed` of `total` as a percentage judged against `t` (passes below `min` attempts).
+pub(crate) fn rate(
+    t: Threshold,
+    min: u64,
+    failed: u64,
+    total: u64,
+    what: &str,
+    covers: Option<Duration>,
+) -> Observation {
     let v = percent(failed, total);
-    let when = window_text(d);
+    let when = window_text(covers);
     if total < min {
-        let why = format!("{failed} of {total} {what} failed {when}; too few to judge");
+        let why =
+            format!("{failed} of {total} {what} failed {when}; fewer than {min}, too few to judge");
         return Observation::pass()
             .value(v, "percent")
             .output(why)
@@ -179,26 +198,53 @@ fn rate(t: Threshold, min: u64, failed: u64, total: u64, what: &str, d: &Delta) 
 pub(crate) fn connect_errors(cfg: &HealthConfig, d: &Delta) -> Observation {
     let c = &d.counts;
     let (t, min) = (cfg.connect_error_percent, cfg.min_samples);
-    rate(t, min, c.connect_failures, c.connects(), "connects", d)
+    rate(
+        t,
+        min,
+        c.connect_failures,
+        c.connects(),
+        "connects",
+        d.covers,
+    )
 }
 
 pub(crate) fn get_errors(cfg: &HealthConfig, d: &Delta) -> Observation {
     let c = &d.counts;
     let (t, min) = (cfg.get_error_percent, cfg.min_samples);
-    rate(t, min, c.get_failures(), c.gets(), "get() calls", d)
+    rate(t, min, c.get_failures(), c.gets(), "get() calls", d.covers)
 }
 
-pub(crate) fn breaker(state: BreakerState) -> Observation {
-    let o = match state {
-        BreakerState::Closed => Observation::pass().output("closed: connects flow normally"),
-        BreakerState::HalfOpen => {
-            Observation::warn("half-open: trial connects decide whether the database is back")
-        }
-        BreakerState::Open => Observation::fail(
+pub(crate) fn breaker(state: BreakerState, cfg: &BreakerConfig) -> Observation {
+    let rule = if cfg.enabled {
+        format!(
+            "opens after {} consecutive connect failures or {:.0} % of {} connects in {:?}, for {:?}",
+            cfg.consecutive_failures,
+            cfg.failure_rate * 100.0,
+            cfg.min_calls,
+            cfg.window,
+            cfg.open_for
+        )
+    } else {
+        "disabled: never opens".to_owned()
+    };
+    let (status, what) = match state {
+        BreakerState::Closed => (Status::Pass, "closed: connects flow normally"),
+        BreakerState::HalfOpen => (
+            Status::Warn,
+            "half-open: trial connects decide whether the database is back",
+        ),
+        BreakerState::Open => (
+            Status::Fail,
             "open: connects kept failing; get() fails fast unless a connection is idle",
         ),
     };
-    o.value(state.as_str(), "state")
+    let limits = Limits::states(
+        Some(BreakerState::HalfOpen.as_str()),
+        Some(BreakerState::Open.as_str()),
+    );
+    Observation::with(status, format!("{what} ({rule})"))
+        .value(state.as_str(), "state")
+        .threshold(limits)
 }
 
 pub(crate) fn leaks(
@@ -207,17 +253,18 @@ pub(crate) fn leaks(
     snap: &Snapshot,
     d: &Delta,
 ) -> Observation {
+    let t = cfg.leaks;
     let Some(limit) = threshold else {
         return Observation::pass()
             .value(0, "leases")
+            .threshold(t)
             .output("leak detection off (leak_threshold unset)");
     };
     let n = snap.leaks.len();
-    let t = cfg.leaks;
     let mut why = format!(
         "{n} leases held past leak_threshold {limit:?}; {} reported {}",
         d.counts.leaks,
-        window_text(d)
+        window_text(d.covers)
     );
     let mut longest: Vec<&LeakReport> = snap.leaks.iter().collect();
     longest.sort_by_key(|l| std::cmp::Reverse(l.held));
@@ -240,21 +287,23 @@ pub(crate) fn maintenance_limit(cfg: &HealthConfig, pool: &dyn PoolSource) -> Du
 
 /// Warns in the report (fails in liveness) when maintenance stopped ticking.
 pub(crate) fn maintenance(limit: Duration, snap: &Snapshot, bad: Status) -> Observation {
-    let age = ms(snap.maintenance_age);
-    let o = if snap.closed {
-        Observation::pass().output("pool closed: maintenance stopped on purpose")
-    } else if snap.maintenance_age >= limit {
-        Observation::with(
-            bad,
-            format!(
-                "maintenance task silent for {age} ms (limit {} ms): wedged or stopped",
-                ms(limit)
-            ),
-        )
-    } else {
-        Observation::pass().output(format!("maintenance ran {age} ms ago"))
+    let (age, max) = (ms(snap.maintenance_age), ms(limit));
+    let t = match bad {
+        Status::Fail => Threshold::new(None, Some(max)),
+        _ => Threshold::new(Some(max), None),
     };
-    o.value(age, "ms")
+    if snap.closed {
+        return Observation::pass()
+            .value(age, "ms")
+            .threshold(t)
+            .output("pool closed: maintenance stopped on purpose");
+    }
+    let why = if t.judge(age) == Status::Pass {
+        format!("maintenance ran {age} ms ago (limit {max} ms)")
+    } else {
+        format!("maintenance task silent for {age} ms (limit {max} ms): wedged or stopped")
+    };
+    Observation::judged(age, "ms", t, why)
 }
 
 /// The built-in checks of one pool, in report order.
@@ -276,7 +325,7 @@ pub(crate) fn pool_checks(
         acquire_timeouts(cfg, delta).into_check(keys::ACQUIRE_TIMEOUTS, id, "component"),
         connect_errors(cfg, delta).into_check(keys::CONNECT_ERRORS, id, "datastore"),
         get_errors(cfg, delta).into_check(keys::GET_ERRORS, id, "component"),
-        breaker(snap.breaker).into_check(keys::BREAKER, id, "component"),
+        breaker(snap.breaker, &pool.config().breaker).into_check(keys::BREAKER, id, "component"),
         leaks(cfg, pool.config().leak_threshold, snap, delta).into_check(
             keys::LEAKS,
             id,

@@ -56,6 +56,57 @@ impl Threshold {
     }
 }
 
+/// The levels a check's value was judged against, as the report shows them
+/// (the `threshold` extension field of a check).
+///
+/// ```
+/// use lido_http::{Limits, Threshold};
+/// let numeric: Limits = Threshold::new(Some(100.0), Some(1000.0)).into();
+/// assert_eq!(serde_json::to_value(&numeric)?, serde_json::json!({"warn": 100.0, "fail": 1000.0}));
+/// let states = Limits::states(Some("half_open"), Some("open"));
+/// assert_eq!(serde_json::to_value(&states)?, serde_json::json!({"warn": "half_open", "fail": "open"}));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Limits {
+    /// A numeric value at or above `warn` warns, at or above `fail` fails.
+    Numeric(Threshold),
+    /// A state value equal to `warn` warns, equal to `fail` fails.
+    States {
+        /// The state that warns.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        warn: Option<String>,
+        /// The state that fails.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fail: Option<String>,
+    },
+}
+
+impl Limits {
+    /// The states that warn and fail.
+    pub fn states(warn: Option<&str>, fail: Option<&str>) -> Self {
+        Self::States {
+            warn: warn.map(str::to_owned),
+            fail: fail.map(str::to_owned),
+        }
+    }
+
+    /// Whether any level is set (an empty one is left out of the report).
+    pub fn is_set(&self) -> bool {
+        match self {
+            Self::Numeric(t) => t.warn.is_some() || t.fail.is_some(),
+            Self::States { warn, fail } => warn.is_some() || fail.is_some(),
+        }
+    }
+}
+
+impl From<Threshold> for Limits {
+    fn from(t: Threshold) -> Self {
+        Self::Numeric(t)
+    }
+}
+
 /// Optional top-level fields of the health+json document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceInfo {
@@ -99,6 +150,12 @@ pub struct HealthConfig {
     pub connect_error_percent: Threshold,
     /// Failed `get()` calls (timeouts included), as a percentage of calls within the window.
     pub get_error_percent: Threshold,
+    /// Failed statements, as a percentage of statements within the window
+    /// (`database:queryErrorRate`, for backends that count statements:
+    /// lido-postgres with its `http` feature). Constraint violations and
+    /// other errors the application expects count too: raise it if they
+    /// are routine.
+    pub query_error_percent: Threshold,
     /// Fewest attempts in the window before an error rate is judged.
     pub min_samples: u64,
     /// The sliding window for counts and rates.
@@ -124,6 +181,7 @@ impl Default for HealthConfig {
             acquire_timeouts: Threshold::new(Some(1.0), None),
             connect_error_percent: Threshold::new(Some(10.0), Some(50.0)),
             get_error_percent: Threshold::new(Some(1.0), Some(25.0)),
+            query_error_percent: Threshold::new(Some(5.0), Some(50.0)),
             min_samples: 10,
             window: Duration::from_secs(60),
             leaks: Threshold::new(Some(1.0), None),

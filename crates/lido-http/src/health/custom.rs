@@ -147,16 +147,32 @@ impl HealthCheck for FnCheck {
     }
 }
 
-/// Runs `check` under its timeout.
-pub(crate) async fn run_custom(check: &dyn HealthCheck, default_timeout: Duration) -> Check {
-    let limit = check.timeout().unwrap_or(default_timeout);
-    // A panicking check fails instead of taking the health loop down with it.
-    let guarded = AssertUnwindSafe(check.check()).catch_unwind();
-    let obs = match tokio::time::timeout(limit, guarded).await {
+/// Runs `fut` under `limit`: a panic or a timeout fails instead of taking
+/// the health loop down or stalling it.
+pub(crate) async fn bounded(fut: BoxFuture<'_, Observation>, limit: Duration) -> Observation {
+    match tokio::time::timeout(limit, AssertUnwindSafe(fut).catch_unwind()).await {
         Ok(Ok(o)) => o,
         Ok(Err(_)) => Observation::fail("check panicked"),
         Err(_) => Observation::fail(format!("check did not finish within {limit:?}")),
-    };
+    }
+}
+
+/// A reason for a check that gave none: its value, or its status.
+fn default_reason(o: &Observation) -> String {
+    let unit = o.unit.as_deref().unwrap_or_default();
+    match &o.value {
+        Some(v) => format!("observed {v} {unit}").trim_end().to_owned(),
+        None => format!("check returned {}", o.status),
+    }
+}
+
+/// Runs `check` under its timeout.
+pub(crate) async fn run_custom(check: &dyn HealthCheck, default_timeout: Duration) -> Check {
+    let limit = check.timeout().unwrap_or(default_timeout);
+    let mut obs = bounded(check.check(), limit).await;
+    if obs.output.is_empty() {
+        obs.output = default_reason(&obs);
+    }
     if obs.status != super::Status::Pass {
         tracing::debug!(check = check.key(), status = %obs.status, output = %obs.output, "lido: custom health check");
     }

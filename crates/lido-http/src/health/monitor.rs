@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lido_core::BreakerState;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::checker::HealthChecker;
 use super::checks::{self, keys, Snapshot};
-use super::config::HealthConfig;
+use super::config::{HealthConfig, Limits, Threshold};
 use super::custom::HealthCheck;
 use super::report::{Check, HealthReport, Observation, Probe, Status};
 use crate::source::{NamedPool, PoolSource};
@@ -29,6 +30,13 @@ pub enum MonitorError {
     /// The interval was zero.
     #[error("the health check interval must be greater than zero")]
     ZeroInterval,
+    /// Two pools were registered under one name (their metric series and
+    /// health checks would collide).
+    #[error("two pools are registered under the name {name:?}: give each pool its own name")]
+    DuplicatePool {
+        /// The shared name.
+        name: String,
+    },
 }
 
 struct Shared {
@@ -180,6 +188,11 @@ impl HealthMonitor {
         if interval.is_zero() {
             return Err(MonitorError::ZeroInterval);
         }
+        if let Some(name) = checker.duplicate_name() {
+            return Err(MonitorError::DuplicatePool {
+                name: name.to_owned(),
+            });
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| MonitorError::NoRuntime)?;
         let shared = Arc::new(Shared {
             checker,
@@ -254,17 +267,14 @@ impl HealthMonitor {
 
     fn loop_check(&self) -> Check {
         let (age, limit) = (self.loop_age(), self.shared.loop_limit());
-        let v = checks::ms(age);
-        let o = if age >= limit {
-            Observation::fail(format!(
-                "health loop silent for {v} ms (limit {} ms): wedged or stopped",
-                checks::ms(limit)
-            ))
+        let (v, max) = (checks::ms(age), checks::ms(limit));
+        let t = Threshold::new(None, Some(max));
+        let why = if t.judge(v) == Status::Pass {
+            format!("health loop ran {v} ms ago (limit {max} ms)")
         } else {
-            Observation::pass().output(format!("health loop ran {v} ms ago"))
+            format!("health loop silent for {v} ms (limit {max} ms): wedged or stopped")
         };
-        o.value(v, "ms")
-            .into_check(keys::HEALTH_LOOP, None, "system")
+        Observation::judged(v, "ms", t, why).into_check(keys::HEALTH_LOOP, None, "system")
     }
 
     /// Readiness: this instance can serve now. Fails while any pool is
@@ -277,34 +287,40 @@ impl HealthMonitor {
     }
 
     fn report_ready(&self) -> Check {
+        let (age, limit) = (self.loop_age(), self.shared.loop_limit());
+        let stale = Threshold::new(None, Some(checks::ms(limit)));
         let o = match self.report() {
             None => Observation::fail("no health report yet"),
-            Some(_) if self.loop_age() >= self.shared.loop_limit() => {
-                Observation::fail("the last health report is stale: the health loop stopped")
-            }
+            Some(_) if age >= limit => Observation::fail(format!(
+                "the last health report is stale ({} ms old, limit {} ms): the health loop stopped",
+                checks::ms(age),
+                checks::ms(limit)
+            )),
             Some(r) if r.status == Status::Fail => Observation::fail(r.summary()),
             Some(r) if r.status == Status::Warn => {
                 Observation::pass().output(format!("serving, degraded: {}", r.summary()))
             }
             Some(_) => Observation::pass().output("last health report passed"),
         };
-        o.into_check("health:report", None, "system")
+        o.value(checks::ms(age), "ms")
+            .threshold(stale)
+            .into_check("health:report", None, "system")
     }
 }
 
 fn pool_ready(p: &NamedPool) -> Check {
     let src = p.source();
+    let state = src.breaker_state();
     let o = if src.is_closed() {
         Observation::fail("pool closed")
+    } else if state == BreakerState::Open {
+        Observation::fail("circuit breaker open: the database keeps refusing connects")
     } else {
-        match src.breaker_state() {
-            lido_core::BreakerState::Open => {
-                Observation::fail("circuit breaker open: the database keeps refusing connects")
-            }
-            s => Observation::pass().output(format!("pool open, circuit breaker {s}")),
-        }
+        Observation::pass().output(format!("pool open, circuit breaker {state}"))
     };
-    o.into_check("pool:ready", Some(p.name()), "component")
+    o.value(state.as_str(), "state")
+        .threshold(Limits::states(None, Some(BreakerState::Open.as_str())))
+        .into_check("pool:ready", Some(p.name()), "component")
 }
 
 async fn run_loop(shared: Arc<Shared>) {

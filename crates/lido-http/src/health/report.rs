@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::config::{ServiceInfo, Threshold};
+use super::config::{Limits, ServiceInfo, Threshold};
 
 /// A check's verdict, ordered from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -63,7 +63,7 @@ pub struct Check {
     /// The verdict.
     pub status: Status,
     /// The levels the value was judged against (an extension field).
-    pub threshold: Option<Threshold>,
+    pub threshold: Option<Limits>,
     /// `output`: one line saying why.
     pub output: String,
     /// `time`: when it was measured.
@@ -86,7 +86,7 @@ pub struct Observation {
     /// Its unit.
     pub unit: Option<String>,
     /// The levels it was judged against.
-    pub threshold: Option<Threshold>,
+    pub threshold: Option<Limits>,
     /// One line saying why.
     pub output: String,
 }
@@ -120,7 +120,7 @@ impl Observation {
     pub fn judged(value: f64, unit: &str, threshold: Threshold, output: impl Into<String>) -> Self {
         Self {
             status: threshold.judge(value),
-            threshold: Some(threshold),
+            threshold: Some(threshold.into()),
             output: output.into(),
             ..Self::default()
         }
@@ -134,9 +134,10 @@ impl Observation {
         self
     }
 
-    /// Sets the levels the value was judged against (the status is left as is).
-    pub fn threshold(mut self, threshold: Threshold) -> Self {
-        self.threshold = Some(threshold);
+    /// Sets the levels the value was judged against (the status is left as
+    /// is): a numeric [`Threshold`] or the [`Limits::States`] that warn and fail.
+    pub fn threshold(mut self, threshold: impl Into<Limits>) -> Self {
+        self.threshold = Some(threshold.into());
         self
     }
 

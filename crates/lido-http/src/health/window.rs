@@ -65,20 +65,64 @@ impl Counters {
     }
 }
 
+/// The core counters plus each backend check's own (one list per check).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Sample {
+    pub core: Counters,
+    pub backend: Vec<Vec<u64>>,
+}
+
+impl Sample {
+    /// `self - earlier`; a counter missing from `earlier` counts from zero.
+    fn since(&self, earlier: &Self) -> Self {
+        let backend = self
+            .backend
+            .iter()
+            .enumerate()
+            .map(|(i, now)| {
+                let before = earlier.backend.get(i);
+                now.iter()
+                    .enumerate()
+                    .map(|(j, n)| {
+                        n.saturating_sub(before.and_then(|b| b.get(j)).copied().unwrap_or(0))
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            core: self.core.since(&earlier.core),
+            backend,
+        }
+    }
+}
+
 /// Counter samples over the last `span`; [`Window::advance`] returns the
 /// growth since the newest sample at least `span` old.
 #[derive(Debug)]
 pub(crate) struct Window {
     span: Duration,
-    samples: VecDeque<(Instant, Counters)>,
+    samples: VecDeque<(Instant, Sample)>,
 }
 
 /// A delta and how long it covers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Delta {
     pub counts: Counters,
+    /// Each backend check's counters, grown over the window.
+    pub backend: Vec<Vec<u64>>,
     /// `None` when the baseline is the pool's start (no earlier sample).
     pub covers: Option<Duration>,
+}
+
+impl Delta {
+    /// Everything since the pool started.
+    pub fn since_start(current: Sample) -> Self {
+        Self {
+            counts: current.core,
+            backend: current.backend,
+            covers: None,
+        }
+    }
 }
 
 impl Window {
@@ -90,19 +134,20 @@ impl Window {
     }
 
     /// Records `current` at `now` and returns its growth over the window.
-    pub fn advance(&mut self, now: Instant, current: Counters) -> Delta {
+    pub fn advance(&mut self, now: Instant, current: Sample) -> Delta {
         while self.samples.len() >= 2 && now.duration_since(self.samples[1].0) >= self.span {
             self.samples.pop_front();
         }
         let delta = match self.samples.front() {
-            Some((at, base)) => Delta {
-                counts: current.since(base),
-                covers: Some(now.duration_since(*at)),
-            },
-            None => Delta {
-                counts: current,
-                covers: None,
-            },
+            Some((at, base)) => {
+                let grown = current.since(base);
+                Delta {
+                    counts: grown.core,
+                    backend: grown.backend,
+                    covers: Some(now.duration_since(*at)),
+                }
+            }
+            None => Delta::since_start(current.clone()),
         };
         self.samples.push_back((now, current));
         delta
@@ -113,10 +158,13 @@ impl Window {
 mod tests {
     use super::*;
 
-    fn c(n: u64) -> Counters {
-        Counters {
-            acquire_timeouts: n,
-            ..Counters::default()
+    fn c(n: u64) -> Sample {
+        Sample {
+            core: Counters {
+                acquire_timeouts: n,
+                ..Counters::default()
+            },
+            backend: vec![vec![n * 10]],
         }
     }
 
@@ -139,6 +187,7 @@ mod tests {
         );
         let d = w.advance(t0 + Duration::from_secs(16), c(6));
         assert_eq!(d.counts.acquire_timeouts, 1, "baseline moved to t5");
+        assert_eq!(d.backend, vec![vec![10]], "backend counters slide too");
         assert_eq!(d.covers, Some(Duration::from_secs(11)));
         let d = w.advance(t0 + Duration::from_secs(40), c(6));
         assert_eq!(d.counts.acquire_timeouts, 0);

@@ -19,7 +19,7 @@ pub use self::pool::names;
 use self::sink::Families;
 pub use self::sink::{HistogramSample, MetricSink, MetricsExtension};
 use crate::health::HealthMonitor;
-use crate::source::{NamedPool, PoolSource};
+use crate::source::{duplicate_name, NamedPool, PoolSource};
 
 /// The content type of `/metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -101,7 +101,7 @@ impl Collector for LidoCollector {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let pool = Pool::builder(Nop).max_size(8).build().await?;
-/// let metrics = Metrics::builder().pool("primary", pool).build();
+/// let metrics = Metrics::builder().pool("primary", pool).build()?;
 /// let text = metrics.encode()?;
 /// assert!(text.contains(r#"lido_pool_connections_max{pool="primary"} 8"#));
 /// assert!(text.ends_with("# EOF\n"));
@@ -118,9 +118,10 @@ impl Metrics {
         MetricsBuilder::default()
     }
 
-    /// The monitor's pools plus its health gauges.
+    /// The monitor's pools plus its health gauges (a monitor's pool names
+    /// are unique, so this cannot fail).
     pub fn for_monitor(monitor: &HealthMonitor) -> Self {
-        Self::builder().monitor(monitor).build()
+        Self::builder().monitor(monitor).register()
     }
 
     /// The registry, to encode it yourself.
@@ -139,6 +140,19 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+/// Why [`MetricsBuilder::build`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    /// Two pools were registered under one name: their series would be
+    /// written twice with the same labels, which Prometheus rejects.
+    #[error("two pools are registered under the name {name:?}: give each pool its own name")]
+    DuplicatePool {
+        /// The shared name.
+        name: String,
+    },
 }
 
 /// Configures [`Metrics`].
@@ -189,8 +203,17 @@ impl MetricsBuilder {
         self
     }
 
-    /// Registers the collector.
-    pub fn build(self) -> Metrics {
+    /// Registers the collector; fails when two pools share a name.
+    pub fn build(self) -> Result<Metrics, MetricsError> {
+        if let Some(name) = duplicate_name(&self.pools) {
+            return Err(MetricsError::DuplicatePool {
+                name: name.to_owned(),
+            });
+        }
+        Ok(self.register())
+    }
+
+    fn register(self) -> Metrics {
         let mut registry = self.registry.unwrap_or_default();
         let bounds = self.bounds.unwrap_or_else(|| DEFAULT_BUCKETS.to_vec());
         registry.register_collector(Box::new(LidoCollector {

@@ -17,6 +17,13 @@ use super::{Call, DbInfo, RowCount};
 use crate::conn::PgConn;
 use crate::error::PgError;
 
+/// Integers go to spans as `i64`: tracing-opentelemetry exports `u64`
+/// fields as strings, and the conventions want `server.port` and
+/// `db.response.returned_rows` as integers.
+fn int(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
 /// `db.system` and `db.system.name`.
 pub const DB_SYSTEM: &str = "postgresql";
 
@@ -32,7 +39,7 @@ pub(crate) fn query(conn: &PgConn, call: &Call<'_>) -> Span {
         db.namespace = &*obs.db.namespace,
         db.operation.name = Empty, db.collection.name = Empty,
         db.query.summary = Empty, db.query.text = Empty,
-        server.address = conn.endpoint.tls_name.as_str(), server.port = conn.endpoint.port,
+        server.address = conn.endpoint.tls_name.as_str(), server.port = int(conn.endpoint.port),
         db.response.returned_rows = Empty, db.response.status_code = Empty,
         error.type = Empty, lido.operation = call.op.as_str());
     if span.is_disabled() {
@@ -62,7 +69,7 @@ pub(crate) fn finish<T: RowCount>(span: &Span, result: &Result<T, PgError>) {
     }
     match result {
         Ok(v) => {
-            span.record("db.response.returned_rows", v.rows());
+            span.record("db.response.returned_rows", int(v.rows()));
         }
         Err(e) => failed(span, &ErrorKind::of(e)),
     }
@@ -83,7 +90,7 @@ pub(crate) fn acquire(db: &DbInfo) -> Span {
         otel.kind = "internal", otel.status_code = Empty,
         db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
         db.namespace = &*db.namespace,
-        server.address = &*db.address, server.port = db.port,
+        server.address = &*db.address, server.port = int(db.port),
         db.response.status_code = Empty, error.type = Empty)
 }
 
@@ -125,7 +132,7 @@ pub(crate) fn connect(db: &DbInfo) -> Span {
         otel.kind = "client", otel.status_code = Empty,
         db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
         db.namespace = &*db.namespace,
-        server.address = &*db.address, server.port = db.port,
+        server.address = &*db.address, server.port = int(db.port),
         db.response.status_code = Empty, error.type = Empty)
 }
 
@@ -151,7 +158,7 @@ impl<'s> Unfinished<'s> {
         match result {
             Ok(conn) => {
                 span.record("server.address", conn.endpoint.tls_name.as_str());
-                span.record("server.port", conn.endpoint.port);
+                span.record("server.port", int(conn.endpoint.port));
             }
             Err(e) => failed(span, &ErrorKind::of(e)),
         }
