@@ -26,10 +26,14 @@ pub enum Command {
     /// and recommends the smallest size within --tolerance of the best.
     ///
     /// With no URL it runs on an embedded SQLite database in a temporary
-    /// directory. With a PostgreSQL URL (--url or DATABASE_URL) it creates and
-    /// seeds a `lido_bench_orders` table (20,000 rows, indexed on customer_id)
-    /// in that database if missing; --query runs your own read statement
-    /// instead and creates nothing.
+    /// directory. With a PostgreSQL URL or sqlite:PATH (--url or
+    /// DATABASE_URL) it creates and seeds a `lido_bench_orders` table (20,000
+    /// rows, indexed on customer_id) in that database if missing, and touches
+    /// no other table; --query runs your own read statement instead and
+    /// creates nothing. Each size is warmed up (--warmup) before its
+    /// measured window; only operations that finish inside the window count.
+    ///
+    /// Every flag can also come from the environment variable shown with it.
     Bench(BenchArgs),
     /// Connect to a PostgreSQL database once and report every step.
     ///
@@ -106,7 +110,7 @@ pub struct CheckArgs {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub samples: u32,
     /// Print one JSON document instead of lines.
-    #[arg(long)]
+    #[arg(long, env = "LIDO_CHECK_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     pub json: bool,
 }
 
@@ -176,6 +180,9 @@ pub struct BenchArgs {
     /// Measured time per pool size (e.g. 5s, 500ms).
     #[arg(long, env = "LIDO_BENCH_DURATION", default_value = "5s", value_parser = parse_duration)]
     pub duration: Duration,
+    /// Unmeasured warm-up per pool size before its window (default: a fifth of --duration).
+    #[arg(long, env = "LIDO_BENCH_WARMUP", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
     /// Concurrent client tasks.
     #[arg(long, env = "LIDO_BENCH_TASKS", default_value_t = 64)]
     pub tasks: usize,
@@ -183,13 +190,13 @@ pub struct BenchArgs {
     #[arg(long, env = "LIDO_BENCH_WRITE_RATIO", default_value_t = 0.1)]
     pub write_ratio: f64,
     /// A custom read statement instead of the built-in workload (no parameters).
-    #[arg(long)]
+    #[arg(long, env = "LIDO_BENCH_QUERY")]
     pub query: Option<String>,
     /// Throughput tolerance for the recommendation (0.05 = within 5% of the best).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, env = "LIDO_BENCH_TOLERANCE", default_value_t = 0.05)]
     pub tolerance: f64,
     /// Print machine-readable JSON instead of the table.
-    #[arg(long)]
+    #[arg(long, env = "LIDO_BENCH_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     pub json: bool,
 }
 

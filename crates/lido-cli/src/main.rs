@@ -10,11 +10,14 @@ mod util;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() -> ExitCode {
     install_panic_hook();
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -38,10 +41,35 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", util::one_line(&e));
             ExitCode::from(1)
         }
     }
+}
+
+const SUBCOMMANDS: [&str; 3] = ["bench", "check", "serve"];
+
+/// Help and version print as clap writes them; anything wrong with the
+/// arguments is one `error:` line on stderr (what was wrong, clap's tip,
+/// where to read more) and exit code 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(code);
+    }
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| SUBCOMMANDS.contains(&a.as_str()));
+    let rendered = e.render().to_string();
+    eprintln!("error: {}", util::usage_line(&rendered, sub.as_deref()));
+    ExitCode::from(code)
 }
 
 /// A bug must still end in one line, not a backtrace.

@@ -79,9 +79,26 @@ fn check_over_verified_tls_reports_every_step() {
         tls.contains("verified (verify-full, CA from sslrootcert"),
         "{tls}"
     );
+    let line = |step: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(step))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(line("resolve").contains("127.0.0.1"), "{stdout}");
+    assert!(line("connect").contains("ms)"), "connect time: {stdout}");
     assert!(stdout.contains("logged in as user \"lido\""), "{stdout}");
-    assert!(stdout.contains("PostgreSQL "), "{stdout}");
-    assert!(stdout.contains("max_connections"), "{stdout}");
+    assert!(
+        line("server").contains("PostgreSQL 15"),
+        "server version: {stdout}"
+    );
+    assert!(line("latency").contains("median"), "round trip: {stdout}");
+    let conns = line("connections");
+    assert!(
+        conns.contains(" in use of max_connections "),
+        "connections in use and max_connections: {stdout}"
+    );
     assert!(stdout.contains("ok: every step passed"), "{stdout}");
 }
 

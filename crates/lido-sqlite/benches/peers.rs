@@ -1,8 +1,14 @@
 //! lido-sqlite beside its peers, in one run, on rusqlite 0.41.1.
 //!
-//! `deadpool-sqlite` (0.14, rusqlite 0.40) and `r2d2_sqlite` (0.35, rusqlite
-//! 0.40) cannot be linked next to rusqlite 0.41.1 (two `links = "sqlite3"`),
-//! so the peers here are their managers rebuilt on rusqlite 0.41.1:
+//! The peer crates cannot be linked into this build: every published
+//! version depends on an older rusqlite, whose `libsqlite3-sys` declares
+//! `links = "sqlite3"` like the 0.39 that rusqlite 0.41.1 needs, and Cargo
+//! allows one crate per `links` name in a build. Checked on crates.io
+//! (index, 2026): `deadpool-sqlite` 0.14.0 (latest) needs rusqlite ^0.40
+//! (libsqlite3-sys ^0.38), 0.13.0 ^0.38, 0.12.x ^0.37; `r2d2_sqlite` 0.35.0
+//! (latest) needs rusqlite ^0.40, 0.33–0.34 ^0.39, 0.32 ^0.38. None uses
+//! rusqlite 0.41 (libsqlite3-sys 0.39). So the peers here are their managers
+//! rebuilt faithfully on rusqlite 0.41.1:
 //!
 //! * `deadpool*`: deadpool 0.13 + deadpool-sync 0.2 with deadpool-sqlite
 //!   0.14's manager (open on a blocking thread; on every return a
@@ -13,15 +19,20 @@
 //! Every connection uses WAL, `synchronous=NORMAL` and a 5 s busy timeout.
 //! Reads are point lookups by primary key. The mixes are 90 % reads and 10 %
 //! writes; the writes are a read-modify-write transaction (SELECT a counter,
-//! UPDATE it) in `BEGIN DEFERRED` (rusqlite's default `transaction()`) or
-//! `BEGIN IMMEDIATE`, or a plain autocommit INSERT. Every pool runs the same
-//! SQL in the same mode; errors are counted, never retried.
+//! UPDATE it) asked for as `DEFERRED` (rusqlite's default `transaction()`;
+//! lido runs it as `BEGIN IMMEDIATE` on its writer lane, see `Mode`) or
+//! `IMMEDIATE`, or a plain autocommit INSERT. Every pool runs the same SQL;
+//! errors are counted, never retried. The `SQLITE_BUSY` column counts the
+//! busy/locked errors each pool's callers saw.
+//!
+//! Targets: on reads lido ≥ the best peer (`reads ≥ best peer` lines); on
+//! the mixes no lido caller ever sees `SQLITE_BUSY` (peers may).
 //!
 //! Run: `cargo bench -p lido-sqlite --bench peers`. Each cell runs
 //! `LIDO_BENCH_SECS` seconds (default 1; `--secs N` also works), split in 4
-//! rounds interleaved across the pools so outside load hits all alike;
-//! "CPU µs/op" is this process's CPU time per operation, which does not
-//! depend on how busy the machine is.
+//! rounds interleaved across the pools so outside load hits all alike,
+//! after a warm-up; "CPU µs/op" is this process's CPU time per operation,
+//! which does not depend on how busy the machine is.
 //! `LIDO_BENCH_READERS` sets lido's readers (default 4; peers get one more
 //! connection, matching lido's writer).
 #![forbid(unsafe_code)]
@@ -412,6 +423,34 @@ fn print_row(s: &Scenario, samples: &[Sample]) {
     );
 }
 
+/// The targets, judged on the measured samples.
+fn verdict(s: &Scenario, samples: &[Sample]) -> String {
+    let [lido, dp, r2] = [samples[0], samples[1], samples[2]];
+    if s.write_pct == 0 {
+        let best = dp.rate().max(r2.rate());
+        let ok = lido.rate() >= best;
+        format!(
+            "reads, {} tasks: lido ≥ best peer: {} (lido/best {:.2})",
+            s.tasks,
+            if ok { "yes" } else { "NO" },
+            lido.rate() / best.max(1e-9)
+        )
+    } else {
+        format!(
+            "{}, {} tasks: lido callers saw SQLITE_BUSY: {} (deadpool* {}, r2d2* {})",
+            s.name,
+            s.tasks,
+            if lido.busy == 0 {
+                "never".to_owned()
+            } else {
+                format!("{} TIMES", lido.busy)
+            },
+            dp.busy,
+            r2.busy
+        )
+    }
+}
+
 async fn run() -> Result<(), BoxError> {
     let (secs, readers) = settings();
     let dir = tempfile::tempdir()?;
@@ -425,6 +464,7 @@ async fn run() -> Result<(), BoxError> {
     println!("(* = the peer crate's manager rebuilt on rusqlite 0.41.1; see the file header)\n");
     println!("| scenario          | tasks | lido ops/s | deadpool*  | r2d2*      | lido/dp  | lido/r2  | CPU µs/op lido/dp/r2  | SQLITE_BUSY lido/dp/r2 | other errors |");
     println!("|-------------------|------:|-----------:|-----------:|-----------:|---------:|---------:|----------------------:|-----------------------:|-------------:|");
+    let mut verdicts = Vec::new();
     for s in &SCENARIOS {
         let mut samples = vec![Sample::default(); peers.len()];
         for (_, peer) in &peers {
@@ -438,6 +478,11 @@ async fn run() -> Result<(), BoxError> {
             }
         }
         print_row(s, &samples);
+        verdicts.push(verdict(s, &samples));
+    }
+    println!("\ntargets:");
+    for v in verdicts {
+        println!("  {v}");
     }
     Ok(())
 }

@@ -29,10 +29,11 @@
 
 use std::fmt;
 use std::ops::Deref;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lido_core::{CloseReport, Pooled};
+use lido_core::{CloseReport, Pooled, Priority};
 use parking_lot::lock_api::ArcRwLockReadGuard;
 use rusqlite::{Connection, Transaction};
 use tokio::runtime::{Handle, Runtime};
@@ -132,9 +133,11 @@ impl BlockingPool {
     /// Leases a reader, blocking up to `acquire_timeout`. On an in-memory
     /// database a held guard also holds off writes (they fail with
     /// [`Error::WriterTimeout`] after `acquire_timeout`): keep it short.
+    /// Leak reports for the guard name the line that called `get`.
+    #[track_caller]
     pub fn get(&self) -> Result<ReadGuard> {
         outside_runtime()?;
-        let conn = self.handle.block_on(self.pool.readers().get())?;
+        let conn = self.lease(Location::caller())?;
         let wait = self.pool.acquire_timeout();
         let shared = match self.pool.gate() {
             Some(g) => Some(g.try_read_arc_for(wait).ok_or(Error::WriterTimeout {
@@ -150,10 +153,16 @@ impl BlockingPool {
     }
 
     /// Runs `f` on a reader, on this thread.
+    #[track_caller]
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         outside_runtime()?;
-        let mut guard = self.handle.block_on(self.pool.readers().get())?;
+        let mut guard = self.lease(Location::caller())?;
         read_on(&mut guard, self.pool.gate(), self.pool.acquire_timeout(), f)
+    }
+
+    fn lease(&self, at: &'static Location<'static>) -> Result<Pooled<SqliteManager>> {
+        let get = self.pool.readers().get_tracked(Priority::Normal, at);
+        Ok(self.handle.block_on(get)?)
     }
 
     /// Runs `f` on the writer lane and blocks for its result.
@@ -188,6 +197,7 @@ impl BlockingPool {
     }
 
     /// `PRAGMA quick_check`.
+    #[track_caller]
     pub fn quick_check(&self) -> Result<()> {
         outside_runtime()?;
         self.handle.block_on(self.pool.quick_check())

@@ -4,31 +4,43 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use crate::error::{from_closure, panic_message, Error, Result};
 
 /// How a transaction takes its locks (`BEGIN DEFERRED | IMMEDIATE | EXCLUSIVE`).
 ///
-/// Every mode runs on the writer lane, so writers never race each other for
-/// the write lock inside one process. Against other connections the mode
-/// matters: `Immediate` and `Exclusive` take the write lock at `BEGIN`
-/// (waiting up to `busy_timeout` for it), `Deferred` at its first write. In
-/// WAL mode `Exclusive` behaves like `Immediate` (readers keep reading); in
-/// rollback-journal modes it also keeps other connections from reading until
-/// it ends.
+/// Every mode runs on the writer lane, so writers in this process never race
+/// each other for the write lock, and each mode takes SQLite's write lock
+/// **at `BEGIN`**, waiting up to `busy_timeout` for it:
 ///
-/// **A `Deferred` transaction that reads before it writes can fail with
-/// `SQLITE_BUSY`** when the lock is held at the moment it upgrades: SQLite
-/// never runs the busy handler for a read-to-write upgrade. With lido alone
-/// on the file this is rare but real (a reader briefly takes the WAL write
-/// lock to re-read a WAL-index header the writer was updating: about 1 in
-/// 10 000 upgrades under heavy reading). Prefer `Immediate`, which costs
-/// nothing extra on the writer lane, or use
-/// [`SqlitePool::transaction_with_retry`](crate::SqlitePool::transaction_with_retry).
+/// * `Immediate`: `BEGIN IMMEDIATE`.
+/// * `Deferred`: also runs as `BEGIN IMMEDIATE` on the lane. SQLite's own
+///   `BEGIN DEFERRED` takes the write lock at the first write, and that
+///   read-to-write upgrade is the one place SQLite returns `SQLITE_BUSY`
+///   without running the busy handler: any moment another connection holds
+///   the WAL write lock — even a reader of this pool briefly taking it to
+///   re-read a WAL-index header the writer was updating — the upgrade fails.
+///   Since the lane already runs one write at a time, taking the lock at
+///   `BEGIN` changes nothing for this process's readers and writers, and
+///   callers never see `SQLITE_BUSY` from lido's own connections. What does
+///   change is visible only to *other* processes or connections on the file:
+///   they cannot start a write while a `Deferred` transaction is still
+///   reading (they wait their busy timeout, as for `Immediate`). For SQLite's
+///   literal `BEGIN DEFERRED`, open it yourself in
+///   [`SqlitePool::write`](crate::SqlitePool::write) (`c.transaction()`)
+///   and be ready for `SQLITE_BUSY` on its first write.
+/// * `Exclusive`: `BEGIN EXCLUSIVE`. In WAL mode it behaves like `Immediate`
+///   (readers keep reading); in rollback-journal modes it also keeps other
+///   connections from reading until it ends.
+///
+/// `SQLITE_BUSY` can still reach a caller when another process (or a
+/// connection outside this pool) holds the write lock for longer than
+/// `busy_timeout`; [`SqlitePool::transaction_with_retry`](crate::SqlitePool::transaction_with_retry)
+/// re-runs a transaction then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Mode {
-    /// `BEGIN DEFERRED`: locks are taken when first needed.
+    /// Runs as `BEGIN IMMEDIATE` on the writer lane (see the type's docs).
     Deferred,
     /// `BEGIN IMMEDIATE`: the write lock is taken at once (the default).
     #[default]
@@ -38,10 +50,10 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The `BEGIN` the writer lane issues for this mode.
     fn behavior(self) -> TransactionBehavior {
         match self {
-            Self::Deferred => TransactionBehavior::Deferred,
-            Self::Immediate => TransactionBehavior::Immediate,
+            Self::Deferred | Self::Immediate => TransactionBehavior::Immediate,
             Self::Exclusive => TransactionBehavior::Exclusive,
         }
     }
@@ -152,6 +164,31 @@ pub(crate) fn run_tx_retry<T>(
             let pause = Duration::from_millis(1 << (attempt - 2).min(6));
             std::thread::sleep(pause.min(deadline - now));
         }
+    }
+}
+
+/// Runs an integrity pragma (`quick_check`, `integrity_check`): `Ok` when
+/// SQLite answers `ok`, [`Error::Integrity`] with its findings otherwise.
+pub(crate) fn integrity(conn: &Connection, sql: &str) -> Result<()> {
+    verdict(integrity_rows(conn, sql))
+}
+
+/// What an integrity pragma returned.
+pub(crate) fn integrity_rows(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.collect()
+}
+
+/// `ok` passes; findings, or a damaged page that stopped the check, are [`Error::Integrity`].
+pub(crate) fn verdict(rows: rusqlite::Result<Vec<String>>) -> Result<()> {
+    match rows {
+        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(()),
+        Ok(rows) => Err(Error::Integrity(rows)),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseCorrupt) => {
+            Err(Error::Integrity(vec![e.to_string()]))
+        }
+        Err(e) => Err(Error::Sqlite(e)),
     }
 }
 

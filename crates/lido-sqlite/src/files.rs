@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,8 @@ struct Files {
     cfg: FilesConfig,
     cap: Arc<Cap>,
     slots: Mutex<HashMap<PathBuf, Arc<Slot>>>,
+    /// A reclaim is running on a blocking thread.
+    reclaiming: AtomicBool,
 }
 
 struct Slot {
@@ -100,9 +103,39 @@ struct Slot {
 }
 
 impl Slot {
-    /// Open, and held by nobody but the map.
-    fn idle_pool(&self) -> Option<&SqlitePool> {
-        self.pool.get().filter(|p| Arc::strong_count(&p.inner) == 1)
+    /// Nobody but the map holds the slot or its pool. `get()` takes the slot
+    /// under the map lock and clones the pool before letting the slot go, so
+    /// checked under the map lock this is never true for a slot a `get()` is
+    /// about to hand out: closing it then cannot leave two pools (two
+    /// writers) on one file.
+    fn unheld(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) == 1
+            && self
+                .pool
+                .get()
+                .is_none_or(|p| Arc::strong_count(&p.inner) == 1)
+    }
+
+    fn unused_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(*self.last_used.lock())
+    }
+}
+
+/// Drops closed pools (and the SQLite connections in them) on a blocking
+/// thread when there is a runtime, never on an async worker.
+fn dispose<T: Send + 'static>(closed: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => drop(h.spawn_blocking(move || drop(closed))),
+        Err(_) => drop(closed),
+    }
+}
+
+/// Clears [`Files::reclaiming`] however the reclaim ends.
+struct Reclaiming(Arc<Files>);
+
+impl Drop for Reclaiming {
+    fn drop(&mut self) {
+        self.0.reclaiming.store(false, Ordering::Release);
     }
 }
 
@@ -139,7 +172,7 @@ impl SqliteFiles {
             let weak = weak.clone();
             let reclaim = Box::new(move || {
                 if let Some(files) = weak.upgrade() {
-                    files.reclaim();
+                    Files::reclaim(files);
                 }
             });
             Files {
@@ -147,6 +180,7 @@ impl SqliteFiles {
                 cap: Arc::new(Cap::new(cfg.max_connections, wait, reclaim)),
                 cfg,
                 slots: Mutex::new(HashMap::new()),
+                reclaiming: AtomicBool::new(false),
             }
         });
         spawn_reaper(&handle, Arc::downgrade(&inner));
@@ -168,12 +202,14 @@ impl SqliteFiles {
             *slot.last_used.lock() = Instant::now();
             Arc::clone(slot)
         };
+        // The pool is cloned while `slot` is still held (see `Slot::unheld`).
         let pool = slot
             .pool
             .get_or_try_init(|| self.inner.open(key))
             .await?
             .clone();
         *slot.last_used.lock() = Instant::now();
+        drop(slot);
         Ok(pool)
     }
 
@@ -238,27 +274,44 @@ impl Files {
         Ok(pool)
     }
 
-    /// Closes idle pools unused for `idle_for`; returns how many.
+    /// Closes idle pools unused for `idle_for`; returns how many. They are
+    /// taken out under the map lock and dropped after it, off the executor.
     fn close_idle(&self, idle_for: Duration) -> usize {
         let now = Instant::now();
-        let mut slots = self.slots.lock();
-        let before = slots.len();
-        slots.retain(|_, s| {
-            let unused = now.duration_since(*s.last_used.lock()) >= idle_for;
-            let empty = !s.pool.initialized() && Arc::strong_count(s) == 1;
-            let closable = empty || s.idle_pool().is_some();
-            !(unused && closable)
+        let mut closed = Vec::new();
+        self.slots.lock().retain(|_, s| {
+            let close = s.unused_for(now) >= idle_for && s.unheld();
+            if close {
+                closed.push(Arc::clone(s));
+            }
+            !close
         });
-        let closed = before - slots.len();
-        if closed > 0 {
-            tracing::debug!(closed, "lido-sqlite: closed idle file pools");
+        let n = closed.len();
+        if n > 0 {
+            tracing::debug!(closed = n, "lido-sqlite: closing idle file pools");
         }
-        closed
+        dispose(closed);
+        n
     }
 
-    /// The cap is full: close every idle reader, then the least recently
-    /// used pools nobody holds, until something was freed.
-    fn reclaim(&self) {
+    /// The cap is full: free connections on a blocking thread (closing them
+    /// does file I/O), one reclaim at a time. The waiting `acquire` wakes as
+    /// their permits come back.
+    fn reclaim(files: Arc<Self>) {
+        if files.reclaiming.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let done = Reclaiming(files);
+        let work = move || done.0.reclaim_now();
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => drop(h.spawn_blocking(work)),
+            Err(_) => work(),
+        }
+    }
+
+    /// Closes every idle reader, then, if the cap is still full, the least
+    /// recently used pool nobody holds.
+    fn reclaim_now(&self) {
         let pools: Vec<SqlitePool> = {
             let slots = self.slots.lock();
             slots
@@ -273,16 +326,19 @@ impl Files {
         if self.cap.in_use() < self.cap.limit() {
             return;
         }
-        let mut slots = self.slots.lock();
-        let lru = slots
-            .iter()
-            .filter(|(_, s)| s.idle_pool().is_some())
-            .min_by_key(|(_, s)| *s.last_used.lock())
-            .map(|(k, _)| k.clone());
-        if let Some(key) = lru {
-            tracing::debug!(path = %key.display(), "lido-sqlite: closing an idle file pool to stay under the cap");
-            slots.remove(&key);
-        }
+        let evicted = {
+            let mut slots = self.slots.lock();
+            let lru = slots
+                .iter()
+                .filter(|(_, s)| s.pool.initialized() && s.unheld())
+                .min_by_key(|(_, s)| *s.last_used.lock())
+                .map(|(k, _)| k.clone());
+            lru.and_then(|key| {
+                tracing::debug!(path = %key.display(), "lido-sqlite: closing an idle file pool to stay under the cap");
+                slots.remove(&key)
+            })
+        };
+        drop(evicted); // outside the lock; this runs on a blocking thread
     }
 }
 
@@ -311,4 +367,61 @@ fn spawn_reaper(handle: &tokio::runtime::Handle, weak: Weak<Files>) {
             files.close_idle(files.cfg.idle_timeout);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn one_open_pool(dir: &Path) -> (SqliteFiles, PathBuf) {
+        let template = Builder::file("unused")
+            .on_startup(|c| c.execute_batch("CREATE TABLE IF NOT EXISTS t(x)"));
+        // Room for exactly one pool: its writer and its reader.
+        let cfg = FilesConfig::default().max_connections(2);
+        let files = SqliteFiles::new(template, cfg).expect("files");
+        let path = dir.join("a.db");
+        let db = files.get(&path).await.expect("open");
+        db.read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)))
+            .await
+            .expect("read");
+        drop(db);
+        let key = key_for(&path).expect("key");
+        (files, key)
+    }
+
+    /// A `get()` that took the slot but has not cloned its pool yet holds
+    /// the slot: neither the cap's reclaim nor the idle reaper may close it.
+    #[tokio::test]
+    async fn a_slot_a_get_is_handing_out_is_never_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (files, key) = one_open_pool(dir.path()).await;
+        assert_eq!(
+            files.open_connections(),
+            files.max_connections(),
+            "cap full"
+        );
+        let in_flight = files.inner.slots.lock().get(&key).cloned();
+        assert!(in_flight.is_some());
+
+        files.inner.reclaim_now();
+        assert_eq!(files.inner.close_idle(Duration::ZERO), 0);
+        assert!(files.is_open(&key), "the slot stays while a get() holds it");
+
+        drop(in_flight);
+        files.inner.reclaim_now();
+        assert!(!files.is_open(&key), "then reclaim closes it");
+    }
+
+    #[tokio::test]
+    async fn a_pool_someone_holds_is_never_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (files, key) = one_open_pool(dir.path()).await;
+        let held = files.get(&key).await.expect("get");
+        assert_eq!(files.inner.close_idle(Duration::ZERO), 0);
+        files.inner.reclaim_now();
+        assert!(files.is_open(&key));
+        drop(held);
+        assert_eq!(files.inner.close_idle(Duration::ZERO), 1);
+        assert!(!files.is_open(&key));
+    }
 }

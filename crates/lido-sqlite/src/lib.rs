@@ -5,10 +5,11 @@
 //! * **One writer lane, parallel readers.** Writes run on a single writer
 //!   connection on its own thread, strictly in arrival order, so writers in
 //!   this process never fight over the write lock and never see
-//!   `SQLITE_BUSY` from each other (one narrow exception, a `DEFERRED`
-//!   transaction upgrading from read to write, is described at [`Mode`]).
-//!   Reads run on read-only connections from a
-//!   [`lido_core::Pool`] (fair waiters, timeouts, health checks, recycling).
+//!   `SQLITE_BUSY` from each other; every transaction mode takes the lock at
+//!   `BEGIN` (see [`Mode`] for what that means for `Deferred`). Pools on the
+//!   same in-memory name share one lane. Reads run on read-only connections
+//!   from a [`lido_core::Pool`] (fair waiters, timeouts, health checks,
+//!   recycling), leased on the executor.
 //! * **Never on the executor.** Closures run on blocking threads (reads) or
 //!   the writer thread (writes). A panic rolls back and comes back as
 //!   [`Error::Panic`]; the connection stays usable.
@@ -55,6 +56,7 @@
 pub mod blocking;
 mod cap;
 mod connect;
+mod database;
 mod error;
 mod exec;
 mod files;

@@ -140,6 +140,7 @@ pub struct Builder {
     pub(crate) pragmas: Vec<(String, Value)>,
     pub(crate) after_connect: Option<AfterConnect>,
     pub(crate) on_startup: Option<Startup>,
+    pub(crate) quick_check_on_open: bool,
     pub(crate) readers: lido_core::Config,
     pub(crate) cap: Option<Arc<Cap>>,
 }
@@ -153,6 +154,7 @@ impl fmt::Debug for Builder {
             .field("busy_timeout", &self.busy_timeout)
             .field("foreign_keys", &self.foreign_keys)
             .field("pragmas", &self.pragmas)
+            .field("quick_check_on_open", &self.quick_check_on_open)
             .field("readers", &self.readers)
             .finish_non_exhaustive()
     }
@@ -184,6 +186,7 @@ impl Builder {
             pragmas: Vec::new(),
             after_connect: None,
             on_startup: None,
+            quick_check_on_open: false,
             readers,
             cap: None,
         }
@@ -195,8 +198,11 @@ impl Builder {
     }
 
     /// A named in-memory database shared by the pool's connections. Names may
-    /// use ASCII letters, digits, `_`, `-` and `.`; two pools with the same
-    /// name in one process share the database.
+    /// use ASCII letters, digits, `_`, `-` and `.`. Two pools with the same
+    /// name in one process share the database *and its writer lane*, so they
+    /// never meet `SQLITE_LOCKED`; the shared writer connection keeps the
+    /// settings (pragmas, hooks, `busy_timeout`) of the pool that opened it,
+    /// while each pool's readers and timeouts follow its own builder.
     pub fn memory(name: impl Into<String>) -> Self {
         Self::new(Source::Memory(name.into()))
     }
@@ -259,14 +265,26 @@ impl Builder {
         self
     }
 
-    /// Runs `hook` once when the pool is built, on the writer connection,
-    /// before any reader opens: create or migrate the schema, check a version.
-    /// An error fails [`build`](Self::build) with [`Error::Startup`].
+    /// Runs `hook` once when the pool is built, on the writer lane, before
+    /// any reader opens: create or migrate the schema, check a version.
+    /// An error fails [`build`](Self::build) with [`Error::Startup`]. (A pool
+    /// joining an open in-memory database runs its hook too, on the shared lane.)
     pub fn on_startup(
         mut self,
         hook: impl Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync + 'static,
     ) -> Self {
         self.on_startup = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `PRAGMA quick_check` on the writer connection when the pool is
+    /// built, before the startup hook (default off: it reads every page, so
+    /// it takes time on big files). A damaged database then fails
+    /// [`build`](Self::build) with [`Error::Integrity`] instead of failing
+    /// queries later. [`SqlitePool::quick_check`](crate::SqlitePool::quick_check)
+    /// runs the same check on demand.
+    pub fn quick_check_on_open(mut self, on: bool) -> Self {
+        self.quick_check_on_open = on;
         self
     }
 

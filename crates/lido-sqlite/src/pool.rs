@@ -1,19 +1,21 @@
 //! [`SqlitePool`]: one writer lane plus a lido-core pool of read-only readers.
 
+use std::future::Future;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lido_core::{CloseReport, Pool, Pooled};
-use parking_lot::Mutex;
+use lido_core::{CloseReport, Pool, Pooled, Priority};
 use rusqlite::{Connection, Transaction};
 
 use crate::cap::{self, Reserve};
-use crate::connect;
+use crate::database::Database;
 use crate::error::{ConnectError, Error, Result};
 use crate::exec::{self, Mode, Outcome};
 use crate::manager::SqliteManager;
 use crate::options::{Builder, Role, Source};
-use crate::writer::{Gate, Writer};
+use crate::writer::Gate;
 
 /// A SQLite database behind one FIFO writer lane and a pool of readers.
 /// Cheap to clone: clones share everything.
@@ -53,11 +55,10 @@ pub struct SqlitePool {
 
 pub(crate) struct Inner {
     readers: Pool<SqliteManager>,
-    writer: Writer,
-    gate: Gate,
+    /// The writer lane and gate, shared with other pools on the same in-memory name.
+    db: Arc<Database>,
     opts: Arc<Builder>,
-    /// Keeps a shared in-memory database alive while the pool exists.
-    anchor: Mutex<Option<Connection>>,
+    closed: AtomicBool,
     /// The reader permit reserved under a [`SqliteFiles`](crate::SqliteFiles) cap.
     reserve: Option<Arc<Reserve>>,
 }
@@ -76,7 +77,7 @@ impl std::fmt::Debug for SqlitePool {
         f.debug_struct("SqlitePool")
             .field("source", &self.inner.opts.source)
             .field("readers", &self.inner.readers.status())
-            .field("writes_queued", &self.inner.writer.queued())
+            .field("writes_queued", &self.inner.db.writer.queued())
             .finish()
     }
 }
@@ -94,22 +95,38 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await?
 }
 
-/// Opens the writer (and the anchor of an in-memory database) and runs the startup hook.
-fn open_writer(opts: &Builder) -> Result<(Connection, Option<Connection>)> {
-    let anchor = match &opts.source {
-        Source::Memory(name) => Some(connect::open_anchor(name)?),
-        Source::File(_) => None,
-    };
-    let mut conn = connect::open(opts, Role::Writer)?;
-    if let Some(hook) = opts.on_startup.clone() {
-        let out = exec::run_write(&mut conn, move |c| hook(c));
-        out.result.map_err(|e| match e {
+/// Runs the integrity check (when asked for) and the startup hook on the lane.
+async fn startup(db: &Database, opts: &Builder) -> Result<()> {
+    let hook = opts.on_startup.clone();
+    let quick = opts.quick_check_on_open;
+    if hook.is_none() && !quick {
+        return Ok(());
+    }
+    db.writer
+        .submit(opts.readers.acquire_timeout, move |c| {
+            if quick {
+                if let Err(e) = exec::integrity(c, "PRAGMA quick_check") {
+                    return Outcome {
+                        result: Err(e),
+                        healthy: true,
+                    };
+                }
+            }
+            match hook {
+                Some(hook) => exec::run_write(c, move |c| hook(c)),
+                None => Outcome {
+                    result: Ok(()),
+                    healthy: true,
+                },
+            }
+        })
+        .await
+        .map_err(|e| match e {
             Error::Sqlite(e) => Error::Startup(e),
             other => other,
         })?;
-        tracing::info!(source = %opts.source.describe(), "lido-sqlite: startup hook done");
-    }
-    Ok((conn, anchor))
+    tracing::info!(source = %opts.source.describe(), quick_check = quick, "lido-sqlite: startup done");
+    Ok(())
 }
 
 pub(crate) async fn build(opts: Builder) -> Result<SqlitePool> {
@@ -123,28 +140,17 @@ pub(crate) async fn build(opts: Builder) -> Result<SqlitePool> {
         }
         None => (None, None),
     };
-    let o = Arc::clone(&opts);
-    let (conn, anchor) = tokio::task::spawn_blocking(move || open_writer(&o))
-        .await
-        .map_err(|e| match e.try_into_panic() {
-            Ok(p) => Error::Connect(ConnectError::Panic(crate::error::panic_message(&*p))),
-            Err(e) => Error::Join(e),
-        })??;
-    let gate: Gate = opts
-        .source
-        .is_memory()
-        .then(|| Arc::new(parking_lot::RwLock::new(())));
-    let writer = Writer::start(conn, Arc::clone(&opts), gate.clone(), permit)?;
+    let db = Database::open(&opts, permit).await?;
+    startup(&db, &opts).await?;
     let manager = SqliteManager::shared(Arc::clone(&opts), Role::Reader, reserve.clone());
     let readers = Pool::builder(manager)
         .config(opts.readers.clone())
         .build_lazy()?;
     let inner = Arc::new(Inner {
         readers,
-        writer,
-        gate,
+        db,
         opts,
-        anchor: Mutex::new(anchor),
+        closed: AtomicBool::new(false),
         reserve,
     });
     inner.readers.warm_up().await?;
@@ -195,74 +201,66 @@ impl SqlitePool {
     }
 
     /// Runs `f` on a read-only connection, on a blocking thread. Waits up to
-    /// `acquire_timeout` for a reader (on that blocking thread, so a returned
-    /// reader passes straight to it). `f` may open a transaction for a
+    /// `acquire_timeout` for a reader (on the executor: the blocking thread is
+    /// taken only once a reader is leased). `f` may open a transaction for a
     /// consistent snapshot (`conn.unchecked_transaction()`); whatever it
     /// leaves open is rolled back. Dropping the future stops the wait; a
-    /// closure already running finishes.
-    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    /// closure already running finishes. A leak report for a lease held past
+    /// `leak_threshold` names the line that called `read`.
+    #[track_caller]
+    pub fn read<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send + '_
     where
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let readers = self.inner.readers.clone();
-        let gate = self.inner.gate.clone();
-        let wait = self.inner.opts.readers.acquire_timeout;
-        let handle = runtime()?;
-        // Dropped with this future: a caller that gives up stops the wait.
-        let (_caller, gone) = tokio::sync::oneshot::channel::<()>();
-        blocking(move || {
-            // Waiting here, not on the executor, hands a returned reader
-            // straight to this thread: one thread switch fewer per read
-            // when callers queue for readers.
-            let leased = handle.block_on(async {
-                tokio::select! {
-                    biased;
-                    got = readers.get() => Some(got),
-                    _ = gone => None,
-                }
-            });
-            let mut guard = leased.ok_or(Error::Closed)??;
-            read_on(&mut guard, &gate, wait, f)
-        })
-        .await
+        let at = Location::caller();
+        async move {
+            runtime()?;
+            let mut guard = self.inner.readers.get_tracked(Priority::Normal, at).await?;
+            let gate = self.inner.db.gate.clone();
+            let wait = self.acquire_timeout();
+            // The guard travels with the closure and goes back to the pool
+            // from the blocking thread, even if this future is dropped.
+            blocking(move || read_on(&mut guard, &gate, wait, f)).await
+        }
     }
 
     /// Runs `f` on the writer connection in autocommit mode, after every
     /// write queued before it. Each statement commits on its own; use
     /// [`transaction`](Self::transaction) to group them. A transaction `f`
     /// leaves open is rolled back ([`Error::TransactionLeftOpen`]).
+    ///
+    /// Each statement takes the write lock as it starts, waiting up to
+    /// `busy_timeout`. A closure that opens its own deferred transaction
+    /// (`c.transaction()`), or writes while one of its queries is still
+    /// being stepped, upgrades a read lock to a write lock instead and can
+    /// get `SQLITE_BUSY` (see [`Mode`]); [`transaction`](Self::transaction)
+    /// never does.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        runtime()?;
-        self.inner
-            .writer
-            .submit(move |c| exec::run_write(c, f))
-            .await
+        self.submit(move |c| exec::run_write(c, f)).await
     }
 
     /// Runs `f` in a transaction on the writer lane: `BEGIN <mode>`, then
     /// `COMMIT` if `f` returns `Ok`, `ROLLBACK` if it returns `Err` or panics.
+    /// Every mode takes the write lock at `BEGIN` (see [`Mode`]), so lido's
+    /// own readers and writers never make it fail with `SQLITE_BUSY`.
     /// Nest savepoints with [`savepoint`](crate::savepoint) or `tx.savepoint()`.
     pub async fn transaction<T, F>(&self, mode: Mode, f: F) -> Result<T>
     where
         F: FnOnce(&mut Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        runtime()?;
-        self.inner
-            .writer
-            .submit(move |c| exec::run_tx(c, mode, f))
-            .await
+        self.submit(move |c| exec::run_tx(c, mode, f)).await
     }
 
     /// Like [`transaction`](Self::transaction), but when `f` fails with
-    /// `SQLITE_BUSY` or `SQLITE_LOCKED` (a [`Mode::Deferred`] upgrade that
-    /// lost a race, another process holding the lock) the transaction is
-    /// rolled back and `f` runs again, after a short pause, for up to
+    /// `SQLITE_BUSY` or `SQLITE_LOCKED` (another process or a connection
+    /// outside this pool held the lock past `busy_timeout`) the transaction
+    /// is rolled back and `f` runs again, after a short pause, for up to
     /// `acquire_timeout`. `f` must be safe to re-run: its database effects
     /// are rolled back, anything else it does is not.
     pub async fn transaction_with_retry<T, F>(&self, mode: Mode, f: F) -> Result<T>
@@ -270,50 +268,54 @@ impl SqlitePool {
         F: FnMut(&mut Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        runtime()?;
-        let limit = self.inner.opts.readers.acquire_timeout;
-        self.inner
-            .writer
-            .submit(move |c| exec::run_tx_retry(c, mode, f, limit))
+        let limit = self.acquire_timeout();
+        self.submit(move |c| exec::run_tx_retry(c, mode, f, limit))
             .await
+    }
+
+    async fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Outcome<T> + Send + 'static,
+    ) -> Result<T> {
+        runtime()?;
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.inner.db.writer.submit(self.acquire_timeout(), f).await
     }
 
     /// `PRAGMA quick_check` on a reader: `Ok` when SQLite answers `ok`,
     /// [`Error::Integrity`] with its findings otherwise.
-    pub async fn quick_check(&self) -> Result<()> {
-        self.check_pragma("PRAGMA quick_check").await
+    #[track_caller]
+    pub fn quick_check(&self) -> impl Future<Output = Result<()>> + Send + '_ {
+        self.check_pragma("PRAGMA quick_check")
     }
 
     /// `PRAGMA integrity_check` (slower, more thorough than [`quick_check`](Self::quick_check)).
-    pub async fn integrity_check(&self) -> Result<()> {
-        self.check_pragma("PRAGMA integrity_check").await
+    #[track_caller]
+    pub fn integrity_check(&self) -> impl Future<Output = Result<()>> + Send + '_ {
+        self.check_pragma("PRAGMA integrity_check")
     }
 
-    async fn check_pragma(&self, sql: &'static str) -> Result<()> {
-        let rows = self
-            .read(move |c| {
-                let mut stmt = c.prepare(sql)?;
-                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await?;
-        if rows.len() == 1 && rows[0] == "ok" {
-            Ok(())
-        } else {
-            Err(Error::Integrity(rows))
-        }
+    #[track_caller]
+    fn check_pragma(&self, sql: &'static str) -> impl Future<Output = Result<()>> + Send + '_ {
+        let read = self.read(move |c| Ok(exec::integrity_rows(c, sql)));
+        async move { exec::verdict(read.await?) }
     }
 
     /// Runs `SELECT 1` on a reader and on the writer; returns the reader's
     /// round trip (lease and blocking-thread hop included).
-    pub async fn ping(&self) -> Result<Duration> {
+    #[track_caller]
+    pub fn ping(&self) -> impl Future<Output = Result<Duration>> + Send + '_ {
         let started = std::time::Instant::now();
-        self.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
-            .await?;
-        let took = started.elapsed();
-        self.write(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
-            .await?;
-        Ok(took)
+        let read = self.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)));
+        async move {
+            read.await?;
+            let took = started.elapsed();
+            self.write(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+                .await?;
+            Ok(took)
+        }
     }
 
     /// The lido-core pool of readers: status, stats, resize, breaker state.
@@ -321,14 +323,20 @@ impl SqlitePool {
         &self.inner.readers
     }
 
-    /// Writes waiting for the writer lane.
+    /// Writes waiting for the writer lane (of every pool sharing it).
     pub fn writes_queued(&self) -> usize {
-        self.inner.writer.queued()
+        self.inner.db.writer.queued()
     }
 
     /// Whether both handles are clones of one pool.
     pub fn ptr_eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Whether both pools write through the same writer lane (clones, or
+    /// pools on the same in-memory name).
+    pub fn shares_writer_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner.db, &other.inner.db)
     }
 
     /// Where the database lives.
@@ -337,11 +345,22 @@ impl SqlitePool {
     }
 
     /// Closes the pool: readers as they come back (waiting up to
-    /// `deadline`), then the writer after the writes already queued.
+    /// `deadline`), then the writer after the writes already queued. A pool
+    /// sharing its in-memory database's lane with other open pools waits
+    /// for the queued writes and leaves the lane to them.
     pub async fn close(&self, deadline: Duration) -> CloseReport {
+        self.inner.closed.store(true, Ordering::Release);
         let report = self.inner.readers.close(deadline).await;
-        self.inner.writer.shutdown().await;
-        drop(self.inner.anchor.lock().take());
+        let db = &self.inner.db;
+        if Arc::strong_count(db) == 1 {
+            db.shutdown().await;
+        } else {
+            let done = |_: &mut Connection| Outcome {
+                result: Ok(()),
+                healthy: true,
+            };
+            let _ = db.writer.submit(deadline, done).await;
+        }
         if let Some(r) = &self.inner.reserve {
             r.close();
         }
@@ -349,7 +368,7 @@ impl SqlitePool {
     }
 
     pub(crate) fn gate(&self) -> &Gate {
-        &self.inner.gate
+        &self.inner.db.gate
     }
 
     pub(crate) fn acquire_timeout(&self) -> Duration {

@@ -43,7 +43,6 @@ enum Msg {
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
     queued: Arc<AtomicUsize>,
-    timeout: Duration,
 }
 
 /// Withdraws a still-queued job when its caller stops waiting.
@@ -73,7 +72,6 @@ impl Writer {
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let timeout = opts.readers.acquire_timeout;
         let lane = Lane {
             conn: Some(conn),
             opened: Instant::now(),
@@ -87,11 +85,7 @@ impl Writer {
             .name("lido-sqlite-writer".into())
             .spawn(move || lane.run(rx))
             .map_err(Error::Spawn)?;
-        Ok(Self {
-            tx,
-            queued,
-            timeout,
-        })
+        Ok(Self { tx, queued })
     }
 
     /// Writes waiting for their turn.
@@ -99,9 +93,11 @@ impl Writer {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` on the writer connection after every write queued before it.
+    /// Runs `f` on the writer connection after every write queued before it,
+    /// withdrawing it if it is still queued after `timeout`.
     pub async fn submit<T: Send + 'static>(
         &self,
+        timeout: Duration,
         f: impl FnOnce(&mut Connection) -> Outcome<T> + Send + 'static,
     ) -> Result<T> {
         let start = Instant::now();
@@ -124,7 +120,7 @@ impl Writer {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(Error::Closed);
         }
-        if let Ok(r) = tokio::time::timeout(self.timeout, &mut rx).await {
+        if let Ok(r) = tokio::time::timeout(timeout, &mut rx).await {
             return r.unwrap_or(Err(Error::Closed));
         }
         if ticket.cancel() {

@@ -1,10 +1,11 @@
 //! SqliteFiles: one pool per file, reuse, idle close, and the global cap.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lido_sqlite::rusqlite::functions::FunctionFlags;
 use lido_sqlite::{Builder, FilesConfig, SqliteFiles, SqlitePool};
 
 fn template() -> Builder {
@@ -103,15 +104,33 @@ async fn idle_pools_close_and_reopen_with_their_data() {
     drop(keep);
 }
 
-fn spawn_sampler(files: &SqliteFiles, stop: &Arc<AtomicBool>) -> tokio::task::JoinHandle<usize> {
-    let (files, stop) = (files.clone(), Arc::clone(stop));
-    tokio::spawn(async move {
-        let mut max = 0;
-        while !stop.load(Ordering::Relaxed) {
-            max = max.max(files.open_connections());
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        max
+/// Real SQLite connections alive: +1 when one opens (after-connect hook),
+/// -1 when SQLite closes it (it frees the connection's functions, and with
+/// them the `Alive` guard registered in the hook). `max` is the most seen.
+#[derive(Default)]
+struct Census {
+    alive: AtomicUsize,
+    max: AtomicUsize,
+}
+
+struct Alive(Arc<Census>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn counted_template(census: &Arc<Census>) -> Builder {
+    let census = Arc::clone(census);
+    template().after_connect(move |c, _role| {
+        let now = census.alive.fetch_add(1, Ordering::SeqCst) + 1;
+        census.max.fetch_max(now, Ordering::SeqCst);
+        let alive = Alive(Arc::clone(&census));
+        c.create_scalar_function("lido_census", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+            let _ = &alive;
+            Ok(0)
+        })
     })
 }
 
@@ -129,13 +148,12 @@ async fn churn(files: SqliteFiles, dir: PathBuf, worker: usize, done: Arc<Atomic
 async fn the_global_cap_holds_across_files() {
     const CAP: usize = 4;
     let dir = tempfile::tempdir().expect("tempdir");
+    let census = Arc::new(Census::default());
     let cfg = FilesConfig::default()
         .max_connections(CAP)
         .readers_per_file(2)
         .idle_timeout(Duration::from_secs(60));
-    let files = SqliteFiles::new(template(), cfg).expect("files");
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = spawn_sampler(&files, &stop);
+    let files = SqliteFiles::new(counted_template(&census), cfg).expect("files");
 
     // Eight files, more than the cap can hold open at once (two per file).
     let done = Arc::new(AtomicUsize::new(0));
@@ -148,21 +166,26 @@ async fn the_global_cap_holds_across_files() {
     for w in workers {
         w.await.expect("worker");
     }
-    stop.store(true, Ordering::Relaxed);
-    let max_seen = sampler.await.expect("sampler");
     assert_eq!(
         done.load(Ordering::Relaxed),
         30,
         "every operation succeeded"
     );
+    let max = census.max.load(Ordering::SeqCst);
     assert!(
-        max_seen <= CAP,
-        "saw {max_seen} open connections, cap {CAP}"
+        max <= CAP,
+        "{max} SQLite connections were open at once, cap {CAP}"
     );
-    assert!(files.open_connections() <= CAP);
+    assert!(max >= 2, "the census saw the connections: {max}");
+    assert!(census.alive.load(Ordering::SeqCst) <= CAP);
     assert!(
         files.open_files() <= CAP,
         "idle pools were closed to make room"
+    );
+    drop(files);
+    assert!(
+        wait_until(|| census.alive.load(Ordering::SeqCst) == 0).await,
+        "every connection closed with the manager"
     );
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lido_core::Manager;
 use lido_core::{CloseReason, Pool};
-use lido_sqlite::rusqlite::{self, types::Value, Connection};
+use lido_sqlite::rusqlite::{self, limits::Limit, types::Value, Connection};
 use lido_sqlite::{Builder, Error, Role, SqliteManager, SqlitePool, Synchronous};
 
 fn pragma(c: &Connection, name: &str) -> rusqlite::Result<String> {
@@ -137,27 +137,123 @@ async fn connections_are_recycled_by_age_writer_included() {
     );
 }
 
+/// Breaks a connection behind the pool's back: no statement longer than one
+/// byte prepares any more, `SELECT 1` included.
+fn break_it(c: &Connection) -> rusqlite::Result<()> {
+    c.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, 1).map(drop)
+}
+
+fn count_rows(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+}
+
+fn checked_often() -> lido_core::Config {
+    lido_core::Config {
+        max_size: 1,
+        validation_bypass: Duration::from_millis(1),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
-async fn idle_readers_are_validated_with_select_1() {
+async fn an_idle_reader_that_fails_select_1_is_replaced() {
     let db = Builder::memory_unique()
-        .reader_config(lido_core::Config {
-            max_size: 1,
-            validation_bypass: Duration::from_millis(1),
-            ..Default::default()
+        .reader_config(checked_often())
+        .on_startup(|c| c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);"))
+        .build()
+        .await
+        .expect("build");
+    db.read(break_it).await.expect("break the only reader");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Without the check this read would run on the broken reader and fail.
+    assert_eq!(db.read(count_rows).await.expect("read"), 1);
+    let stats = db.readers().stats();
+    assert_eq!(
+        stats.closed(CloseReason::FailedCheck),
+        1,
+        "the check caught it"
+    );
+    assert_eq!(stats.created(), 2, "and a new reader took its place");
+
+    // A healthy idle reader passes the same check and is kept.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    db.read(count_rows).await.expect("read");
+    assert_eq!(db.readers().stats().created(), 2);
+}
+
+#[tokio::test]
+async fn an_idle_writer_that_fails_select_1_is_reopened() {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let o = Arc::clone(&opened);
+    let db = Builder::memory_unique()
+        .reader_config(checked_often())
+        .on_startup(|c| c.execute_batch("CREATE TABLE t(x)"))
+        .after_connect(move |_, role| {
+            if role == Role::Writer {
+                o.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
         })
         .build()
         .await
         .expect("build");
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        db.ping().await.expect("ping");
-    }
-    assert_eq!(db.readers().stats().closed(CloseReason::FailedCheck), 0);
-    assert_eq!(
-        db.readers().stats().created(),
-        1,
-        "checked and kept, not replaced"
+    db.write(|c| break_it(c)).await.expect("break the writer");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The lane's idle check finds it broken and reopens it before this runs.
+    db.write(|c| c.execute("INSERT INTO t VALUES (1)", []))
+        .await
+        .expect("write on a fresh writer");
+    assert_eq!(opened.load(Ordering::SeqCst), 2, "reopened once");
+    assert_eq!(db.read(count_rows).await.expect("read"), 1);
+}
+
+/// A database with its first table's pages overwritten (header and schema intact).
+fn damaged_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("damaged.db");
+    let c = Connection::open(&path).expect("open");
+    c.execute_batch(
+        "PRAGMA page_size = 4096;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO t SELECT i, printf('%0100d', i) FROM n;",
+    )
+    .expect("seed");
+    drop(c);
+    let mut bytes = std::fs::read(&path).expect("read");
+    assert!(bytes.len() > 8 * 4096, "pages to damage");
+    bytes[2 * 4096..6 * 4096].fill(0xA5);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+#[tokio::test]
+async fn quick_check_on_open_refuses_a_damaged_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = damaged_file(dir.path());
+    let err = SqlitePool::file(&path)
+        .quick_check_on_open(true)
+        .build()
+        .await
+        .expect_err("damaged");
+    assert!(
+        matches!(&err, Error::Integrity(found) if !found.is_empty()),
+        "{err:?}"
     );
+
+    // Off (the default) the pool opens, and the check on demand finds the damage.
+    let db = SqlitePool::file(&path)
+        .build()
+        .await
+        .expect("opens unchecked");
+    let err = db.quick_check().await.expect_err("damaged");
+    assert!(matches!(err, Error::Integrity(_)), "{err:?}");
+
+    let healthy = SqlitePool::file(dir.path().join("fine.db"))
+        .quick_check_on_open(true)
+        .on_startup(|c| c.execute_batch("CREATE TABLE t(x)"))
+        .build()
+        .await;
+    assert!(healthy.is_ok(), "{healthy:?}");
 }
 
 #[tokio::test]

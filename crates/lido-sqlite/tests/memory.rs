@@ -70,6 +70,8 @@ async fn names_select_databases() {
         .await
         .expect("read")
     };
+    assert!(a.shares_writer_with(&a2), "same name, one writer lane");
+    assert!(!a.shares_writer_with(&b));
     assert_eq!(exists(a2).await, 1, "same name, same database");
     assert_eq!(exists(b).await, 0, "other name, other database");
 }
@@ -146,4 +148,70 @@ async fn bad_memory_names_are_rejected() {
         .await
         .expect_err("bad name");
     assert!(matches!(err, Error::Config(_)), "{err:?}");
+}
+
+async fn churn(db: SqlitePool, stop: Arc<AtomicBool>, write: bool) -> Result<i64, Error> {
+    let mut n = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        if write {
+            db.transaction(Mode::Deferred, |tx| {
+                tx.execute("INSERT INTO t VALUES (1)", [])?;
+                Ok(())
+            })
+            .await?;
+            n += 1;
+        } else {
+            db.read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)))
+                .await?;
+        }
+    }
+    Ok(n)
+}
+
+/// Two pools on one name share the writer lane and the in-process lock, so
+/// one pool's writes never meet the other's reads or writes with SQLITE_LOCKED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_on_one_name_never_see_locked() {
+    let open = || {
+        SqlitePool::memory("mem_two_pools")
+            .readers(2)
+            .on_startup(|c| c.execute_batch("CREATE TABLE IF NOT EXISTS t(x INTEGER)"))
+            .build()
+    };
+    let (a, b) = tokio::join!(open(), open());
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    assert!(a.shares_writer_with(&b), "built at once, still one lane");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for db in [&a, &b] {
+        for i in 0..6 {
+            let task = churn(db.clone(), Arc::clone(&stop), i < 2);
+            tasks.push(tokio::spawn(task));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut written = 0;
+    for t in tasks {
+        written += t.await.expect("task").expect("no SQLITE_LOCKED or BUSY");
+    }
+    assert!(written > 0);
+    let count = |db: SqlitePool| async move {
+        db.read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)))
+            .await
+            .expect("count")
+    };
+    assert_eq!(count(a.clone()).await, written);
+
+    // Closing one pool leaves the lane to the other.
+    a.close(Duration::from_secs(1)).await;
+    b.write(|c| c.execute("INSERT INTO t VALUES (2)", []))
+        .await
+        .expect("the other pool still writes");
+    assert_eq!(count(b.clone()).await, written + 1);
+    let err = a
+        .write(|c| c.execute("INSERT INTO t VALUES (3)", []))
+        .await
+        .expect_err("closed");
+    assert!(matches!(err, Error::Closed), "{err:?}");
 }

@@ -16,8 +16,13 @@ use report::{Recommendation, SizeResult};
 struct JsonReport<'a> {
     target: String,
     tasks: usize,
+    warmup_ms: u128,
     duration_ms: u128,
     write_ratio: f64,
+    /// What the `acquire_wait_p99` figures cover.
+    acquire_wait_means: &'static str,
+    /// What a size means, when not plain connections.
+    size_means: Option<&'static str>,
     results: &'a [SizeResult],
     recommendation: Option<Recommendation>,
 }
@@ -29,6 +34,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let plan = runner::Plan {
         sizes: args.sizes.clone(),
         tasks: args.tasks,
+        warmup: args.warmup.unwrap_or(args.duration / 5),
         duration: args.duration,
         write_ratio: if args.query.is_some() {
             0.0
@@ -39,10 +45,11 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
     };
     if !args.json {
         println!(
-            "lido bench: {} — {} tasks, {:?} per size, {:.0}% writes",
+            "lido bench: {} — {} tasks, {:?} per size after {:?} warm-up, {:.0}% writes",
             target.describe(),
             plan.tasks,
             plan.duration,
+            plan.warmup,
             plan.write_ratio * 100.0
         );
     }
@@ -52,8 +59,11 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
         let json = JsonReport {
             target: target.describe(),
             tasks: plan.tasks,
+            warmup_ms: plan.warmup.as_millis(),
             duration_ms: plan.duration.as_millis(),
             write_ratio: plan.write_ratio,
+            acquire_wait_means: target.wait_means(),
+            size_means: target.size_means(),
             results: &results,
             recommendation,
         };
@@ -62,6 +72,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
         println!("{text}");
     } else {
         print!("{}", report::table(&results));
+        println!("acq p99 ms: {}", target.wait_means());
         print_errors(&results);
         match recommendation {
             Some(r) => println!(
@@ -71,6 +82,9 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
             None => {
                 println!("\nrecommendation: none — every size had errors or timeouts (see above)")
             }
+        }
+        if let Some(means) = target.size_means() {
+            println!("  note: {means}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -89,6 +103,9 @@ fn validate(args: &BenchArgs) -> Result<(), String> {
         return Err(
             "--sizes needs one or more pool sizes of at least 1, e.g. --sizes 1,2,4,8".into(),
         );
+    }
+    if args.duration.is_zero() {
+        return Err("--duration must be greater than zero, e.g. --duration 5s".into());
     }
     if args.tasks == 0 {
         return Err("--tasks must be at least 1".into());

@@ -19,12 +19,9 @@ pub enum OpError {
 
 /// A pool under test.
 pub trait BenchPool: Send + Sync {
-    /// Runs one operation of the workload (`write` picks the write statement).
-    fn op(&self, write: bool) -> BoxFut<'_, Result<(), OpError>>;
-    /// p99 of the time callers waited in `get()` so far.
-    fn acquire_wait_p99(&self) -> Duration;
-    /// Acquire timeouts so far.
-    fn acquire_timeouts(&self) -> u64;
+    /// Runs one operation of the workload (`write` picks the write statement)
+    /// and returns how long it waited before its statement could start.
+    fn op(&self, write: bool) -> BoxFut<'_, Result<Duration, OpError>>;
     /// Closes the pool after its run (default: dropping it is enough).
     fn close(&self) -> BoxFut<'_, ()> {
         Box::pin(async {})
@@ -39,4 +36,10 @@ pub trait BenchTarget: Send + Sync {
     fn prepare(&self) -> BoxFut<'_, Result<(), String>>;
     /// Opens a pool of `size` connections.
     fn open(&self, size: usize) -> BoxFut<'_, Result<Arc<dyn BenchPool>, String>>;
+    /// What the wait returned by [`BenchPool::op`] (the "acq p99" column) covers.
+    fn wait_means(&self) -> &'static str;
+    /// What a pool size means, when it is not simply "connections".
+    fn size_means(&self) -> Option<&'static str> {
+        None
+    }
 }

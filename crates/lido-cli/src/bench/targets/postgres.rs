@@ -3,7 +3,7 @@
 //! database, driven by the same mixed read/write workload.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lido_postgres::{PgConfig, PgError, PgPool};
 
@@ -74,6 +74,10 @@ impl BenchTarget for PgTarget {
         }
     }
 
+    fn wait_means(&self) -> &'static str {
+        "time waiting in the pool's get() for a connection"
+    }
+
     fn prepare(&self) -> BoxFut<'_, Result<(), String>> {
         Box::pin(async move {
             // Lazy, so a failed connect reports its cause (not only "warm-up failed").
@@ -130,8 +134,10 @@ fn classify(e: PgError) -> OpError {
 }
 
 impl PgBench {
-    async fn run(&self, write: bool) -> Result<(), PgError> {
+    async fn run(&self, write: bool) -> Result<Duration, PgError> {
+        let started = Instant::now();
         let conn = self.pool.get().await?;
+        let waited = started.elapsed();
         let key = fastrand::i64(0..CUSTOMERS);
         if let Some(q) = &self.query {
             conn.query(&**q, &[]).await?;
@@ -141,21 +147,13 @@ impl PgBench {
         } else {
             conn.query(READ, &[&key]).await?;
         }
-        Ok(())
+        Ok(waited)
     }
 }
 
 impl BenchPool for PgBench {
-    fn op(&self, write: bool) -> BoxFut<'_, Result<(), OpError>> {
+    fn op(&self, write: bool) -> BoxFut<'_, Result<Duration, OpError>> {
         Box::pin(async move { self.run(write).await.map_err(classify) })
-    }
-
-    fn acquire_wait_p99(&self) -> Duration {
-        self.pool.stats().acquire_wait.quantile(0.99)
-    }
-
-    fn acquire_timeouts(&self) -> u64 {
-        self.pool.stats().acquire_timeouts()
     }
 
     fn close(&self) -> BoxFut<'_, ()> {
