@@ -146,12 +146,10 @@ macro_rules! statement_method {
                 match sql {
                     SqlRef::Prepared(s) => Ok(c.$name(s, params).await?),
                     SqlRef::Text(sql) if self.conn.ctx.pgbouncer => {
-                        self.conn.note_sql(sql, false);
                         let typed = crate::params::typed(params)?;
                         Ok(c.$typed(sql, &typed).await?)
                     }
                     SqlRef::Text(sql) => {
-                        self.conn.note_sql(sql, false);
                         self.cached(sql, |s| async move { c.$name(&s, params).await }).await
                     }
                 }
@@ -196,7 +194,6 @@ impl<'a> Timed<'a> {
 
     /// Runs statements with the simple protocol, discarding results.
     pub async fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
-        self.conn.note_sql(sql, true);
         let call = text_call(Operation::Execute, sql, Params::None);
         self.observed(&call, async {
             Ok(self.conn.client.batch_execute(sql).await?)
@@ -206,7 +203,6 @@ impl<'a> Timed<'a> {
 
     /// Runs statements with the simple protocol, returning text results.
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
-        self.conn.note_sql(sql, true);
         let call = text_call(Operation::Query, sql, Params::None);
         self.observed(&call, async {
             Ok(self.conn.client.simple_query(sql).await?)
@@ -220,7 +216,6 @@ impl<'a> Timed<'a> {
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, PgError> {
-        self.conn.note_sql(sql, false);
         let call = text_call(Operation::Query, sql, Params::Typed(params));
         self.observed(&call, async {
             Ok(self.conn.client.query_typed(sql, params).await?)
@@ -259,6 +254,12 @@ impl<'a> Timed<'a> {
     ) -> Result<T, PgError> {
         self.conn.settle().await?;
         self.conn.recover_abandoned_call().await?;
+        if let Some((at, total)) = self.limit.tx {
+            if at <= Instant::now() {
+                // Past the transaction's deadline: nothing more is sent.
+                return Err(self.conn.transaction_expired(total));
+            }
+        }
         let call = CallGuard(Some(&self.conn.abandoned_call));
         let result = match self.limit.effective() {
             None => fut.await,
@@ -278,15 +279,13 @@ impl<'a> Timed<'a> {
     }
 
     async fn expired(&self, kind: Kind) -> PgError {
-        let stats = &self.conn.ctx.stats;
-        bump(&stats.query_timeouts);
         let cancelled = crate::timeout::cancel_and_confirm(self.conn).await;
         match kind {
-            Kind::Query(timeout) => PgError::QueryTimeout { timeout, cancelled },
-            Kind::Transaction(timeout) => {
-                bump(&stats.tx_timed_out);
-                PgError::TransactionTimeout { timeout }
+            Kind::Query(timeout) => {
+                bump(&self.conn.ctx.stats.query_timeouts);
+                PgError::QueryTimeout { timeout, cancelled }
             }
+            Kind::Transaction(timeout) => self.conn.transaction_expired(timeout),
         }
     }
 
@@ -304,6 +303,9 @@ impl<'a> Timed<'a> {
             return Ok(f(s).await?);
         }
         let s = conn.statement(sql).await?;
+        // Before the call: a failed statement inside a transaction block
+        // aborts it, so only outside one may it simply run again.
+        let outside_tx = !self.in_tx && conn.wire.status() == crate::wire::TxStatus::Idle;
         let err = match f(s).await {
             Ok(v) => return Ok(v),
             Err(e) => PgError::from(e),
@@ -312,7 +314,7 @@ impl<'a> Timed<'a> {
             return Err(err);
         }
         conn.forget(sql);
-        if self.in_tx || conn.maybe_in_raw_tx.load(Ordering::Relaxed) {
+        if !outside_tx {
             return Err(err);
         }
         tracing::debug!("lido-postgres: cached plan went stale after DDL; preparing it again");

@@ -76,6 +76,7 @@
 
 mod config;
 mod conn;
+mod connect;
 mod conninfo;
 mod env;
 mod error;
@@ -95,6 +96,7 @@ mod timeout;
 mod tls;
 mod transaction;
 mod url;
+mod wire;
 
 pub use config::{PgConfig, RootCert, Secret, SslMode, TargetSessionAttrs};
 pub use conn::PgConn;
@@ -112,6 +114,7 @@ pub use session::SessionSettings;
 pub use stats::{Operation, PgStats};
 pub use tls::{verification, Verification};
 pub use transaction::{IsolationLevel, Transaction, TxOptions};
+pub use wire::TxStatus;
 
 #[cfg(feature = "http")]
 pub use http::PgMetrics;
