@@ -42,22 +42,7 @@ impl PgServer {
 
     /// Appends the server log's tail to a failed command's output.
     fn with_log(&self, e: TestkitError) -> TestkitError {
-        match e {
-            TestkitError::CommandFailed {
-                command,
-                status,
-                output,
-            } => TestkitError::CommandFailed {
-                command,
-                status,
-                output: format!(
-                    "{output}\n--- tail of {} ---\n{}",
-                    self.log_path().display(),
-                    process::tail(&self.log_path(), 4000)
-                ),
-            },
-            other => other,
-        }
+        process::with_log_tail(e, &self.log_path())
     }
 
     /// Stops the server (`pg_ctl stop -m fast`); the port and data stay.
