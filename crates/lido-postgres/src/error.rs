@@ -259,6 +259,7 @@ impl PgError {
                 ErrorClass::Permanent
             }
             Self::Postgres(e) | Self::Rejected { source: e, .. } => classify_postgres(e),
+            Self::Pool(p) => p.backend().map_or(ErrorClass::Transient, PgError::class),
             _ => ErrorClass::Transient,
         }
     }
@@ -380,6 +381,24 @@ mod tests {
         );
         let e = PgError::Tls(TlsError::Handshake("reset".into()));
         assert_eq!(e.class(), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn sqlstates_classify_for_retry() {
+        for transient in [
+            "57P01", "57P02", "57P03", "53300", "53000", "08006", "08001", "40001",
+        ] {
+            let code = SqlState::from_code(transient);
+            assert_eq!(classify_code(&code), ErrorClass::Transient, "{transient}");
+        }
+        for permanent in ["28P01", "28000", "3D000", "42501", "42P01"] {
+            let code = SqlState::from_code(permanent);
+            assert_eq!(classify_code(&code), ErrorClass::Permanent, "{permanent}");
+            let fixable = fix_for(&code).is_some();
+            assert_eq!(fixable, permanent.starts_with("28") || permanent == "3D000");
+        }
+        assert!(fix_for(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+            .is_some_and(|f| f.contains("pg_hba.conf")));
     }
 
     #[test]

@@ -349,9 +349,11 @@ impl PgServer {
     /// Runs `sql` through `psql` as the `postgres` superuser over the Unix
     /// socket and returns stdout, unaligned and tuples-only (`-A -t`): one
     /// line per row, columns separated by `|`. Statements run one by one;
-    /// the first error stops the script and becomes the error.
+    /// the first error stops the script and becomes the error. Sessions are
+    /// read-write even on a server set to `default_transaction_read_only`.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, TestkitError> {
         let mut cmd = process::command(self.bins.program("psql"), false, &self.dir);
+        cmd.env("PGOPTIONS", "-c default_transaction_read_only=off");
         cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.dir)
             .arg("-p")
