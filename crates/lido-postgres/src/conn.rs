@@ -74,6 +74,15 @@ impl std::fmt::Debug for PgConn {
     }
 }
 
+/// Closing a connection whose statement still runs cancels it on the server.
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        if self.wire.status() == TxStatus::Busy {
+            crate::timeout::cancel_in_background(self);
+        }
+    }
+}
+
 impl Deref for PgConn {
     type Target = Client;
     fn deref(&self) -> &Client {
