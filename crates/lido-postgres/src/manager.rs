@@ -354,6 +354,21 @@ mod tests {
             (e.connect_to.as_str(), e.tls_name.as_str(), e.port),
             ("10.0.0.1", "db.example", 6000)
         );
+        // No host at all: libpq's default socket directory, so no TLS.
+        let none = targets(
+            &PgConfig::parse("user=u").unwrap(),
+            None,
+            TpSslMode::Require,
+        );
+        let expected = if std::path::Path::new("/var/run/postgresql").is_dir() {
+            "/var/run/postgresql"
+        } else {
+            "/tmp"
+        };
+        assert_eq!(none[0].1.connect_to, expected);
+        assert!(none[0].1.is_unix());
+        assert_eq!(none[0].0.get_ssl_mode(), TpSslMode::Disable);
+        assert_eq!(none[0].1.port, 5432);
         let sock = PgConfig::parse("host=/var/run/postgresql user=u sslmode=require").unwrap();
         let t = targets(&sock, None, TpSslMode::Require);
         assert_eq!(t[0].0.get_ssl_mode(), TpSslMode::Disable);
