@@ -123,6 +123,8 @@ impl Drop for CallGuard<'_> {
 /// [`PgConn::exec`], [`PgConn::timeout`] or [`Transaction`](crate::Transaction).
 ///
 /// Per-call settings chain: `conn.timeout(d).slow_query_threshold(Some(t)).query(..)`.
+/// It is `Copy`, and its statement methods take it by value, so their
+/// futures borrow only the connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Timed<'a> {
     conn: &'a PgConn,
@@ -135,7 +137,7 @@ macro_rules! statement_method {
     ($(#[$doc:meta])* $name:ident, $typed:ident, $op:ident, $out:ty) => {
         $(#[$doc])*
         pub async fn $name(
-            &self,
+            self,
             q: &(impl Sql + ?Sized),
             params: &[&(dyn ToSql + Sync)],
         ) -> Result<$out, PgError> {
@@ -193,7 +195,7 @@ impl<'a> Timed<'a> {
         execute, execute_typed, Execute, u64);
 
     /// Runs statements with the simple protocol, discarding results.
-    pub async fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
+    pub async fn batch_execute(self, sql: &str) -> Result<(), PgError> {
         let call = text_call(Operation::Execute, sql, Params::None);
         self.observed(&call, async {
             Ok(self.conn.client.batch_execute(sql).await?)
@@ -202,7 +204,7 @@ impl<'a> Timed<'a> {
     }
 
     /// Runs statements with the simple protocol, returning text results.
-    pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
+    pub async fn simple_query(self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
         let call = text_call(Operation::Query, sql, Params::None);
         self.observed(&call, async {
             Ok(self.conn.client.simple_query(sql).await?)
@@ -212,7 +214,7 @@ impl<'a> Timed<'a> {
 
     /// Runs an unnamed statement with explicit parameter types (works through PgBouncer).
     pub async fn query_typed(
-        &self,
+        self,
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, PgError> {

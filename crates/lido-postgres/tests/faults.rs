@@ -39,8 +39,9 @@ async fn an_unconfirmed_cancel_closes_the_connection() {
         .await
         .expect("pool");
     let conn = pool.get().await.expect("get");
-    let timed = conn.timeout(Duration::from_millis(200));
-    let query = timed.query("SELECT pg_sleep(30)", &[]);
+    let query = conn
+        .timeout(Duration::from_millis(200))
+        .query("SELECT pg_sleep(30)", &[]);
     let partition = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         set(&proxy, Fault::Blackhole).await;
@@ -83,8 +84,7 @@ async fn a_reset_mid_query_replaces_the_connection() {
     let (proxy, builder) = through_proxy(app);
     let pool = builder.build().await.expect("pool");
     let conn = pool.get().await.expect("get");
-    let untimed = conn.no_timeout();
-    let query = untimed.query("SELECT pg_sleep(30)", &[]);
+    let query = conn.no_timeout().query("SELECT pg_sleep(30)", &[]);
     let reset = async {
         tokio::time::sleep(Duration::from_millis(150)).await;
         set(&proxy, Fault::Reset).await;
