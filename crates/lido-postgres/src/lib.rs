@@ -74,6 +74,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod blocking;
 mod config;
 mod conn;
 mod connect;
