@@ -49,7 +49,13 @@
 //!
 //! A connection returned inside a transaction, or with a statement still
 //! running, is rolled back (and the statement cancelled) before anyone else
-//! gets it, or closed.
+//! gets it, or closed. lido reads the server's own transaction status from
+//! each ReadyForQuery message ([`PgConn::transaction_status`]), so this
+//! holds whatever ran: lido's methods, prepared statements, or the
+//! tokio-postgres client directly.
+//!
+//! [`blocking::BlockingPgPool`] is the same pool for programs without an
+//! async runtime.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
