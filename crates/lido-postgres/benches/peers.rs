@@ -325,6 +325,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "| tasks | implementation | ops/s | p50 µs | p99 µs | vs raw | lido ÷ this | errors |"
         );
         println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+        let mut ratios = Vec::new();
         for &n in &tasks {
             let mut rows = Vec::new();
             for name in IMPLS {
@@ -346,8 +347,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     s.errors
                 );
             }
+            let best = rows[3..]
+                .iter()
+                .max_by(|a, b| a.1.rate().total_cmp(&b.1.rate()))
+                .map_or(("none", f64::NAN), |(name, s)| (*name, s.rate()));
+            ratios.push(format!(
+                "- {n} tasks: lido/raw {:.2}, lido/best peer ({}) {:.2}, lido with/without statement cache {:.2}",
+                lido / raw,
+                best.0,
+                lido / best.1,
+                lido / rows[2].1.rate()
+            ));
         }
-        println!();
+        println!("\n{}\n", ratios.join("\n"));
     }
     println!("total {:.0} s", began.elapsed().as_secs_f64());
     Ok(())

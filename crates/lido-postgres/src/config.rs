@@ -80,16 +80,27 @@ pub enum TargetSessionAttrs {
     Any,
     /// A server that accepts writes (`transaction_read_only = off`).
     ReadWrite,
-    /// A read-only server.
+    /// A read-only session (`transaction_read_only = on`: a standby, or
+    /// `default_transaction_read_only = on`).
     ReadOnly,
+    /// A server not in recovery (`pg_is_in_recovery()` false).
+    Primary,
+    /// A server in recovery (a hot standby).
+    Standby,
+    /// A standby if any host is one, else any server (two passes, as libpq).
+    PreferStandby,
 }
 
 impl TargetSessionAttrs {
-    fn as_str(self) -> &'static str {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Any => "any",
             Self::ReadWrite => "read-write",
             Self::ReadOnly => "read-only",
+            Self::Primary => "primary",
+            Self::Standby => "standby",
+            Self::PreferStandby => "prefer-standby",
         }
     }
 }
@@ -304,22 +315,20 @@ impl PgConfig {
     }
 
     fn set_target(&mut self, value: &str) -> Result<(), ConfigError> {
-        self.target_session_attrs =
-            match value {
-                "any" => TargetSessionAttrs::Any,
-                "read-write" => TargetSessionAttrs::ReadWrite,
-                "read-only" => TargetSessionAttrs::ReadOnly,
-                "primary" | "standby" | "prefer-standby" => return Err(invalid(
+        self.target_session_attrs = match value {
+            "any" => TargetSessionAttrs::Any,
+            "read-write" => TargetSessionAttrs::ReadWrite,
+            "read-only" => TargetSessionAttrs::ReadOnly,
+            "primary" => TargetSessionAttrs::Primary,
+            "standby" => TargetSessionAttrs::Standby,
+            "prefer-standby" => TargetSessionAttrs::PreferStandby,
+            _ => {
+                return Err(invalid(
                     "target_session_attrs",
-                    "primary/standby/prefer-standby are not supported; use read-write or read-only",
-                )),
-                _ => {
-                    return Err(invalid(
-                        "target_session_attrs",
-                        "use any, read-write or read-only",
-                    ))
-                }
-            };
+                    "use any, read-write, read-only, primary, standby or prefer-standby",
+                ))
+            }
+        };
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! [`PgConn`]: a tokio-postgres [`Client`] plus what lido tracks about it —
-//! transaction state, abandoned calls, its statement cache.
+//! the server's transaction status (read off the wire, see `wire.rs`),
+//! abandoned calls, its statement cache.
 //!
 //! `PgConn` derefs to [`Client`], so the whole tokio-postgres API is there.
 //! Its own `query`, `query_one`, `query_opt`, `execute`, `batch_execute`,
@@ -23,6 +24,7 @@ use crate::obs::Obs;
 use crate::stats::{bump, PgStats};
 use crate::stmt_cache::StmtCache;
 use crate::tls::Tls;
+use crate::wire::{TxStatus, WireState};
 
 /// Per-pool settings every connection shares.
 pub(crate) struct ConnContext {
@@ -52,8 +54,10 @@ pub struct PgConn {
     pub(crate) abandoned_depth: AtomicU32,
     /// A call's future was dropped mid-flight: the server may still be running it.
     pub(crate) abandoned_call: AtomicBool,
-    /// Raw SQL that may have opened a transaction (BEGIN, START TRANSACTION).
-    pub(crate) maybe_in_raw_tx: AtomicBool,
+    /// The open transaction ran past its deadline (counted once).
+    pub(crate) tx_expired: AtomicBool,
+    /// The server's transaction status, whatever ran on the connection.
+    pub(crate) wire: Arc<WireState>,
     /// A timeout's cancel could not be confirmed: close instead of reuse.
     pub(crate) broken: AtomicBool,
 }
@@ -63,9 +67,19 @@ impl std::fmt::Debug for PgConn {
         f.debug_struct("PgConn")
             .field("closed", &self.client.is_closed())
             .field("tx_depth", &self.depth.load(Ordering::Relaxed))
+            .field("tx_status", &self.wire.status())
             .field("cached_statements", &self.cache.lock().len())
             .field("pgbouncer", &self.ctx.pgbouncer)
             .finish_non_exhaustive()
+    }
+}
+
+/// Closing a connection whose statement still runs cancels it on the server.
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        if self.wire.status() == TxStatus::Busy {
+            crate::timeout::cancel_in_background(self);
+        }
     }
 }
 
@@ -74,24 +88,6 @@ impl Deref for PgConn {
     fn deref(&self) -> &Client {
         &self.client
     }
-}
-
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-/// Conservative: SQL that could open a transaction block. `multi`: the
-/// simple protocol, where one string may hold several statements.
-fn may_begin(sql: &str, multi: bool) -> bool {
-    if multi {
-        return contains_ci(sql, "begin") || contains_ci(sql, "start transaction");
-    }
-    let head = sql.trim_start().as_bytes();
-    let starts =
-        |w: &str| head.len() >= w.len() && head[..w.len()].eq_ignore_ascii_case(w.as_bytes());
-    starts("begin") || starts("start")
 }
 
 macro_rules! delegate {
@@ -104,7 +100,12 @@ macro_rules! delegate {
 }
 
 impl PgConn {
-    pub(crate) fn new(client: Client, ctx: Arc<ConnContext>, endpoint: Endpoint) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        wire: Arc<WireState>,
+        ctx: Arc<ConnContext>,
+        endpoint: Endpoint,
+    ) -> Self {
         let cache = Mutex::new(StmtCache::new(if ctx.pgbouncer {
             0
         } else {
@@ -118,7 +119,8 @@ impl PgConn {
             depth: AtomicU32::new(0),
             abandoned_depth: AtomicU32::new(0),
             abandoned_call: AtomicBool::new(false),
-            maybe_in_raw_tx: AtomicBool::new(false),
+            tx_expired: AtomicBool::new(false),
+            wire,
             broken: AtomicBool::new(false),
         }
     }
@@ -187,12 +189,19 @@ impl PgConn {
 
     /// Whether the connection is closed or marked unfit for reuse.
     pub fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::Relaxed) || self.client.is_closed()
+        self.broken.load(Ordering::Relaxed) || self.client.is_closed() || self.wire.is_lost()
     }
 
     /// Whether a lido transaction is open on this connection.
     pub fn in_transaction(&self) -> bool {
         self.depth.load(Ordering::Relaxed) > 0
+    }
+
+    /// The session's transaction status as the server last reported it
+    /// (its `ReadyForQuery` messages), whatever ran on the connection:
+    /// lido's methods, prepared statements, or the tokio-postgres client.
+    pub fn transaction_status(&self) -> TxStatus {
+        self.wire.status()
     }
 
     /// The server process id (`pg_backend_pid()`), one round trip.
@@ -204,10 +213,15 @@ impl PgConn {
         Ok(row.try_get(0)?)
     }
 
-    /// Notes raw SQL that may open a transaction the pool must roll back on return.
-    pub(crate) fn note_sql(&self, sql: &str, multi: bool) {
-        if may_begin(sql, multi) {
-            self.maybe_in_raw_tx.store(true, Ordering::Relaxed);
+    /// The error for a transaction past its deadline; counts the
+    /// transaction as timed out the first time.
+    pub(crate) fn transaction_expired(&self, timeout: Duration) -> PgError {
+        if !self.tx_expired.swap(true, Ordering::Relaxed) {
+            bump(&self.ctx.stats.tx_timed_out);
+        }
+        PgError::TransactionTimeout {
+            timeout,
+            rolled_back: false,
         }
     }
 
@@ -238,39 +252,62 @@ impl PgConn {
         self.ctx.stmt_cache > 0 && !self.ctx.pgbouncer
     }
 
-    /// Whether the pool must clean this connection before reuse.
+    /// Whether the pool must clean this connection before reuse: a lido
+    /// transaction or call left unfinished, or a session that the server
+    /// says is not idle.
     pub(crate) fn needs_reset(&self) -> bool {
         self.depth.load(Ordering::Relaxed) > 0
             || self.abandoned_depth.load(Ordering::Relaxed) > 0
             || self.abandoned_call.load(Ordering::Relaxed)
-            || self.maybe_in_raw_tx.load(Ordering::Relaxed)
+            || self.wire.status() != TxStatus::Idle
     }
 
-    /// Cancels an abandoned call and rolls back any open transaction.
+    /// Cancels an abandoned call, waits for outstanding answers, and rolls
+    /// back whatever transaction the server says is open. An error (or a
+    /// session still not idle) discards the connection.
     pub(crate) async fn reset(&self) -> Result<(), PgError> {
         bump(&self.ctx.stats.resets);
         self.recover_abandoned_call().await?;
         let known = self.depth.swap(0, Ordering::Relaxed) > 0;
         let abandoned = self.abandoned_depth.swap(0, Ordering::Relaxed) > 0;
-        let raw = self.maybe_in_raw_tx.swap(false, Ordering::Relaxed);
-        if known || abandoned || raw {
+        if self.wire.status() == TxStatus::Busy {
+            self.settle_outstanding().await?;
+        }
+        if matches!(
+            self.wire.status(),
+            TxStatus::InTransaction | TxStatus::Failed
+        ) {
             tracing::debug!(
                 "lido-postgres: rolling back a connection returned inside a transaction"
             );
             self.client.batch_execute("ROLLBACK").await?;
+            if known || abandoned {
+                bump(&self.ctx.stats.tx_rolled_back);
+            }
         }
-        if known || abandoned {
-            bump(&self.ctx.stats.tx_rolled_back);
+        match self.wire.status() {
+            TxStatus::Idle => Ok(()),
+            other => Err(PgError::Unsupported(if other == TxStatus::Unknown {
+                "the connection's protocol state is unknown"
+            } else {
+                "the connection did not return to idle after ROLLBACK"
+            })),
         }
-        Ok(())
     }
 
-    /// If a call was abandoned mid-flight, cancels it and waits until the
-    /// connection answers again; marks the connection broken if it does not.
-    pub(crate) async fn recover_abandoned_call(&self) -> Result<(), PgError> {
-        if !self.abandoned_call.swap(false, Ordering::Relaxed) {
-            return Ok(());
+    /// Answers still owed (a request made straight on the client and given
+    /// up on, say): waits briefly for them behind an empty query, then
+    /// cancels what still runs.
+    async fn settle_outstanding(&self) -> Result<(), PgError> {
+        let brief = self.ctx.cancel_grace.min(Duration::from_millis(100));
+        if let Ok(r) = tokio::time::timeout(brief, self.client.simple_query("")).await {
+            return r.map(drop).map_err(PgError::from);
         }
+        self.cancel_or_fail().await
+    }
+
+    /// Cancels what runs and confirms the connection answers again.
+    async fn cancel_or_fail(&self) -> Result<(), PgError> {
         if crate::timeout::cancel_and_confirm(self).await {
             Ok(())
         } else {
@@ -279,6 +316,15 @@ impl PgConn {
                 cancelled: false,
             })
         }
+    }
+
+    /// If a call was abandoned mid-flight, cancels it and waits until the
+    /// connection answers again; marks the connection broken if it does not.
+    pub(crate) async fn recover_abandoned_call(&self) -> Result<(), PgError> {
+        if !self.abandoned_call.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.cancel_or_fail().await
     }
 
     /// Rolls back a transaction level whose guard was dropped unfinished.
@@ -295,20 +341,5 @@ impl PgConn {
             bump(&self.ctx.stats.tx_rolled_back);
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn begin_detection_is_conservative() {
-        assert!(super::may_begin("begin", false));
-        assert!(super::may_begin("  START TRANSACTION", false));
-        assert!(!super::may_begin("SELECT 'begin'", false));
-        assert!(super::may_begin(
-            "SELECT 1; Start Transaction isolation level serializable",
-            true
-        ));
-        assert!(!super::may_begin("SELECT 1", true));
     }
 }

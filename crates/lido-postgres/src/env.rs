@@ -111,6 +111,7 @@ mod tests {
         assert_eq!(c.sslmode, SslMode::VerifyFull);
         assert_eq!(c.sslrootcert, Some(RootCert::File("/ca.pem".into())));
         assert_eq!(c.sslcert.as_deref(), Some(std::path::Path::new("/c.pem")));
+        assert_eq!(c.sslkey.as_deref(), Some(std::path::Path::new("/k.pem")));
         assert_eq!(c.application_name.as_deref(), Some("app"));
         assert_eq!(c.connect_timeout, Some(Duration::from_secs(3)));
     }

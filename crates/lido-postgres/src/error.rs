@@ -96,6 +96,38 @@ pub enum PgError {
     /// A TLS failure while connecting.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// No socket could be opened: connection refused, host unreachable,
+    /// name not resolved, or `connect_timeout` passed.
+    #[error("could not connect to {address}: {source}")]
+    Connect {
+        /// `host:port`, or the Unix socket path.
+        address: String,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server refused the session at startup for a reason only the
+    /// settings (or the server's configuration) can fix: wrong password
+    /// (28P01), no `pg_hba.conf` entry or other authorization failure
+    /// (28000), unknown database (3D000).
+    #[error("the server refused the connection: {}; to fix: {fix}", db_message(.source))]
+    Rejected {
+        /// The server's error (see [`PgError::code`]).
+        #[source]
+        source: tokio_postgres::Error,
+        /// What to change.
+        fix: &'static str,
+    },
+    /// The server was reached but does not match `target_session_attrs`.
+    #[error("{address}: {reason}, but target_session_attrs={wanted}")]
+    WrongSession {
+        /// `host:port`, or the Unix socket path.
+        address: String,
+        /// What the server is (for example "the session is read-only").
+        reason: &'static str,
+        /// The `target_session_attrs` value.
+        wanted: &'static str,
+    },
     /// Unusable settings.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -107,11 +139,16 @@ pub enum PgError {
         /// Whether the server confirmed the cancel (the connection is reusable).
         cancelled: bool,
     },
-    /// A transaction ran past its `timeout`; it was rolled back.
-    #[error("transaction timed out after {timeout:?} and was rolled back")]
+    /// A transaction ran past its `timeout`. The running statement (if
+    /// any) was cancelled on the server.
+    #[error("transaction timed out after {timeout:?}; {}", if *.rolled_back { "it was rolled back" } else { "it must be rolled back (rollback(), or drop the Transaction)" })]
     TransactionTimeout {
         /// The limit that passed.
         timeout: Duration,
+        /// Whether lido rolled the transaction back already
+        /// (`transaction_with_retry` does; a [`Transaction`](crate::Transaction)
+        /// used by hand is rolled back by `rollback()` or when dropped).
+        rolled_back: bool,
     },
     /// A retrying transaction failed with a retryable error on every attempt.
     #[error("transaction failed after {attempts} attempt(s): {last}")]
@@ -149,7 +186,10 @@ impl From<lido_core::Error<PgError>> for PgError {
     }
 }
 
-const CACHED_PLAN: &str = "cached plan must not change result type";
+/// The server function that raises 0A000 "cached plan must not change
+/// result type" (plancache.c): the routine name is not translated, the
+/// message is.
+const CACHED_PLAN_ROUTINE: &str = "RevalidateCachedQuery";
 
 impl PgError {
     /// Wraps an application error for a transaction closure.
@@ -160,7 +200,7 @@ impl PgError {
     /// The SQLSTATE of a server error.
     pub fn code(&self) -> Option<&SqlState> {
         match self {
-            Self::Postgres(e) => e.code(),
+            Self::Postgres(e) | Self::Rejected { source: e, .. } => e.code(),
             Self::RetriesExhausted { last, .. } => last.code(),
             Self::Pool(p) => p.backend().and_then(PgError::code),
             _ => None,
@@ -170,7 +210,7 @@ impl PgError {
     /// The server's error details, when the server reported the error.
     pub fn as_db_error(&self) -> Option<&tokio_postgres::error::DbError> {
         match self {
-            Self::Postgres(e) => e.as_db_error(),
+            Self::Postgres(e) | Self::Rejected { source: e, .. } => e.as_db_error(),
             _ => None,
         }
     }
@@ -188,7 +228,8 @@ impl PgError {
     /// 0A000 "cached plan must not change result type" (DDL changed a cached statement).
     pub fn is_cached_plan_stale(&self) -> bool {
         self.as_db_error().is_some_and(|db| {
-            db.code() == &SqlState::FEATURE_NOT_SUPPORTED && db.message().contains(CACHED_PLAN)
+            db.code() == &SqlState::FEATURE_NOT_SUPPORTED
+                && db.routine() == Some(CACHED_PLAN_ROUTINE)
         })
     }
 
@@ -217,18 +258,72 @@ impl PgError {
             Self::Config(_) | Self::Unsupported(_) | Self::UnknownParamType { .. } => {
                 ErrorClass::Permanent
             }
-            Self::Postgres(e) => classify_postgres(e),
+            Self::Postgres(e) | Self::Rejected { source: e, .. } => classify_postgres(e),
+            Self::Pool(p) => p.backend().map_or(ErrorClass::Transient, PgError::class),
             _ => ErrorClass::Transient,
+        }
+    }
+
+    /// What to change, for errors only the settings or the server's
+    /// configuration can fix.
+    pub fn fix(&self) -> Option<&'static str> {
+        match self {
+            Self::Rejected { fix, .. } => Some(fix),
+            Self::Pool(p) => p.backend().and_then(PgError::fix),
+            _ => None,
+        }
+    }
+
+    /// Wraps a connect error from the server with what to fix, where the
+    /// SQLSTATE says the settings are at fault.
+    pub(crate) fn at_startup(e: tokio_postgres::Error) -> Self {
+        match e.code().and_then(fix_for) {
+            Some(fix) => Self::Rejected { source: e, fix },
+            None => Self::Postgres(e),
         }
     }
 }
 
-/// Classifies a tokio-postgres error by SQLSTATE: shutdowns and overload are
-/// transient, authentication, unknown database, and SQL errors are permanent.
+/// The server's message of a server error ("" otherwise).
+fn db_message(e: &tokio_postgres::Error) -> &str {
+    e.as_db_error().map_or("", |db| db.message())
+}
+
+/// What to fix for a startup error that retrying cannot cure.
+fn fix_for(code: &SqlState) -> Option<&'static str> {
+    Some(match code.code() {
+        "28P01" => "check the user name and password (password, PGPASSWORD, DATABASE_URL)",
+        "28000" => "check the user name and password, and that the server's pg_hba.conf has a line for this user, database, client address and sslmode (host/hostssl/hostnossl)",
+        "3D000" => "create the database (CREATE DATABASE) or fix dbname / PGDATABASE",
+        _ => return None,
+    })
+}
+
+/// Classifies a tokio-postgres error: by SQLSTATE when the server sent
+/// one; else a closed connection or a socket error is transient, and
+/// everything tokio-postgres itself refused (configuration such as a
+/// missing password, authentication such as required channel binding or a
+/// bad SCRAM signature, unexpected messages) is permanent.
 fn classify_postgres(e: &tokio_postgres::Error) -> ErrorClass {
-    let Some(code) = e.code() else {
-        return ErrorClass::Transient; // I/O, closed, refused, reset, timeout
-    };
+    match e.code() {
+        Some(code) => classify_code(code),
+        None if e.is_closed() || is_network(e) => ErrorClass::Transient,
+        None => ErrorClass::Permanent,
+    }
+}
+
+/// Whether the error's cause is a socket error (not a protocol or
+/// authentication failure reported through `io::Error`, which uses the
+/// InvalidInput/InvalidData kinds).
+fn is_network(e: &tokio_postgres::Error) -> bool {
+    use std::io::ErrorKind as K;
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    io.is_some_and(|io| !matches!(io.kind(), K::InvalidInput | K::InvalidData | K::Unsupported))
+}
+
+/// Shutdowns, overload and lost races are transient; authentication,
+/// unknown database, and SQL errors are permanent.
+fn classify_code(code: &SqlState) -> ErrorClass {
     let transient = [
         SqlState::ADMIN_SHUTDOWN,
         SqlState::CRASH_SHUTDOWN,
@@ -286,6 +381,24 @@ mod tests {
         );
         let e = PgError::Tls(TlsError::Handshake("reset".into()));
         assert_eq!(e.class(), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn sqlstates_classify_for_retry() {
+        for transient in [
+            "57P01", "57P02", "57P03", "53300", "53000", "08006", "08001", "40001",
+        ] {
+            let code = SqlState::from_code(transient);
+            assert_eq!(classify_code(&code), ErrorClass::Transient, "{transient}");
+        }
+        for permanent in ["28P01", "28000", "3D000", "42501", "42P01"] {
+            let code = SqlState::from_code(permanent);
+            assert_eq!(classify_code(&code), ErrorClass::Permanent, "{permanent}");
+            let fixable = fix_for(&code).is_some();
+            assert_eq!(fixable, permanent.starts_with("28") || permanent == "3D000");
+        }
+        assert!(fix_for(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+            .is_some_and(|f| f.contains("pg_hba.conf")));
     }
 
     #[test]

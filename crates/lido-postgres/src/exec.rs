@@ -123,6 +123,8 @@ impl Drop for CallGuard<'_> {
 /// [`PgConn::exec`], [`PgConn::timeout`] or [`Transaction`](crate::Transaction).
 ///
 /// Per-call settings chain: `conn.timeout(d).slow_query_threshold(Some(t)).query(..)`.
+/// It is `Copy`, and its statement methods take it by value, so their
+/// futures borrow only the connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Timed<'a> {
     conn: &'a PgConn,
@@ -135,7 +137,7 @@ macro_rules! statement_method {
     ($(#[$doc:meta])* $name:ident, $typed:ident, $op:ident, $out:ty) => {
         $(#[$doc])*
         pub async fn $name(
-            &self,
+            self,
             q: &(impl Sql + ?Sized),
             params: &[&(dyn ToSql + Sync)],
         ) -> Result<$out, PgError> {
@@ -146,12 +148,10 @@ macro_rules! statement_method {
                 match sql {
                     SqlRef::Prepared(s) => Ok(c.$name(s, params).await?),
                     SqlRef::Text(sql) if self.conn.ctx.pgbouncer => {
-                        self.conn.note_sql(sql, false);
                         let typed = crate::params::typed(params)?;
                         Ok(c.$typed(sql, &typed).await?)
                     }
                     SqlRef::Text(sql) => {
-                        self.conn.note_sql(sql, false);
                         self.cached(sql, |s| async move { c.$name(&s, params).await }).await
                     }
                 }
@@ -195,8 +195,7 @@ impl<'a> Timed<'a> {
         execute, execute_typed, Execute, u64);
 
     /// Runs statements with the simple protocol, discarding results.
-    pub async fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
-        self.conn.note_sql(sql, true);
+    pub async fn batch_execute(self, sql: &str) -> Result<(), PgError> {
         let call = text_call(Operation::Execute, sql, Params::None);
         self.observed(&call, async {
             Ok(self.conn.client.batch_execute(sql).await?)
@@ -205,8 +204,7 @@ impl<'a> Timed<'a> {
     }
 
     /// Runs statements with the simple protocol, returning text results.
-    pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
-        self.conn.note_sql(sql, true);
+    pub async fn simple_query(self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
         let call = text_call(Operation::Query, sql, Params::None);
         self.observed(&call, async {
             Ok(self.conn.client.simple_query(sql).await?)
@@ -216,11 +214,10 @@ impl<'a> Timed<'a> {
 
     /// Runs an unnamed statement with explicit parameter types (works through PgBouncer).
     pub async fn query_typed(
-        &self,
+        self,
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, PgError> {
-        self.conn.note_sql(sql, false);
         let call = text_call(Operation::Query, sql, Params::Typed(params));
         self.observed(&call, async {
             Ok(self.conn.client.query_typed(sql, params).await?)
@@ -259,6 +256,12 @@ impl<'a> Timed<'a> {
     ) -> Result<T, PgError> {
         self.conn.settle().await?;
         self.conn.recover_abandoned_call().await?;
+        if let Some((at, total)) = self.limit.tx {
+            if at <= Instant::now() {
+                // Past the transaction's deadline: nothing more is sent.
+                return Err(self.conn.transaction_expired(total));
+            }
+        }
         let call = CallGuard(Some(&self.conn.abandoned_call));
         let result = match self.limit.effective() {
             None => fut.await,
@@ -278,15 +281,13 @@ impl<'a> Timed<'a> {
     }
 
     async fn expired(&self, kind: Kind) -> PgError {
-        let stats = &self.conn.ctx.stats;
-        bump(&stats.query_timeouts);
         let cancelled = crate::timeout::cancel_and_confirm(self.conn).await;
         match kind {
-            Kind::Query(timeout) => PgError::QueryTimeout { timeout, cancelled },
-            Kind::Transaction(timeout) => {
-                bump(&stats.tx_timed_out);
-                PgError::TransactionTimeout { timeout }
+            Kind::Query(timeout) => {
+                bump(&self.conn.ctx.stats.query_timeouts);
+                PgError::QueryTimeout { timeout, cancelled }
             }
+            Kind::Transaction(timeout) => self.conn.transaction_expired(timeout),
         }
     }
 
@@ -304,6 +305,9 @@ impl<'a> Timed<'a> {
             return Ok(f(s).await?);
         }
         let s = conn.statement(sql).await?;
+        // Before the call: a failed statement inside a transaction block
+        // aborts it, so only outside one may it simply run again.
+        let outside_tx = !self.in_tx && conn.wire.status() == crate::wire::TxStatus::Idle;
         let err = match f(s).await {
             Ok(v) => return Ok(v),
             Err(e) => PgError::from(e),
@@ -312,7 +316,7 @@ impl<'a> Timed<'a> {
             return Err(err);
         }
         conn.forget(sql);
-        if self.in_tx || conn.maybe_in_raw_tx.load(Ordering::Relaxed) {
+        if !outside_tx {
             return Err(err);
         }
         tracing::debug!("lido-postgres: cached plan went stale after DDL; preparing it again");

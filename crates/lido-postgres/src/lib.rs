@@ -50,7 +50,13 @@
 //!
 //! A connection returned inside a transaction, or with a statement still
 //! running, is rolled back (and the statement cancelled) before anyone else
-//! gets it, or closed.
+//! gets it, or closed. lido reads the server's own transaction status from
+//! each ReadyForQuery message ([`PgConn::transaction_status`]), so this
+//! holds whatever ran: lido's methods, prepared statements, or the
+//! tokio-postgres client directly.
+//!
+//! [`blocking::BlockingPgPool`] is the same pool for programs without an
+//! async runtime.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -75,8 +81,10 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod blocking;
 mod config;
 mod conn;
+mod connect;
 mod conninfo;
 mod env;
 mod error;
@@ -96,6 +104,7 @@ mod timeout;
 mod tls;
 mod transaction;
 mod url;
+mod wire;
 
 pub use config::{PgConfig, RootCert, Secret, SslMode, TargetSessionAttrs};
 pub use conn::PgConn;
@@ -113,6 +122,7 @@ pub use session::SessionSettings;
 pub use stats::{Operation, PgStats};
 pub use tls::{verification, Verification};
 pub use transaction::{IsolationLevel, Transaction, TxOptions};
+pub use wire::TxStatus;
 
 #[cfg(feature = "http")]
 pub use http::PgMetrics;

@@ -4,14 +4,12 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use lido_core::{ErrorClass, Manager};
-use tokio_postgres::config::{
-    ChannelBinding, SslMode as TpSslMode, TargetSessionAttrs as TpTarget,
-};
-use tokio_postgres::error::SqlState;
+use tokio_postgres::config::{ChannelBinding, SslMode as TpSslMode};
 use tracing::Instrument;
 
 use crate::config::{PgConfig, SslMode, TargetSessionAttrs};
 use crate::conn::{ConnContext, PgConn};
+use crate::connect::Dialer;
 use crate::error::PgError;
 use crate::session::SessionSettings;
 use crate::stats::{bump, PgStats};
@@ -22,9 +20,9 @@ pub type Hook =
 
 /// Opens, checks and cleans PostgreSQL connections for a lido pool.
 pub struct PgManager {
-    primary: Vec<(tokio_postgres::Config, Endpoint)>,
-    /// `sslmode=allow`: the TLS attempt after plain text was refused.
-    fallback: Option<Vec<(tokio_postgres::Config, Endpoint)>>,
+    targets: Vec<(tokio_postgres::Config, Endpoint)>,
+    dialer: Dialer,
+    attrs: TargetSessionAttrs,
     load_balance: bool,
     sslmode: SslMode,
     host_label: String,
@@ -75,6 +73,23 @@ impl Endpoint {
     }
 }
 
+/// libpq's host when none is given: the default Unix socket directory
+/// (Debian's libpq: `/var/run/postgresql`; upstream's: `/tmp`), or
+/// `localhost` where there are no Unix sockets.
+pub(crate) fn default_host() -> String {
+    if cfg!(unix) {
+        let debian = std::path::Path::new("/var/run/postgresql");
+        if debian.is_dir() {
+            "/var/run/postgresql"
+        } else {
+            "/tmp"
+        }
+        .to_owned()
+    } else {
+        "localhost".to_owned()
+    }
+}
+
 /// One tokio-postgres configuration per host, in libpq's order, with TLS
 /// mode `mode` (never TLS over Unix sockets, as libpq).
 pub(crate) fn targets(
@@ -86,7 +101,7 @@ pub(crate) fn targets(
         (false, _) => cfg.hosts.clone(),
         // hostaddr alone: use it as the TLS name too, as libpq does.
         (true, false) => cfg.hostaddrs.iter().map(ToString::to_string).collect(),
-        (true, true) => vec!["localhost".to_owned()],
+        (true, true) => vec![default_host()],
     };
     let base = base_config(cfg, options);
     hosts
@@ -139,37 +154,12 @@ fn base_config(cfg: &PgConfig, options: Option<String>) -> tokio_postgres::Confi
     if let Some(o) = options {
         c.options(o);
     }
-    if let Some(t) = cfg.connect_timeout {
-        c.connect_timeout(t);
-    }
-    keepalives(&mut c, cfg);
-    c.target_session_attrs(match cfg.target_session_attrs {
-        TargetSessionAttrs::Any => TpTarget::Any,
-        TargetSessionAttrs::ReadWrite => TpTarget::ReadWrite,
-        TargetSessionAttrs::ReadOnly => TpTarget::ReadOnly,
-    });
     c.channel_binding(match cfg.channel_binding_required {
         Some(true) => ChannelBinding::Require,
         Some(false) => ChannelBinding::Disable,
         None => ChannelBinding::Prefer,
     });
     c
-}
-
-fn keepalives(c: &mut tokio_postgres::Config, cfg: &PgConfig) {
-    c.keepalives(cfg.keepalives.unwrap_or(true));
-    if let Some(d) = cfg.keepalives_idle {
-        c.keepalives_idle(d);
-    }
-    if let Some(d) = cfg.keepalives_interval {
-        c.keepalives_interval(d);
-    }
-    if let Some(n) = cfg.keepalives_count {
-        c.keepalives_retries(n);
-    }
-    if let Some(d) = cfg.tcp_user_timeout {
-        c.tcp_user_timeout(d);
-    }
 }
 
 impl PgManager {
@@ -187,22 +177,19 @@ impl PgManager {
         } else {
             session.startup_options(config.options.as_deref())
         };
-        let (first, fallback) = match config.sslmode {
-            SslMode::Disable => (TpSslMode::Disable, None),
-            SslMode::Allow => (TpSslMode::Disable, Some(TpSslMode::Require)),
-            SslMode::Prefer => (TpSslMode::Prefer, None),
-            _ => (TpSslMode::Require, None),
+        // `allow` starts in plain text; the dialer makes libpq's second attempt.
+        let first = match config.sslmode {
+            SslMode::Disable | SslMode::Allow => TpSslMode::Disable,
+            SslMode::Prefer => TpSslMode::Prefer,
+            _ => TpSslMode::Require,
         };
         Self {
-            primary: targets(&config, options.clone(), first),
-            fallback: fallback.map(|m| targets(&config, options, m)),
+            targets: targets(&config, options, first),
+            dialer: Dialer::new(&config),
+            attrs: config.target_session_attrs,
             load_balance: config.load_balance_hosts,
             sslmode: config.sslmode,
-            host_label: config
-                .hosts
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "localhost".into()),
+            host_label: config.hosts.first().cloned().unwrap_or_else(default_host),
             ctx,
             after_connect,
             on_startup,
@@ -240,38 +227,29 @@ impl PgManager {
         Ok(conn)
     }
 
-    async fn open_one(
-        &self,
-        config: &tokio_postgres::Config,
-        endpoint: &Endpoint,
-    ) -> Result<PgConn, PgError> {
-        let (client, connection) = config
-            .connect(self.ctx.tls.clone())
-            .await
-            .map_err(|e| crate::tls::connect_error(e, self.sslmode, &endpoint.tls_name))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "lido-postgres: connection ended with an error");
-            }
-        });
-        Ok(PgConn::new(client, Arc::clone(&self.ctx), endpoint.clone()))
-    }
-
-    /// Tries each host in turn (shuffled with `load_balance_hosts=random`);
-    /// the last failure is reported.
-    async fn open(
-        &self,
-        targets: &[(tokio_postgres::Config, Endpoint)],
-    ) -> Result<PgConn, PgError> {
-        let mut order: Vec<usize> = (0..targets.len()).collect();
+    /// Tries each host in turn (shuffled with `load_balance_hosts=random`)
+    /// for a session matching `attrs`; the last failure is reported.
+    async fn open(&self, attrs: TargetSessionAttrs) -> Result<PgConn, PgError> {
+        let mut order: Vec<usize> = (0..self.targets.len()).collect();
         if self.load_balance {
             fastrand::shuffle(&mut order);
         }
         let mut last = None;
         for i in order {
-            let (config, endpoint) = &targets[i];
-            match self.open_one(config, endpoint).await {
-                Ok(conn) => return Ok(conn),
+            let (config, endpoint) = &self.targets[i];
+            match self
+                .dialer
+                .dial(config, endpoint, &self.ctx.tls, attrs)
+                .await
+            {
+                Ok(o) => {
+                    return Ok(PgConn::new(
+                        o.client,
+                        o.wire,
+                        Arc::clone(&self.ctx),
+                        endpoint.clone(),
+                    ))
+                }
                 Err(e) => {
                     tracing::debug!(host = %endpoint.tls_name, port = endpoint.port, error = %e, "lido-postgres: host failed");
                     last = Some(e);
@@ -281,25 +259,19 @@ impl PgManager {
         Err(last.unwrap_or(PgError::Unsupported("no hosts configured")))
     }
 
+    /// `prefer-standby`: a standby if any host is one, else any (libpq's two passes).
     async fn open_any(&self) -> Result<PgConn, PgError> {
-        match (self.open(&self.primary).await, &self.fallback) {
-            (Err(e), Some(tls)) if refused_plain_text(&e) => {
-                tracing::debug!(
-                    "lido-postgres: plain text refused (sslmode=allow); retrying with TLS"
-                );
-                self.open(tls).await
-            }
-            (r, _) => r,
+        match self.attrs {
+            TargetSessionAttrs::PreferStandby => match self.open(self.attrs).await {
+                Ok(conn) => Ok(conn),
+                Err(e) => {
+                    tracing::debug!(error = %e, "lido-postgres: no standby found; taking any server");
+                    self.open(TargetSessionAttrs::Any).await
+                }
+            },
+            attrs => self.open(attrs).await,
         }
     }
-}
-
-/// pg_hba refused a plain-text connection (28000 "no pg_hba.conf entry ... no encryption").
-fn refused_plain_text(e: &PgError) -> bool {
-    e.as_db_error().is_some_and(|db| {
-        db.code() == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-            && db.message().contains("no encryption")
-    })
 }
 
 impl Manager for PgManager {
@@ -363,7 +335,6 @@ mod tests {
         assert_eq!(c.get_dbname(), Some("d"));
         assert_eq!(c.get_options(), Some("-c x=1"));
         assert_eq!(c.get_application_name(), Some("a"));
-        assert_eq!(c.get_target_session_attrs(), TpTarget::ReadWrite);
         assert_eq!(c.get_ssl_mode(), TpSslMode::Require);
     }
 
@@ -383,6 +354,21 @@ mod tests {
             (e.connect_to.as_str(), e.tls_name.as_str(), e.port),
             ("10.0.0.1", "db.example", 6000)
         );
+        // No host at all: libpq's default socket directory, so no TLS.
+        let none = targets(
+            &PgConfig::parse("user=u").unwrap(),
+            None,
+            TpSslMode::Require,
+        );
+        let expected = if std::path::Path::new("/var/run/postgresql").is_dir() {
+            "/var/run/postgresql"
+        } else {
+            "/tmp"
+        };
+        assert_eq!(none[0].1.connect_to, expected);
+        assert!(none[0].1.is_unix());
+        assert_eq!(none[0].0.get_ssl_mode(), TpSslMode::Disable);
+        assert_eq!(none[0].1.port, 5432);
         let sock = PgConfig::parse("host=/var/run/postgresql user=u sslmode=require").unwrap();
         let t = targets(&sock, None, TpSslMode::Require);
         assert_eq!(t[0].0.get_ssl_mode(), TpSslMode::Disable);

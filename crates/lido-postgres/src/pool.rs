@@ -1,11 +1,12 @@
 //! [`PgPool`] and [`PgPoolBuilder`].
 
 use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use lido_core::{BreakerState, Config, Observer, Pool, Pooled, Stats, Status};
+use lido_core::{BreakerState, Config, Observer, Pool, Pooled, Priority, Stats, Status};
 use tracing::Instrument;
 
 use crate::config::PgConfig;
@@ -329,7 +330,15 @@ impl PgPool {
     /// `lido.acquire` span.
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {
-        let fut = self.inner.get();
+        self.get_at(Location::caller())
+    }
+
+    /// [`get`](Self::get) with the call site given: leak reports name `location`.
+    fn get_at(
+        &self,
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {
+        let fut = self.inner.get_tracked(Priority::Normal, location);
         let span = crate::obs::spans::acquire(&self.ctx().obs.db);
         let inner = span.clone();
         async move {
@@ -347,14 +356,25 @@ impl PgPool {
     }
 
     /// Leases a connection and runs `f` in a retrying transaction on it
-    /// (see [`PgConn::transaction_with_retry`]).
-    pub async fn transaction_with_retry<T, F>(&self, opts: &TxOptions, f: F) -> Result<T, PgError>
+    /// (see [`PgConn::transaction_with_retry`]). A leak report for the
+    /// lease names the caller's line.
+    #[track_caller]
+    pub fn transaction_with_retry<'a, T, F>(
+        &'a self,
+        opts: &'a TxOptions,
+        f: F,
+    ) -> impl Future<Output = Result<T, PgError>> + Send + 'a
     where
-        T: Send,
-        F: for<'t, 'c> FnMut(&'t mut Transaction<'c>) -> BoxFuture<'t, Result<T, PgError>> + Send,
+        T: Send + 'a,
+        F: for<'t, 'c> FnMut(&'t mut Transaction<'c>) -> BoxFuture<'t, Result<T, PgError>>
+            + Send
+            + 'a,
     {
-        let mut conn = self.get().await?;
-        conn.transaction_with_retry(opts, f).await
+        let location = Location::caller();
+        async move {
+            let mut conn = self.get_at(location).await?;
+            conn.transaction_with_retry(opts, f).await
+        }
     }
 
     /// The lido-core pool underneath.

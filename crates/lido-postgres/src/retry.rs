@@ -6,12 +6,19 @@
 //! from the cache first). Each retry sleeps a full-jitter backoff
 //! (`lido_core::retry::delay`), up to `TxOptions::max_attempts` attempts.
 
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures::future::BoxFuture;
+use tokio::time::Instant;
 
 use crate::conn::PgConn;
 use crate::error::PgError;
 use crate::stats::bump;
 use crate::transaction::{Transaction, TxOptions};
+use crate::wire::{TxStatus, WireState};
 
 impl PgConn {
     /// Runs `f` inside a transaction, commits, and retries the whole
@@ -71,28 +78,64 @@ impl PgConn {
     where
         F: for<'t, 'c> FnMut(&'t mut Transaction<'c>) -> BoxFuture<'t, Result<T, PgError>>,
     {
-        let stats = std::sync::Arc::clone(&self.ctx.stats);
+        let grace = self.ctx.cancel_grace;
+        let wire = Arc::clone(&self.wire);
         let mut tx = self.begin(opts).await?;
-        let result = match tx.remaining() {
+        let result = match tx.deadline() {
             None => f(&mut tx).await,
-            Some(left) => match tokio::time::timeout(left, f(&mut tx)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    bump(&stats.tx_timed_out);
-                    Err(PgError::TransactionTimeout {
-                        timeout: opts.timeout.unwrap_or_default(),
-                    })
+            Some((at, total)) => match within_deadline(f(&mut tx), at, grace, &wire).await {
+                Some(r) => r,
+                None => {
+                    if wire.status() == TxStatus::Busy {
+                        // Something without a lido timer still runs: cancel it first.
+                        tx.conn().abandoned_call.store(true, Ordering::Relaxed);
+                    }
+                    Err(tx.conn().transaction_expired(total))
                 }
             },
         };
-        match result {
-            Ok(v) => tx.commit().await.map(|()| v),
-            Err(e) => {
-                if let Err(rb) = tx.rollback().await {
-                    tracing::debug!(error = %rb, "lido-postgres: rollback after a failed attempt failed");
-                }
-                Err(e)
+        let err = match result {
+            Ok(v) => return tx.commit().await.map(|()| v),
+            Err(e) => e,
+        };
+        let rolled_back = match tx.rollback().await {
+            Ok(()) => true,
+            Err(rb) => {
+                tracing::debug!(error = %rb, "lido-postgres: rollback after a failed attempt failed");
+                false
             }
-        }
+        };
+        Err(match err {
+            PgError::TransactionTimeout { timeout, .. } => PgError::TransactionTimeout {
+                timeout,
+                rolled_back,
+            },
+            other => other,
+        })
     }
+}
+
+/// Runs a transaction closure until its deadline `at`. A lido statement
+/// running then is being cancelled by its own timer (set to the same
+/// deadline), so it gets up to twice the cancel grace to return its
+/// `TransactionTimeout`: one cancel, sent by the statement. `None`: the
+/// closure was dropped at the deadline (it was not waiting on the server).
+async fn within_deadline<T>(
+    fut: impl Future<Output = T>,
+    at: Instant,
+    grace: Duration,
+    wire: &WireState,
+) -> Option<T> {
+    tokio::pin!(fut);
+    tokio::select! {
+        biased;
+        r = &mut fut => return Some(r),
+        () = tokio::time::sleep_until(at) => {}
+    }
+    if wire.status() != TxStatus::Busy {
+        return None;
+    }
+    tokio::time::timeout(grace * 2 + Duration::from_millis(100), fut)
+        .await
+        .ok()
 }

@@ -111,10 +111,41 @@ pub(crate) enum Held {
 /// PostgreSQL has then signalled the backend, and PgBouncer (which drops a
 /// cancel whose client left early) has forwarded it.
 async fn send_cancel(conn: &PgConn, grace: Duration) -> Result<Held, PgError> {
-    let ep = &conn.endpoint;
     let token = conn.client.cancel_token();
+    send_cancel_to(&token, &conn.endpoint, &conn.ctx.tls, grace).await
+}
+
+/// Best effort, in the background: cancels what a connection being closed
+/// still runs on the server (so the backend does not run on for nothing).
+pub(crate) fn cancel_in_background(conn: &PgConn) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    tracing::debug!(
+        "lido-postgres: closing a connection with a statement still running; cancelling it"
+    );
+    let token = conn.client.cancel_token();
+    let (ep, tls, grace) = (
+        conn.endpoint.clone(),
+        conn.ctx.tls.clone(),
+        conn.ctx.cancel_grace,
+    );
+    runtime.spawn(async move {
+        let sent = tokio::time::timeout(grace, send_cancel_to(&token, &ep, &tls, grace)).await;
+        if let Ok(Err(e)) = sent {
+            tracing::debug!(error = %e, "lido-postgres: background cancel failed");
+        }
+    });
+}
+
+async fn send_cancel_to(
+    token: &tokio_postgres::CancelToken,
+    ep: &Endpoint,
+    tls: &crate::tls::Tls,
+    grace: Duration,
+) -> Result<Held, PgError> {
     let mut held = if ep.is_unix() {
-        unix_cancel(&token, ep).await?
+        unix_cancel(token, ep).await?
     } else {
         let tcp = TcpStream::connect((ep.connect_to.as_str(), ep.port))
             .await
@@ -123,7 +154,7 @@ async fn send_cancel(conn: &PgConn, grace: Duration) -> Result<Held, PgError> {
         let std = tcp.into_std().map_err(io_error)?;
         let keep = TcpStream::from_std(std.try_clone().map_err(io_error)?).map_err(io_error)?;
         let stream = NoShutdown(TcpStream::from_std(std).map_err(io_error)?);
-        let mut make = conn.ctx.tls.clone();
+        let mut make = tls.clone();
         let tls =
             MakeTlsConnect::<NoShutdown<TcpStream>>::make_tls_connect(&mut make, &ep.tls_name)
                 .map_err(io_error)?;

@@ -250,23 +250,27 @@ fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustl
     None
 }
 
-/// Turns a failed connect into a typed TLS error where it is one.
-pub(crate) fn connect_error(e: tokio_postgres::Error, sslmode: SslMode, host: &str) -> PgError {
-    let Some(source) = std::error::Error::source(&e) else {
-        return PgError::Postgres(e);
-    };
-    // tokio-postgres reports a refused SSLRequest with exactly this text.
-    if e.to_string() == "error performing TLS handshake"
-        && source.to_string() == "server does not support TLS"
-    {
+/// Turns a failed startup into a typed error: a server rejection (with
+/// what to fix), TLS refused by the server (`tls_refused`: it answered `N`
+/// to the SSLRequest while TLS was required), or a rustls failure.
+pub(crate) fn connect_error(
+    e: tokio_postgres::Error,
+    sslmode: SslMode,
+    host: &str,
+    tls_refused: bool,
+) -> PgError {
+    if e.as_db_error().is_some() {
+        return PgError::at_startup(e);
+    }
+    if tls_refused {
         return PgError::Tls(TlsError::ServerRefusedTls {
             sslmode: sslmode.as_str(),
         });
     }
-    let Some(rustls_error) = find_rustls(source) else {
-        return PgError::Postgres(e);
-    };
-    PgError::Tls(typed(rustls_error, host))
+    match std::error::Error::source(&e).and_then(find_rustls) {
+        Some(rustls_error) => PgError::Tls(typed(rustls_error, host)),
+        None => PgError::Postgres(e),
+    }
 }
 
 fn typed(e: &rustls::Error, host: &str) -> TlsError {

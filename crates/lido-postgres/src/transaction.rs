@@ -202,6 +202,7 @@ impl PgConn {
             .run(async { Ok(client.batch_execute(&sql).await?) })
             .await?;
         self.depth.store(1, Ordering::Relaxed);
+        self.tx_expired.store(false, Ordering::Relaxed);
         let deadline = opts.timeout.map(|t| (Instant::now() + t, t));
         Ok(Transaction {
             conn: self,
@@ -256,6 +257,16 @@ impl Transaction<'_> {
     /// 1 for the transaction, 2 and up for nested savepoints.
     pub fn depth(&self) -> u32 {
         self.level
+    }
+
+    /// The connection (for the retry loop's deadline handling).
+    pub(crate) fn conn(&self) -> &PgConn {
+        self.conn
+    }
+
+    /// The deadline and the timeout it came from.
+    pub(crate) fn deadline(&self) -> Option<(Instant, Duration)> {
+        self.deadline
     }
 
     /// Time left before the transaction's deadline.

@@ -89,6 +89,8 @@ fn hosts_into(cfg: &mut PgConfig, spec: &str) -> Result<(), ConfigError> {
     if hosts.iter().any(|h| !h.is_empty()) {
         cfg.hosts = hosts;
     }
+    // A port given for some hosts only: the others get libpq's compiled-in
+    // default (5432), not PGPORT (psql 15 does the same).
     if ports.iter().any(Option::is_some) {
         cfg.ports = ports.into_iter().map(|p| p.unwrap_or(5432)).collect();
     }
@@ -122,8 +124,9 @@ fn query_into(cfg: &mut PgConfig, query: &str) -> Result<(), ConfigError> {
         let (k, v) = pair
             .split_once('=')
             .ok_or_else(|| ConfigError::Syntax("a URL parameter has no `=`".into()))?;
+        // As libpq: only %XX is decoded; '+' stays a plus sign.
         let key = dec("a parameter name", k)?;
-        let value = dec("a parameter value", &v.replace('+', " "))?;
+        let value = dec("a parameter value", v)?;
         // libpq's URL-only alias.
         let key = if key == "ssl" && value == "true" {
             cfg.set("sslmode", "require")?;
@@ -175,6 +178,34 @@ mod tests {
         assert_eq!(c.hosts, ["/var/run/postgresql"]);
         assert_eq!(c.ports, [5433]);
         assert_eq!(c.dbname.as_deref(), Some("mydb"));
+    }
+
+    #[test]
+    fn plus_is_not_a_space_in_query_values() {
+        let c = PgConfig::parse("postgres:///db?application_name=a+b%20c").unwrap();
+        assert_eq!(c.application_name.as_deref(), Some("a+b c"));
+        assert!(PgConfig::parse("postgres:///db?sslmode=disable+x").is_err());
+    }
+
+    #[test]
+    fn ports_missing_from_a_host_list_are_5432_not_pgport() {
+        let env = |url: &'static str| {
+            move |k: &str| match k {
+                "PGPORT" => Some("6000".to_owned()),
+                "DATABASE_URL" => Some(url.to_owned()),
+                _ => None,
+            }
+        };
+        let some = PgConfig::from_env_with(env("postgres://h1:1,h2/db")).unwrap();
+        assert_eq!(
+            some.ports,
+            [1, 5432],
+            "libpq: an empty list entry is DEF_PGPORT"
+        );
+        let none = PgConfig::from_env_with(env("postgres://h1,h2/db")).unwrap();
+        assert_eq!(none.ports, [6000], "no port at all: PGPORT for every host");
+        let kv = PgConfig::parse("host=h1,h2 port=1,").unwrap();
+        assert_eq!(kv.ports, [1, 5432]);
     }
 
     #[test]

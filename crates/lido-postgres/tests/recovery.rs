@@ -37,10 +37,15 @@ async fn wait_until_serving(pool: &PgPool) -> Duration {
     started.elapsed()
 }
 
-async fn assert_no_leaks(pool: &PgPool) {
+const APP: &str = "lido_recovery_test";
+
+/// Every connection back and idle, and the server holds no more sessions
+/// for this pool than the pool has connections.
+async fn assert_no_leaks(server: &PgServer, pool: &PgPool) {
     let s = common::settled(pool, Duration::from_secs(5)).await;
     assert_eq!(s.size, s.idle, "every connection back and idle: {s:?}");
     assert_eq!(s.in_use, 0);
+    common::no_leaked_sessions(server, pool, APP).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,6 +53,7 @@ async fn terminated_backends_are_replaced_without_caller_errors() {
     let server = PgServer::start().expect("server");
     let db = server.create_database().expect("db");
     let pool = common::builder(common::config(&server, &db), 4)
+        .application_name(APP)
         .build()
         .await
         .expect("pool");
@@ -66,7 +72,7 @@ async fn terminated_backends_are_replaced_without_caller_errors() {
         assert_eq!(row.get::<_, i32>(0), 1);
     }
     assert!(pool.stats().closed(lido_core::CloseReason::Broken) >= 1);
-    assert_no_leaks(&pool).await;
+    assert_no_leaks(&server, &pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,6 +80,7 @@ async fn a_stopped_server_opens_the_breaker_and_a_restarted_one_is_served() {
     let server = PgServer::start().expect("server");
     let db = server.create_database().expect("db");
     let pool = common::builder(common::config(&server, &db), 4)
+        .application_name(APP)
         .build()
         .await
         .expect("pool");
@@ -112,7 +119,7 @@ async fn a_stopped_server_opens_the_breaker_and_a_restarted_one_is_served() {
     println!("served again {took:?} after the server accepted connections");
     assert_eq!(pool.breaker_state(), BreakerState::Closed);
     warm(&pool, 4).await;
-    assert_no_leaks(&pool).await;
+    assert_no_leaks(&server, &pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,6 +127,7 @@ async fn a_crash_restart_is_survived() {
     let server = PgServer::start().expect("server");
     let db = server.create_database().expect("db");
     let pool = common::builder(common::config(&server, &db), 4)
+        .application_name(APP)
         .build()
         .await
         .expect("pool");
@@ -127,5 +135,5 @@ async fn a_crash_restart_is_survived() {
     server.restart(StopMode::Immediate).expect("crash restart");
     wait_until_serving(&pool).await;
     warm(&pool, 4).await;
-    assert_no_leaks(&pool).await;
+    assert_no_leaks(&server, &pool).await;
 }

@@ -134,10 +134,25 @@ async fn a_transaction_timeout_cancels_and_rolls_back() {
         })
         .await
         .expect_err("must time out");
-    assert!(matches!(err, PgError::TransactionTimeout { .. }), "{err}");
+    assert!(
+        matches!(err, PgError::TransactionTimeout { rolled_back: true, timeout } if timeout == Duration::from_millis(300)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("was rolled back"), "{err}");
     assert!(started.elapsed() < HANG_GUARD);
-    assert_eq!(pool.pg_stats().tx_timed_out(), 1);
-    assert_eq!(pool.pg_stats().tx_retried(), 0, "timeouts are not retried");
+    let s = pool.pg_stats();
+    assert_eq!(s.tx_timed_out(), 1);
+    assert_eq!(
+        s.query_timeouts(),
+        0,
+        "a transaction timeout, not a query timeout"
+    );
+    assert_eq!(
+        s.cancels_confirmed() + s.cancels_unconfirmed(),
+        1,
+        "one cancel request for one timeout"
+    );
+    assert_eq!(s.tx_retried(), 0, "timeouts are not retried");
     let n: i64 = conn
         .query_one("SELECT count(*) FROM t", &[])
         .await
@@ -146,4 +161,65 @@ async fn a_transaction_timeout_cancels_and_rolls_back() {
     assert_eq!(n, 0, "the insert was rolled back");
     assert!(!conn.in_transaction());
     assert_eq!(sleepers(server, &db), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_run_transaction_past_its_deadline_says_it_must_be_rolled_back() {
+    let server = PgServer::shared();
+    let (db, pool) = common::shared_pool(1).await;
+    let mut conn = pool.get().await.expect("get");
+    conn.batch_execute("CREATE TABLE t (id int)")
+        .await
+        .expect("ddl");
+    let pid = conn.backend_pid().await.expect("pid");
+    let opts = TxOptions::new().timeout(Duration::from_millis(300));
+    let tx = conn.begin(&opts).await.expect("begin");
+    tx.execute("INSERT INTO t VALUES (1)", &[])
+        .await
+        .expect("insert");
+    let err = tx
+        .execute("SELECT pg_sleep(30)", &[])
+        .await
+        .expect_err("deadline");
+    assert!(
+        matches!(
+            err,
+            PgError::TransactionTimeout {
+                rolled_back: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("must be rolled back"), "{err}");
+    assert_eq!(sleepers(server, &db), "0", "the statement was cancelled");
+    let again = tx
+        .execute("SELECT 1", &[])
+        .await
+        .expect_err("still past the deadline");
+    assert!(
+        matches!(again, PgError::TransactionTimeout { .. }),
+        "{again}"
+    );
+    let last = common::psql(
+        server,
+        &db,
+        &format!("SELECT query FROM pg_stat_activity WHERE pid = {pid};"),
+    );
+    assert_eq!(
+        last, "",
+        "the backend's last statement is the cancel's empty confirming query: nothing was sent after the deadline"
+    );
+    let s = pool.pg_stats();
+    assert_eq!(
+        (s.tx_timed_out(), s.query_timeouts(), s.cancels_confirmed()),
+        (1, 0, 1)
+    );
+    drop(tx);
+    let n: i64 = conn
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "dropping the transaction rolled it back");
 }

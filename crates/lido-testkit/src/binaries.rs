@@ -1,6 +1,7 @@
 //! Finding the PostgreSQL and PgBouncer programs.
 
 use std::env;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -16,12 +17,21 @@ pub struct PgBinaries {
 impl PgBinaries {
     /// Finds the server binaries, once per process.
     ///
-    /// Looks in `$LIDO_PG_BIN`, then `pg_config --bindir` (when that directory
-    /// holds `initdb`), then the highest version under
-    /// `/usr/lib/postgresql/*/bin`.
+    /// Looks in `$LIDO_PG_BIN`, then `/usr/lib/postgresql/15/bin` (the
+    /// version lido is tested with), then `pg_config --bindir` (when that
+    /// directory holds the server programs), then the highest version
+    /// under `/usr/lib/postgresql/*/bin`.
     pub fn locate() -> Result<PgBinaries, TestkitError> {
         static FOUND: OnceLock<Result<PgBinaries, String>> = OnceLock::new();
-        match FOUND.get_or_init(|| search().map_err(|searched| searched.join(", "))) {
+        let find = || {
+            search(
+                env::var_os("LIDO_PG_BIN").map(PathBuf::from),
+                OsStr::new("pg_config"),
+                Path::new("/usr/lib/postgresql"),
+            )
+            .map_err(|searched| searched.join(", "))
+        };
+        match FOUND.get_or_init(find) {
             Ok(found) => Ok(found.clone()),
             Err(searched) => Err(TestkitError::PgBinariesNotFound {
                 searched: searched.clone(),
@@ -46,16 +56,30 @@ fn is_server_dir(dir: &Path) -> bool {
         .all(|p| dir.join(p).is_file())
 }
 
-fn search() -> Result<PgBinaries, Vec<String>> {
+/// The PostgreSQL major version lido's tests are written for.
+const PREFERRED: u32 = 15;
+
+/// Searches `env_bin` (`LIDO_PG_BIN`), then `<root>/15/bin`, then what
+/// `pg_config --bindir` names, then the highest `<root>/<version>/bin`.
+/// `Err` lists what was searched.
+fn search(
+    env_bin: Option<PathBuf>,
+    pg_config: &OsStr,
+    root: &Path,
+) -> Result<PgBinaries, Vec<String>> {
     let mut searched = Vec::new();
-    if let Some(dir) = env::var_os("LIDO_PG_BIN") {
-        let dir = PathBuf::from(dir);
+    if let Some(dir) = env_bin {
         if is_server_dir(&dir) {
             return Ok(PgBinaries { bin_dir: dir });
         }
         searched.push(format!("LIDO_PG_BIN={}", dir.display()));
     }
-    match Command::new("pg_config").arg("--bindir").output() {
+    let preferred = root.join(PREFERRED.to_string()).join("bin");
+    if is_server_dir(&preferred) {
+        return Ok(PgBinaries { bin_dir: preferred });
+    }
+    searched.push(preferred.display().to_string());
+    match Command::new(pg_config).arg("--bindir").output() {
         Ok(out) if out.status.success() => {
             let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             if is_server_dir(&dir) {
@@ -65,7 +89,6 @@ fn search() -> Result<PgBinaries, Vec<String>> {
         }
         _ => searched.push("pg_config (not on PATH)".to_owned()),
     }
-    let root = Path::new("/usr/lib/postgresql");
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
@@ -80,7 +103,7 @@ fn search() -> Result<PgBinaries, Vec<String>> {
     match versions.pop() {
         Some((_, bin_dir)) => Ok(PgBinaries { bin_dir }),
         None => {
-            searched.push("/usr/lib/postgresql/*/bin".to_owned());
+            searched.push(format!("{}/*/bin", root.display()));
             Err(searched)
         }
     }
@@ -104,4 +127,79 @@ pub(crate) fn pgbouncer() -> Result<PathBuf, TestkitError> {
         .ok_or_else(|| TestkitError::PgBouncerNotFound {
             searched: "LIDO_PGBOUNCER, PATH, /usr/sbin, /usr/bin".to_owned(),
         })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    use super::search;
+
+    /// A directory with (empty) server programs in it.
+    fn fake_bin(dir: &Path) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        for p in ["initdb", "pg_ctl", "postgres", "psql"] {
+            std::fs::write(dir.join(p), "").unwrap();
+        }
+        dir.to_owned()
+    }
+
+    /// A `pg_config` script that prints `bindir`.
+    fn fake_pg_config(dir: &Path, bindir: &Path) -> PathBuf {
+        let path = dir.join("pg_config");
+        std::fs::write(&path, format!("#!/bin/sh\necho {}\n", bindir.display())).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn temp() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lido-bins-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn version_15_is_preferred_over_newer_ones_and_pg_config() {
+        let root = temp();
+        let v15 = fake_bin(&root.join("15/bin"));
+        fake_bin(&root.join("16/bin"));
+        let other = fake_bin(&root.join("elsewhere"));
+        let pg_config = fake_pg_config(&root, &other);
+        let found = search(None, pg_config.as_os_str(), &root).unwrap();
+        assert_eq!(found.bin_dir(), v15);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn lido_pg_bin_wins_then_pg_config_then_the_highest_version() {
+        let root = temp();
+        let env_dir = fake_bin(&root.join("custom"));
+        let from_config = fake_bin(&root.join("from-config"));
+        fake_bin(&root.join("14/bin"));
+        let v16 = fake_bin(&root.join("16/bin"));
+        let pg_config = fake_pg_config(&root, &from_config);
+        let found = search(Some(env_dir.clone()), pg_config.as_os_str(), &root).unwrap();
+        assert_eq!(found.bin_dir(), env_dir, "LIDO_PG_BIN first");
+        let found = search(None, pg_config.as_os_str(), &root).unwrap();
+        assert_eq!(found.bin_dir(), from_config, "no 15: pg_config --bindir");
+        let missing = root.join("no-pg-config");
+        let found = search(None, missing.as_os_str(), &root).unwrap();
+        assert_eq!(found.bin_dir(), v16, "then the highest version");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn nothing_found_lists_every_place_searched() {
+        let root = temp();
+        let bad = root.join("not-a-bin-dir");
+        let searched = search(Some(bad), root.join("nope").as_os_str(), &root).unwrap_err();
+        let text = searched.join(", ");
+        assert!(text.contains("LIDO_PG_BIN="), "{text}");
+        assert!(text.contains("15/bin"), "{text}");
+        assert!(text.contains("pg_config"), "{text}");
+        assert!(text.contains("/*/bin"), "{text}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

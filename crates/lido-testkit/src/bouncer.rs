@@ -147,18 +147,7 @@ impl PgBouncer {
     }
 
     fn with_log(&self, e: TestkitError) -> TestkitError {
-        match e {
-            TestkitError::CommandFailed {
-                command,
-                status,
-                output,
-            } => TestkitError::CommandFailed {
-                command,
-                status,
-                output: format!("{output}\n{}", process::tail(&self.log_path(), 4000)),
-            },
-            other => other,
-        }
+        process::with_log_tail(e, &self.log_path())
     }
 
     /// Sends SIGTERM (immediate shutdown) and waits up to 5 s for the pid

@@ -12,6 +12,10 @@ pub enum StopMode {
     /// `pg_ctl stop -m immediate`: kill every process at once, as a crash
     /// would; the next start runs crash recovery.
     Immediate,
+    /// `pg_ctl stop -m smart`: refuse new connections (57P03
+    /// cannot_connect_now) and stop once the last session has ended. Use it
+    /// with [`PgServer::begin_stop`] while sessions are open.
+    Smart,
 }
 
 impl StopMode {
@@ -19,6 +23,7 @@ impl StopMode {
         match self {
             StopMode::Fast => "fast",
             StopMode::Immediate => "immediate",
+            StopMode::Smart => "smart",
         }
     }
 }
@@ -29,6 +34,7 @@ pub struct PgServerBuilder {
     pub(crate) tls: bool,
     pub(crate) max_connections: u32,
     pub(crate) settings: Vec<(String, String)>,
+    pub(crate) hba: Vec<String>,
 }
 
 impl Default for PgServerBuilder {
@@ -37,6 +43,7 @@ impl Default for PgServerBuilder {
             tls: true,
             max_connections: 100,
             settings: Vec::new(),
+            hba: Vec::new(),
         }
     }
 }
@@ -59,6 +66,18 @@ impl PgServerBuilder {
     /// (`key = 'value'`) after the testkit's own, so it wins.
     pub fn setting(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.settings.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a TCP line to `pg_hba.conf`. Given any, they replace the
+    /// testkit's own TCP lines (`host all all 127.0.0.1/32 scram-sha-256`
+    /// and the same for `::1`); the Unix-socket line the testkit's `psql`
+    /// uses stays first. For example
+    /// `"hostssl all all 127.0.0.1/32 cert"` (client certificates, see
+    /// [`PgServer::client_cert`]) or
+    /// `"hostnossl all all 127.0.0.1/32 scram-sha-256"`.
+    pub fn hba_line(mut self, line: impl Into<String>) -> Self {
+        self.hba.push(line.into());
         self
     }
 

@@ -12,9 +12,10 @@ pub enum TestkitError {
     /// The PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`,
     /// `psql`) could not be found.
     #[error(
-        "PostgreSQL server binaries not found: install postgresql-15 \
-         (apt-get install -y postgresql-15 postgresql-contrib) or set \
-         LIDO_PG_BIN=/path/to/bin ({searched})"
+        "PostgreSQL server binaries not found: run scripts/setup, which \
+         installs Debian's postgresql and postgresql-contrib packages \
+         (PostgreSQL 15 on Debian 12: apt-get install -y postgresql \
+         postgresql-contrib), or set LIDO_PG_BIN=/path/to/bin (searched: {searched})"
     )]
     PgBinariesNotFound {
         /// Where the search looked.
@@ -84,7 +85,11 @@ mod tests {
             searched: "/nowhere".to_owned(),
         }
         .to_string();
-        assert!(pg.contains("install postgresql-15"), "{pg}");
+        assert!(pg.contains("scripts/setup"), "{pg}");
+        assert!(
+            pg.contains("apt-get install -y postgresql postgresql-contrib"),
+            "{pg}"
+        );
         assert!(pg.contains("LIDO_PG_BIN=/path/to/bin"), "{pg}");
         let bouncer = TestkitError::PgBouncerNotFound {
             searched: "PATH".to_owned(),

@@ -167,6 +167,26 @@ pub(crate) fn sh_quote(s: &OsStr) -> String {
     format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"))
 }
 
+/// Appends the tail of `log` to a failed command's output.
+pub(crate) fn with_log_tail(e: TestkitError, log: &Path) -> TestkitError {
+    match e {
+        TestkitError::CommandFailed {
+            command,
+            status,
+            output,
+        } => TestkitError::CommandFailed {
+            command,
+            status,
+            output: format!(
+                "{output}\n--- tail of {} ---\n{}",
+                log.display(),
+                tail(log, 4000)
+            ),
+        },
+        other => other,
+    }
+}
+
 /// The last `max` bytes of a log file, for error messages.
 pub(crate) fn tail(path: &Path, max: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use crate::binaries::PgBinaries;
 use crate::certs;
@@ -19,6 +19,15 @@ use crate::builder::{PgServerBuilder, StopMode};
 /// SUPERUSER, so tests may `pg_terminate_backend` and create databases.
 const USER: &str = "lido";
 
+/// A client certificate and its key, made by [`PgServer::client_cert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The PEM certificate (`sslcert`).
+    pub cert: PathBuf,
+    /// The PEM PKCS#8 private key (`sslkey`, mode 0600).
+    pub key: PathBuf,
+}
+
 /// A running throwaway PostgreSQL cluster on 127.0.0.1.
 ///
 /// The cluster lives in a fresh temporary directory (data directory, Unix
@@ -30,15 +39,17 @@ const USER: &str = "lido";
 /// Lifecycle methods take `&self` so a test can stop or restart a server
 /// that pool code also refers to.
 pub struct PgServer {
-    bins: PgBinaries,
-    dir: PathBuf,
-    data_dir: PathBuf,
-    port: u16,
+    pub(crate) bins: PgBinaries,
+    pub(crate) dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) port: u16,
     password: String,
     tls: bool,
     ca_pem: String,
     ca_cert_path: PathBuf,
-    running: Mutex<bool>,
+    /// Signs client certificates.
+    ca: certs::Ca,
+    pub(crate) running: Mutex<bool>,
     // Declared last: dropped after `Drop::drop` has stopped the server.
     _watchdog: Watchdog,
 }
@@ -98,7 +109,7 @@ impl PgServer {
             "if [ -f {quoted_data}/postmaster.pid ]; then {as_postgres}{pg_ctl} stop -D {quoted_data} -m immediate -w; fi; rm -rf {}",
             process::sh_quote(dir.as_os_str())
         ));
-        let tls = certs::generate_server_tls()?;
+        let (tls, ca) = certs::generate_server_tls()?;
         let mut server = PgServer {
             bins,
             ca_cert_path: dir.join("ca.crt"),
@@ -110,6 +121,7 @@ impl PgServer {
                 .collect(),
             tls: options.tls,
             ca_pem: tls.ca_pem.clone(),
+            ca,
             running: Mutex::new(false),
             _watchdog: watchdog,
         };
@@ -131,6 +143,14 @@ impl PgServer {
         let mut cp = process::command("cp", false, &self.dir);
         cp.arg("-a").arg(template).arg(&self.data_dir);
         process::run(cp, None)?;
+        if !options.hba.is_empty() {
+            let hba = format!(
+                "# written by lido-testkit (PgServerBuilder::hba_line)\n{}\n{}\n",
+                template::HBA_LOCAL,
+                options.hba.join("\n")
+            );
+            process::write_file(&self.data_dir.join("pg_hba.conf"), &hba, 0o600)?;
+        }
 
         const ATTEMPTS: usize = 5;
         for attempt in 1..=ATTEMPTS {
@@ -188,6 +208,8 @@ impl PgServer {
             ("ssl", if options.tls { "on" } else { "off" }.to_owned()),
             ("ssl_cert_file", format!("{dir}/server.crt")),
             ("ssl_key_file", format!("{dir}/server.key")),
+            // Client certificates signed by the test CA (asked for, required only by pg_hba).
+            ("ssl_ca_file", format!("{dir}/ca.crt")),
             ("lc_messages", "C".to_owned()),
         ]
         .into_iter()
@@ -199,58 +221,6 @@ impl PgServer {
             out.push_str(&format!("{key} = {}\n", quote(&value)));
         }
         out
-    }
-
-    fn lock(&self) -> MutexGuard<'_, bool> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn pg_ctl_start(&self) -> Result<(), TestkitError> {
-        let mut cmd = process::command(self.bins.program("pg_ctl"), true, &self.dir);
-        cmd.arg("start")
-            .arg("-D")
-            .arg(&self.data_dir)
-            .arg("-l")
-            .arg(self.log_path())
-            .args(["-w", "-t", "60", "-s"]);
-        process::run(cmd, None)
-            .map(drop)
-            .map_err(|e| self.with_log(e))
-    }
-
-    fn pg_ctl_stop(&self, mode: StopMode) -> Result<(), TestkitError> {
-        let mut cmd = process::command(self.bins.program("pg_ctl"), true, &self.dir);
-        cmd.arg("stop").arg("-D").arg(&self.data_dir).args([
-            "-m",
-            mode.as_arg(),
-            "-w",
-            "-t",
-            "60",
-            "-s",
-        ]);
-        process::run(cmd, None)
-            .map(drop)
-            .map_err(|e| self.with_log(e))
-    }
-
-    /// Appends the server log's tail to a failed command's output.
-    fn with_log(&self, e: TestkitError) -> TestkitError {
-        match e {
-            TestkitError::CommandFailed {
-                command,
-                status,
-                output,
-            } => TestkitError::CommandFailed {
-                command,
-                status,
-                output: format!(
-                    "{output}\n--- tail of {} ---\n{}",
-                    self.log_path().display(),
-                    process::tail(&self.log_path(), 4000)
-                ),
-            },
-            other => other,
-        }
     }
 
     /// `"127.0.0.1"`.
@@ -361,74 +331,29 @@ impl PgServer {
         .map(drop)
     }
 
-    /// Stops the server (`pg_ctl stop -m fast`); the port and data stay.
-    pub fn stop(&self) -> Result<(), TestkitError> {
-        self.stop_with(StopMode::Fast)
-    }
-
-    /// Stops the server in the given mode.
-    pub fn stop_with(&self, mode: StopMode) -> Result<(), TestkitError> {
-        let mut running = self.lock();
-        if !*running {
-            return Err(TestkitError::InvalidState(
-                "stop: the server is not running".to_owned(),
-            ));
-        }
-        self.pg_ctl_stop(mode)?;
-        *running = false;
-        Ok(())
-    }
-
-    /// Starts a stopped server again on the same port and data directory.
-    pub fn start_again(&self) -> Result<(), TestkitError> {
-        let mut running = self.lock();
-        if *running {
-            return Err(TestkitError::InvalidState(
-                "start_again: the server is already running".to_owned(),
-            ));
-        }
-        self.pg_ctl_start()?;
-        *running = true;
-        Ok(())
-    }
-
-    /// Stops the server in `mode`, then starts it again (same port).
-    pub fn restart(&self, mode: StopMode) -> Result<(), TestkitError> {
-        self.stop_with(mode)?;
-        self.start_again()
-    }
-
-    /// Whether the server is running (not [`stop`](Self::stop)ped).
-    pub fn is_running(&self) -> bool {
-        *self.lock()
-    }
-
-    /// Terminates every other client backend connected to `db` and waits
-    /// (up to 10 s each) until they are gone; returns how many there were.
-    pub fn terminate_backends(&self, db: &str) -> Result<usize, TestkitError> {
-        let out = self.psql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 10000) AS gone \
-                 FROM pg_stat_activity WHERE datname = '{}' \
-                 AND backend_type = 'client backend' AND pid <> pg_backend_pid()) t \
-                 WHERE gone;",
-                db.replace('\'', "''")
-            ),
-        )?;
-        out.trim().parse().map_err(|_| {
-            TestkitError::InvalidState(format!(
-                "terminate_backends: unexpected psql output {out:?}"
-            ))
-        })
+    /// A client certificate and key for role `user` (its common name),
+    /// signed by this server's CA, written to files in the server's
+    /// directory: for `sslcert`/`sslkey`, with `cert` authentication or
+    /// `clientcert=verify-full` in a [`hba_line`](crate::PgServerBuilder::hba_line).
+    pub fn client_cert(&self, user: &str) -> Result<ClientCert, TestkitError> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let (cert_pem, key_pem) = certs::client_cert(&self.ca, user)?;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let cert = self.dir.join(format!("client{n}.crt"));
+        let key = self.dir.join(format!("client{n}.key"));
+        process::write_file(&cert, &cert_pem, 0o644)?;
+        process::write_file(&key, &key_pem, 0o600)?;
+        Ok(ClientCert { cert, key })
     }
 
     /// Runs `sql` through `psql` as the `postgres` superuser over the Unix
     /// socket and returns stdout, unaligned and tuples-only (`-A -t`): one
     /// line per row, columns separated by `|`. Statements run one by one;
-    /// the first error stops the script and becomes the error.
+    /// the first error stops the script and becomes the error. Sessions are
+    /// read-write even on a server set to `default_transaction_read_only`.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, TestkitError> {
         let mut cmd = process::command(self.bins.program("psql"), false, &self.dir);
+        cmd.env("PGOPTIONS", "-c default_transaction_read_only=off");
         cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.dir)
             .arg("-p")

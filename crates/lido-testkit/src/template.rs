@@ -10,6 +10,9 @@ use crate::binaries::PgBinaries;
 use crate::error::TestkitError;
 use crate::process::{self, Watchdog};
 
+/// The line the testkit's own `psql` (as `postgres`, over the socket) uses.
+pub(crate) const HBA_LOCAL: &str = "local   all all                 trust";
+
 const PG_HBA: &str = "\
 # written by lido-testkit
 local   all all                 trust

@@ -320,3 +320,60 @@ async fn pgbouncer_in_transaction_mode_forwards_queries() {
     drop(bouncer);
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[test]
+fn hba_lines_replace_the_tcp_rules_and_client_certs_authenticate() {
+    let server = PgServer::builder()
+        .hba_line("hostssl all all 127.0.0.1/32 cert")
+        .start()
+        .expect("start");
+    let cert = server.client_cert(server.user()).expect("client cert");
+    let tls = format!(
+        "host=localhost hostaddr=127.0.0.1 sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+        server.ca_cert_path().display(),
+        cert.cert.display(),
+        cert.key.display()
+    );
+    let who = psql_tcp(&server, &tls, "SELECT current_user").expect("certificate login");
+    assert_eq!(who, server.user());
+    let plain = psql_tcp(&server, "host=127.0.0.1 sslmode=disable", "SELECT 1")
+        .expect_err("only hostssl lines");
+    assert!(plain.contains("no pg_hba.conf entry"), "{plain}");
+    let other = server.client_cert("someone_else").expect("client cert");
+    let wrong = tls
+        .replace(
+            &cert.cert.display().to_string(),
+            &other.cert.display().to_string(),
+        )
+        .replace(
+            &cert.key.display().to_string(),
+            &other.key.display().to_string(),
+        );
+    let e = psql_tcp(&server, &wrong, "SELECT 1").expect_err("CN is not the role");
+    assert!(e.contains("certificate authentication failed"), "{e}");
+    assert_eq!(
+        server
+            .psql("postgres", "SELECT 1;")
+            .expect("local psql still works")
+            .trim(),
+        "1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smart_stop_refuses_new_connections_while_sessions_run() {
+    let server = PgServer::start().expect("start");
+    let held = connect(&server.url("postgres")).await.expect("connect");
+    server
+        .begin_stop(StopMode::Smart)
+        .expect("begin smart stop");
+    let err = connect(&server.url("postgres"))
+        .await
+        .expect_err("shutting down");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW),
+        "{err:?}"
+    );
+    assert_eq!(one_i32(&held, "SELECT 7").await, 7, "open sessions go on");
+}

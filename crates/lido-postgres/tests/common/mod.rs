@@ -51,3 +51,22 @@ pub async fn settled(pool: &PgPool, limit: Duration) -> lido_core::Status {
 pub fn psql(server: &PgServer, db: &str, sql: &str) -> String {
     server.psql(db, sql).expect("psql").trim().to_owned()
 }
+
+/// Waits (up to 10 s) until `server` has exactly as many sessions named
+/// `app` as `pool` holds connections: nothing leaked on the server.
+pub async fn no_leaked_sessions(server: &PgServer, pool: &PgPool, app: &str) {
+    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}';");
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let on_server: usize = psql(server, "postgres", &sql).parse().expect("count");
+        let held = settled(pool, Duration::from_secs(5)).await.size;
+        if on_server == held {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{on_server} sessions named {app} on the server, {held} in the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
