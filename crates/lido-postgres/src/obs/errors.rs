@@ -33,7 +33,9 @@ impl ErrorKind {
             PgError::RetriesExhausted { last, .. } => Self::of(last),
             PgError::Tls(_) => Self::Tls,
             PgError::Postgres(pe) if pe.is_closed() || is_io(pe) => Self::Connection,
-            PgError::Cancel(_) => Self::Connection,
+            PgError::Cancel(_) | PgError::Connect { .. } | PgError::WrongSession { .. } => {
+                Self::Connection
+            }
             _ => Self::Other,
         }
     }
@@ -146,6 +148,11 @@ mod tests {
         c.record(&ErrorKind::Sql("42703".into()));
         c.record(&ErrorKind::Sql("23505".into()));
         c.record(&ErrorKind::Sql("zz".into()));
+        let refused = PgError::Connect {
+            address: "127.0.0.1:1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(ErrorKind::of(&refused).class(), "connection");
         let t = ErrorKind::of(&PgError::QueryTimeout {
             timeout: Duration::from_millis(1),
             cancelled: true,
