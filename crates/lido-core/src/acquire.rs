@@ -80,17 +80,15 @@ fn served<M: Manager>(shared: &Shared<M>, wait: Option<Duration>) {
     let stats = &shared.stats;
     match wait {
         Some(wait) => {
-            bump(&stats.gets_waited);
+            stats.gets_waited.bump();
             if shared.cfg.statistics {
                 stats.acquire_wait.record(wait);
             }
             shared.emit(Event::Acquired { wait });
         }
         None => {
-            bump(&stats.gets_direct);
-            if shared.cfg.statistics {
-                stats.acquire_wait.record_zero();
-            }
+            // Also the gets_direct counter: kept with statistics off too.
+            stats.acquire_wait.record_zero();
             shared.emit(Event::Acquired {
                 wait: Duration::ZERO,
             });

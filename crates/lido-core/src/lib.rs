@@ -55,6 +55,7 @@ mod shared;
 #[cfg(test)]
 mod state_model;
 mod stats;
+mod stripe;
 mod sweeper;
 mod take;
 mod time;

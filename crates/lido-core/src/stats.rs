@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::histogram::Histogram;
+use crate::stripe::Counter;
 
 /// Why a connection was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,10 +95,9 @@ pub struct Status {
 }
 
 /// Cumulative counters and time distributions since the pool was built.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
-    pub(crate) gets_direct: AtomicU64,
-    pub(crate) gets_waited: AtomicU64,
+    pub(crate) gets_waited: Counter,
     pub(crate) acquire_timeouts: AtomicU64,
     pub(crate) get_errors: AtomicU64,
     pub(crate) created: AtomicU64,
@@ -107,12 +107,34 @@ pub struct Stats {
     pub(crate) breaker_half_opened: AtomicU64,
     pub(crate) breaker_closed: AtomicU64,
     pub(crate) leaks: AtomicU64,
-    /// Time callers waited in `get()`.
+    /// Time callers waited in `get()` (striped: recorded on every `get()`;
+    /// the zero waits of direct gets are always counted, even with
+    /// `statistics` off, since they are the `gets_direct` counter).
     pub acquire_wait: Histogram,
-    /// Time connections were held by callers.
+    /// Time connections were held by callers (striped: recorded on every return).
     pub hold_time: Histogram,
     /// Time successful connects took.
     pub connect_time: Histogram,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            gets_waited: Counter::default(),
+            acquire_timeouts: AtomicU64::new(0),
+            get_errors: AtomicU64::new(0),
+            created: AtomicU64::new(0),
+            connect_failures: AtomicU64::new(0),
+            closed: Default::default(),
+            breaker_opened: AtomicU64::new(0),
+            breaker_half_opened: AtomicU64::new(0),
+            breaker_closed: AtomicU64::new(0),
+            leaks: AtomicU64::new(0),
+            acquire_wait: Histogram::striped(),
+            hold_time: Histogram::striped(),
+            connect_time: Histogram::default(),
+        }
+    }
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -126,11 +148,13 @@ pub(crate) fn bump(a: &AtomicU64) {
 impl Stats {
     /// `get()` calls served at once from an idle connection.
     pub fn gets_direct(&self) -> u64 {
-        get(&self.gets_direct)
+        // Every direct get records a zero wait, in a striped counter of its
+        // own: that counter is this one (one add per get, not two).
+        self.acquire_wait.zeros()
     }
     /// `get()` calls that had to wait (for a return or a new connection).
     pub fn gets_waited(&self) -> u64 {
-        get(&self.gets_waited)
+        self.gets_waited.get()
     }
     /// `get()` calls that ran past `acquire_timeout`.
     pub fn acquire_timeouts(&self) -> u64 {

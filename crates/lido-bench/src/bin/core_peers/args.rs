@@ -25,9 +25,11 @@ impl fmt::Display for Hold {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
     Lido,
-    /// lido with its observability off (`statistics(false)`,
-    /// `leak_threshold(None)`); not a peer, shown to price what the defaults
-    /// cost. Not run unless asked for.
+    /// lido with `statistics(false)` (no wait/hold/connect histograms; the
+    /// counters stay); not a peer, shown to price the statistics.
+    LidoNostats,
+    /// lido with statistics and leak detection off; not a peer, shown to
+    /// price leak detection on top of the statistics.
     LidoBare,
     Deadpool,
     Bb8,
@@ -38,6 +40,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Lido => "lido",
+            Kind::LidoNostats => "lido-nostats",
             Kind::LidoBare => "lido-bare",
             Kind::Deadpool => "deadpool",
             Kind::Bb8 => "bb8",
@@ -47,7 +50,7 @@ impl Kind {
 
     /// A pool lido is compared against (ratios, summary).
     pub fn is_peer(self) -> bool {
-        !matches!(self, Kind::Lido | Kind::LidoBare)
+        !matches!(self, Kind::Lido | Kind::LidoNostats | Kind::LidoBare)
     }
 }
 
@@ -79,8 +82,8 @@ pub struct Args {
     #[arg(long, env = "LIDO_BENCH_HOLD", value_delimiter = ',', default_values = ["none", "yield"])]
     pub hold: Vec<Hold>,
     /// Pools to run (comma separated: lido, deadpool, bb8, mobc; also
-    /// lido-bare = lido with statistics and leak detection off, shown with
-    /// the cost of observability but not a peer).
+    /// lido-nostats = lido with statistics off, lido-bare = statistics and
+    /// leak detection off: shown with what each costs, not peers).
     #[arg(long, env = "LIDO_BENCH_POOLS", value_delimiter = ',', default_values = ["lido", "deadpool", "bb8", "mobc"])]
     pub pools: Vec<Kind>,
     /// FIFO fairness check after the table: off, lido, or all pools.

@@ -1,34 +1,34 @@
-//! What lido's default observability costs: lido (defaults: wait/hold/connect
-//! histograms, counters, leak detection) against lido-bare (histograms and
-//! leak detection off), cell by cell, from the same run.
+//! What lido's default observability costs, cell by cell, from the same run:
+//! the statistics (lido vs lido-nostats: the wait/hold/connect histograms;
+//! the counters stay) and leak detection (lido-nostats vs lido-bare).
 
 use crate::report::{ops, Row};
 
-/// Prints the throughput lost to the defaults, per cell and overall.
-pub fn observability_cost(rows: &[Row], lido: usize, bare: usize) {
+/// Prints the throughput the `on` column loses against the `off` column,
+/// per cell and overall; `names` are the two columns' names.
+pub fn observability_cost(rows: &[Row], on: usize, off: usize, what: &str, names: (&str, &str)) {
+    let (on_name, off_name) = names;
     println!();
+    println!("## cost of {what} ({on_name} vs {off_name})");
     println!(
-        "## observability cost (lido defaults vs lido-bare: statistics and leak detection off)"
-    );
-    println!(
-        "#  cost = 1 - lido ops/s ÷ lido-bare ops/s (negative: within noise, lido was faster)"
+        "#  cost = 1 - {on_name} ops/s ÷ {off_name} ops/s (negative: within noise, {on_name} was faster)"
     );
     let mut logs = Vec::new();
     let mut worst: Option<(&Row, f64)> = None;
     for r in rows {
-        let (on, off) = (r.ops[lido], r.ops[bare]);
-        if !(on.is_finite() && off.is_finite() && off > 0.0) {
+        let (a, b) = (r.ops[on], r.ops[off]);
+        if !(a.is_finite() && b.is_finite() && b > 0.0) {
             continue;
         }
-        let cost = 1.0 - on / off;
-        logs.push((on / off).ln());
+        let cost = 1.0 - a / b;
+        logs.push((a / b).ln());
         println!(
-            "  hold={:<5} size={:>2} tasks={:>4}: lido {} vs bare {}: cost {:+.1}%",
+            "  hold={:<5} size={:>2} tasks={:>4}: {} vs {}: cost {:+.1}%",
             r.hold,
             r.size,
             r.tasks,
-            ops(on),
-            ops(off),
+            ops(a),
+            ops(b),
             cost * 100.0
         );
         if worst.is_none_or(|(_, w)| cost > w) {

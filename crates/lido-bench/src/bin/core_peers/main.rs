@@ -157,9 +157,14 @@ async fn run(args: Args, threads: usize) {
 
     println!();
     summary(&rows, lido_ix, &peers);
-    let bare_ix = pools.iter().position(|k| *k == Kind::LidoBare);
-    if let (Some(li), Some(bi)) = (lido_ix, bare_ix) {
-        cost::observability_cost(&rows, li, bi);
+    let at = |kind: Kind| pools.iter().position(|k| *k == kind);
+    if let (Some(on), Some(off)) = (lido_ix, at(Kind::LidoNostats)) {
+        let names = ("lido", "lido-nostats");
+        cost::observability_cost(&rows, on, off, "statistics (histograms)", names);
+    }
+    if let (Some(on), Some(off)) = (at(Kind::LidoNostats), at(Kind::LidoBare)) {
+        let names = ("lido-nostats", "lido-bare");
+        cost::observability_cost(&rows, on, off, "leak detection", names);
     }
     if !failures.is_empty() {
         println!();

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use lido_core::Histogram;
 
 use crate::args::{Hold, Kind};
-use crate::pools::{build_bb8, build_deadpool, build_lido, build_lido_bare, build_mobc, BenchPool};
+use crate::pools::{
+    build_bb8, build_deadpool, build_lido, build_lido_bare, build_lido_nostats, build_mobc,
+    BenchPool,
+};
 
 /// One get; optionally hold across a yield; drop. `false` when the get failed.
 async fn cycle<P: BenchPool>(pool: &P, hold: Hold) -> bool {
@@ -105,6 +108,9 @@ pub async fn measure_kind(
 ) -> Result<Sample, String> {
     match kind {
         Kind::Lido => measure(build_lido(size).await?, size, tasks, per_task, hold).await,
+        Kind::LidoNostats => {
+            measure(build_lido_nostats(size).await?, size, tasks, per_task, hold).await
+        }
         Kind::LidoBare => measure(build_lido_bare(size).await?, size, tasks, per_task, hold).await,
         Kind::Deadpool => measure(build_deadpool(size).await?, size, tasks, per_task, hold).await,
         Kind::Bb8 => measure(build_bb8(size).await?, size, tasks, per_task, hold).await,
@@ -188,6 +194,7 @@ pub async fn fairness_kind(
     }
     match kind {
         Kind::Lido => go(build_lido(size).await?, size, tasks, total).await,
+        Kind::LidoNostats => go(build_lido_nostats(size).await?, size, tasks, total).await,
         Kind::LidoBare => go(build_lido_bare(size).await?, size, tasks, total).await,
         Kind::Deadpool => go(build_deadpool(size).await?, size, tasks, total).await,
         Kind::Bb8 => go(build_bb8(size).await?, size, tasks, total).await,

@@ -147,8 +147,17 @@ pub async fn build_lido(size: usize) -> Result<LidoPool, String> {
         .map_err(|e| format!("lido build: {e}"))
 }
 
-/// lido with its observability off: no wait/hold/connect histograms and no
-/// leak detection (the counters stay). Prices what the defaults cost.
+/// lido without the wait/hold/connect histograms (the counters stay).
+pub async fn build_lido_nostats(size: usize) -> Result<LidoPool, String> {
+    lido_core::Pool::builder(LidoNop)
+        .max_size(size)
+        .statistics(false)
+        .build()
+        .await
+        .map_err(|e| format!("lido build: {e}"))
+}
+
+/// lido without the histograms and without leak detection.
 pub async fn build_lido_bare(size: usize) -> Result<LidoPool, String> {
     lido_core::Pool::builder(LidoNop)
         .max_size(size)
