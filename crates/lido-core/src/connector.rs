@@ -162,16 +162,17 @@ pub(crate) async fn connect_with_retry<M: Manager>(
 }
 
 /// A new connection joins the pool: straight to the oldest waiter, else idle.
-pub(crate) fn add_new<M: Manager>(shared: &Arc<Shared<M>>, live: Live<M::Connection>) {
+pub(crate) fn add_new<M: Manager>(shared: &Arc<Shared<M>>, mut live: Live<M::Connection>) {
     let mut after = After::default();
     {
         let mut st = shared.lock();
         st.connecting -= 1;
         st.size += 1;
+        live.slot = st.leases.open();
         if st.closed {
-            shared.close_locked(&mut st, live.conn, CloseReason::PoolClosed, &mut after);
+            shared.close_locked(&mut st, live, CloseReason::PoolClosed, &mut after);
         } else if st.size > st.max_size {
-            shared.close_locked(&mut st, live.conn, CloseReason::Resize, &mut after);
+            shared.close_locked(&mut st, live, CloseReason::Resize, &mut after);
         } else {
             shared.hand_off(&mut st, live, &mut after);
             // A closed breaker (after a successful trial) may now admit more.

@@ -59,16 +59,17 @@ impl<M: Manager> Pooled<M> {
         self.validating = false;
         self.acquired = now;
         if self.lease.is_none() && self.shared.cfg.leak_threshold.is_some() {
-            let id = self.live().id;
+            let (slot, id) = (self.live().slot, self.live().id);
             let mut st = self.shared.lock();
-            self.lease = Some(st.leases.insert(id, now, self.location, backtrace));
+            self.lease = st.leases.begin(slot, id, now, self.location, backtrace);
         }
     }
 
     /// Closes the connection inside the guard with `reason` (during validation).
     pub(crate) fn close(mut self, reason: CloseReason) {
         if let Some(live) = self.live.take() {
-            self.shared.discard(live.conn, reason, self.lease.take());
+            self.lease = None;
+            self.shared.discard(live, reason);
         }
     }
 
@@ -83,9 +84,8 @@ impl<M: Manager> Pooled<M> {
         let mut after = crate::shared::After::default();
         {
             let mut st = self.shared.lock();
-            if let Some(key) = self.lease.take() {
-                st.leases.remove(key);
-            }
+            self.lease = None;
+            st.leases.close(live.slot);
             st.size -= 1;
             after.freed = true;
             self.shared.spawn_for_waiters(&mut st, &mut after);
@@ -151,10 +151,10 @@ impl<M: Manager> Pooled<M> {
         };
         let lease = self.lease.take();
         if let Some(reason) = reason {
-            shared.discard(live.conn, reason, lease);
+            shared.discard(live, reason);
         } else if shared.manager.needs_reset(&mut live.conn) {
-            if let Some(key) = lease {
-                shared.lock().leases.remove(key);
+            if let Some(slot) = lease {
+                shared.lock().leases.end(slot);
             }
             spawn_reset(Arc::clone(shared), live);
         } else {
@@ -193,9 +193,8 @@ impl<M: Manager> Drop for Pooled<M> {
             return;
         };
         if self.validating {
-            let lease = self.lease.take();
-            self.shared
-                .discard(live.conn, CloseReason::Cancelled, lease);
+            self.lease = None;
+            self.shared.discard(live, CloseReason::Cancelled);
         } else {
             self.release(live);
         }

@@ -30,38 +30,58 @@ struct Lease {
     backtrace: Option<Arc<Backtrace>>,
 }
 
-/// Registered leases. Lives in the pool's state, so registering and
-/// removing a lease rides on the lock `get()` and the return take anyway.
+/// The lease registry: one entry per open connection (opened when the
+/// connection joins the pool, closed when it leaves), holding its current
+/// lease while checked out. Lives in the pool's state, so beginning and
+/// ending a lease is a store into an existing entry under the lock `get()`
+/// and the return take anyway: no allocation, no free-list work per lease.
 #[derive(Default)]
 pub(crate) struct Leases {
-    slab: Slab<Lease>,
+    slab: Slab<Option<Lease>>,
 }
 
 impl Leases {
-    pub fn insert(
+    /// A new connection's entry; its key goes in the connection's `slot`.
+    pub fn open(&mut self) -> usize {
+        self.slab.insert(None)
+    }
+
+    /// The connection left the pool (closed or detached).
+    pub fn close(&mut self, slot: usize) {
+        self.slab.try_remove(slot);
+    }
+
+    /// A lease on the connection in `slot` begins; returns the slot to end it with.
+    pub fn begin(
         &mut self,
+        slot: usize,
         conn_id: u64,
         since: Instant,
         location: &'static Location<'static>,
         backtrace: Option<Arc<Backtrace>>,
-    ) -> usize {
-        self.slab.insert(Lease {
+    ) -> Option<usize> {
+        let entry = self.slab.get_mut(slot)?;
+        *entry = Some(Lease {
             since,
             location,
             conn_id,
             reported: false,
             backtrace,
-        })
+        });
+        Some(slot)
     }
 
-    pub fn remove(&mut self, key: usize) {
-        self.slab.try_remove(key);
+    /// The lease on the connection in `slot` ended (it came back).
+    pub fn end(&mut self, slot: usize) {
+        if let Some(entry) = self.slab.get_mut(slot) {
+            *entry = None;
+        }
     }
 
     /// Leases held past `threshold`; `only_new` returns each one once.
     pub fn over(&mut self, now: Instant, threshold: Duration, only_new: bool) -> Vec<LeakReport> {
         let mut out = Vec::new();
-        for (_, lease) in self.slab.iter_mut() {
+        for lease in self.slab.iter_mut().filter_map(|(_, l)| l.as_mut()) {
             let held = now.saturating_duration_since(lease.since);
             if held < threshold || (only_new && lease.reported) {
                 continue;

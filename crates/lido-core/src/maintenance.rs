@@ -72,10 +72,10 @@ fn reap<M: Manager>(shared: &Arc<Shared<M>>) -> Vec<Live<M::Connection>> {
             let idle_for = now.saturating_duration_since(live.last_used);
             if live.expired(now) {
                 idle_left -= 1;
-                shared.close_locked(&mut st, live.conn, CloseReason::Lifetime, &mut after);
+                shared.close_locked(&mut st, live, CloseReason::Lifetime, &mut after);
             } else if cfg.idle_timeout.is_some_and(|t| idle_for >= t) && idle_left > cfg.min_idle {
                 idle_left -= 1;
-                shared.close_locked(&mut st, live.conn, CloseReason::Idle, &mut after);
+                shared.close_locked(&mut st, live, CloseReason::Idle, &mut after);
             } else if cfg.keepalive.is_some_and(|k| live.unchecked_for(now) >= k) {
                 st.pinging += 1;
                 pings.push(live);

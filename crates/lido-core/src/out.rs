@@ -64,7 +64,7 @@ impl<M: Manager> Out<M> {
                 st.pinging -= 1;
             }
             match failed {
-                Some(reason) => shared.close_locked(&mut st, live.conn, reason, &mut after),
+                Some(reason) => shared.close_locked(&mut st, live, reason, &mut after),
                 None => shared.return_locked(&mut st, live, &mut after),
             }
         }

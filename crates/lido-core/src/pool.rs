@@ -283,7 +283,7 @@ impl<M: Manager> Pool<M> {
                     break;
                 };
                 self.shared
-                    .close_locked(&mut st, live.conn, CloseReason::Resize, &mut after);
+                    .close_locked(&mut st, live, CloseReason::Resize, &mut after);
             }
             self.shared.spawn_for_waiters(&mut st, &mut after);
         }
@@ -362,7 +362,7 @@ impl<M: Manager> Pool<M> {
                 .fail_waiters(&mut st, || Error::Closed, &mut after);
             while let Some(live) = st.idle.pop_front() {
                 self.shared
-                    .close_locked(&mut st, live.conn, CloseReason::PoolClosed, &mut after);
+                    .close_locked(&mut st, live, CloseReason::PoolClosed, &mut after);
             }
         }
         self.shared.finish(after);
@@ -411,7 +411,7 @@ impl<M: Manager> Drop for Sorting<'_, M> {
             let mut st = self.shared.lock();
             for live in self.rejected.drain(..) {
                 self.shared
-                    .close_locked(&mut st, live.conn, CloseReason::Retain, &mut after);
+                    .close_locked(&mut st, live, CloseReason::Retain, &mut after);
             }
             for live in self.kept.drain(..).chain(self.rest.drain(..)) {
                 self.shared.return_locked(&mut st, live, &mut after);

@@ -32,6 +32,8 @@ pub(crate) struct Live<C> {
     /// When it was last known good: returned, or passed a keepalive ping
     /// (what the validation bypass and keepalive count from).
     pub last_checked: Instant,
+    /// Its entry in the lease registry (set when it joins the pool).
+    pub slot: usize,
 }
 
 impl<C> Live<C> {
@@ -218,6 +220,7 @@ impl<M: Manager> Shared<M> {
             expires,
             last_used: now,
             last_checked: now,
+            slot: usize::MAX,
         }
     }
 
@@ -250,12 +253,13 @@ impl<M: Manager> Shared<M> {
     pub fn close_locked(
         &self,
         st: &mut State<M>,
-        conn: M::Connection,
+        live: Live<M::Connection>,
         reason: CloseReason,
         after: &mut After<M::Connection>,
     ) {
         st.size -= 1;
-        after.closed.push((conn, reason));
+        st.leases.close(live.slot);
+        after.closed.push((live.conn, reason));
         self.spawn_for_waiters(st, after);
     }
 
@@ -393,8 +397,8 @@ impl<M: Manager> Shared<M> {
         let mut after = After::default();
         {
             let mut st = self.lock();
-            if let Some(key) = lease {
-                st.leases.remove(key);
+            if let Some(slot) = lease {
+                st.leases.end(slot);
             }
             self.return_locked(&mut st, live, &mut after);
         }
@@ -410,31 +414,23 @@ impl<M: Manager> Shared<M> {
         after: &mut After<M::Connection>,
     ) {
         if st.closed {
-            self.close_locked(st, live.conn, CloseReason::PoolClosed, after);
+            self.close_locked(st, live, CloseReason::PoolClosed, after);
         } else if st.size > st.max_size {
-            self.close_locked(st, live.conn, CloseReason::Resize, after);
+            self.close_locked(st, live, CloseReason::Resize, after);
         } else if st.waiters.is_empty() && st.size > self.cfg.core() {
-            self.close_locked(st, live.conn, CloseReason::Overflow, after);
+            self.close_locked(st, live, CloseReason::Overflow, after);
         } else {
             self.hand_off(st, live, after);
         }
     }
 
     /// Closes a connection that is not in the idle list (checked out or being
-    /// pinged), ending its lease, if any, under the same lock.
-    pub fn discard(
-        self: &Arc<Self>,
-        conn: M::Connection,
-        reason: CloseReason,
-        lease: Option<usize>,
-    ) {
+    /// pinged); its lease entry goes with it, under the same lock.
+    pub fn discard(self: &Arc<Self>, live: Live<M::Connection>, reason: CloseReason) {
         let mut after = After::default();
         {
             let mut st = self.lock();
-            if let Some(key) = lease {
-                st.leases.remove(key);
-            }
-            self.close_locked(&mut st, conn, reason, &mut after);
+            self.close_locked(&mut st, live, reason, &mut after);
         }
         self.finish(after);
     }

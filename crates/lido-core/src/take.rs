@@ -72,10 +72,16 @@ impl<'a, M: Manager> Take<'a, M> {
         }
     }
 
-    fn lease(&self, st: &mut crate::shared::State<M>, id: u64, since: Instant) -> Option<usize> {
+    fn lease(
+        &self,
+        st: &mut crate::shared::State<M>,
+        live: &Live<M::Connection>,
+        since: Instant,
+    ) -> Option<usize> {
         self.shared.cfg.leak_threshold?;
         let bt = self.caller.backtrace.clone();
-        Some(st.leases.insert(id, since, self.caller.location, bt))
+        st.leases
+            .begin(live.slot, live.id, since, self.caller.location, bt)
     }
 
     /// First poll: an idle connection, a failure, or a place in the queue.
@@ -90,7 +96,7 @@ impl<'a, M: Manager> Take<'a, M> {
             }
             if st.waiters.is_empty() {
                 if let Some(live) = shared.pop_idle(&mut st) {
-                    let lease = self.lease(&mut st, live.id, caller.start);
+                    let lease = self.lease(&mut st, &live, caller.start);
                     return Poll::Ready(Ok(Got {
                         live,
                         lease,
@@ -134,7 +140,7 @@ impl<'a, M: Manager> Take<'a, M> {
         self.done = true;
         Poll::Ready(match delivery {
             Delivery::Conn(live) => {
-                let lease = self.lease(&mut st, live.id, now);
+                let lease = self.lease(&mut st, &live, now);
                 Ok(Got {
                     live,
                     lease,
