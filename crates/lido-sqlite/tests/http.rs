@@ -51,10 +51,20 @@ async fn a_wedged_writer_fails_health_while_readers_pass_then_recovers() {
 
     // Wedge the writer: a write that blocks until released, one queued behind it.
     let (release, wedged) = mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
     let blocker = tokio::spawn({
         let db = db.clone();
-        async move { db.write(move |_| Ok(wedged.recv().is_ok())).await }
+        async move {
+            db.write(move |_| {
+                let _ = started.send(());
+                Ok(wedged.recv().is_ok())
+            })
+            .await
+        }
     });
+    // Only once the blocker holds the lane does the next write queue behind it
+    // (spawned tasks may start in either order).
+    running.await.expect("the blocking write started");
     let behind = tokio::spawn({
         let db = db.clone();
         async move { db.write(|c| c.execute_batch("CREATE TABLE t (x)")).await }
