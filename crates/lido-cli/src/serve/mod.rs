@@ -72,6 +72,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let app: Router = Router::new()
         .route("/", get(dashboard::page))
         .merge(lido_http::router(&monitor));
+    let shutdown = Shutdown::install();
     let listener = TcpListener::bind(&args.listen).await.map_err(|e| {
         format!(
             "cannot listen on {}: {e} (set --listen or LIDO_LISTEN to a free HOST:PORT; port 0 picks one)",
@@ -86,7 +87,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
         "listening on http://{addr}/ (dashboard), /health, /health/live, /health/ready, /metrics"
     );
     tracing::info!(%addr, "lido serve: listening");
-    let served = serve(listener, app).await;
+    let served = serve(listener, app, shutdown).await;
     println!("lido serve: shutting down");
     db.close().await;
     served.map(|()| ExitCode::SUCCESS)
@@ -157,7 +158,7 @@ async fn open_sqlite(path: &std::path::Path, args: &ServeArgs) -> Result<SqliteP
 }
 
 /// Serves until a shutdown signal, then drains for up to [`DRAIN`].
-async fn serve(listener: TcpListener, app: Router) -> Result<(), String> {
+async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) -> Result<(), String> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -167,7 +168,7 @@ async fn serve(listener: TcpListener, app: Router) -> Result<(), String> {
             .await
     });
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = shutdown.wait() => {}
         r = &mut server => return flatten(r),
     }
     let _ = stop.send(());
@@ -189,27 +190,49 @@ fn flatten(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(),
     }
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Ctrl-C or SIGTERM. The handlers are installed when this is built (before
+/// the listener announces itself), not when first awaited: a signal that
+/// arrives before the select is polled must still be a graceful shutdown.
+struct Shutdown {
     #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                let _ = s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        let _ = s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.term) => {}
+                () = recv(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
