@@ -50,17 +50,12 @@ pub(crate) async fn acquire<M: Manager>(
             Err(Missed::Failed(e)) => return Err(fail(shared, e)),
             Err(Missed::TimedOut) => return Err(timeout_error(shared, start)),
         };
-        let Got {
-            live,
-            lease,
-            now,
-            waited,
-        } = got;
-        let mut guard = Pooled::new(Arc::clone(shared), live, location, now, lease);
+        let Got { live, now, waited } = got;
+        let mut guard = Pooled::new(Arc::clone(shared), live, location, now);
         match validate(shared, &mut guard, now, caller.deadline).await {
             Checked::Ok { revalidated } => {
                 let now = if revalidated { Instant::now() } else { now };
-                guard.activate(now, caller.backtrace.clone());
+                guard.activate(now);
                 served(shared, waited.then(|| now - start));
                 return Ok(guard);
             }

@@ -1,6 +1,5 @@
 //! [`Pooled`]: the RAII lease that derefs to the connection and goes back on drop.
 
-use std::backtrace::Backtrace;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
@@ -25,18 +24,16 @@ pub struct Pooled<M: Manager> {
     /// Still being validated by `get()`: if dropped now, the checkout was cancelled.
     validating: bool,
     discard: bool,
-    lease: Option<usize>,
 }
 
 impl<M: Manager> Pooled<M> {
-    /// A lease being validated; `lease` is its leak-detection entry when
-    /// `get()` registered one while taking the connection.
+    /// A lease being validated (`get()` registered it for leak detection
+    /// while taking the connection).
     pub(crate) fn new(
         shared: Arc<Shared<M>>,
         live: Live<M::Connection>,
         location: &'static Location<'static>,
         now: Instant,
-        lease: Option<usize>,
     ) -> Self {
         Self {
             live: Some(live),
@@ -45,7 +42,6 @@ impl<M: Manager> Pooled<M> {
             location,
             validating: true,
             discard: false,
-            lease,
         }
     }
 
@@ -53,22 +49,15 @@ impl<M: Manager> Pooled<M> {
         self.live.as_mut().expect("live until dropped")
     }
 
-    /// Validation passed: the lease starts now. Registers the leak-detection
-    /// entry if `get()` did not already (a caller that waited).
-    pub(crate) fn activate(&mut self, now: Instant, backtrace: Option<Arc<Backtrace>>) {
+    /// Validation passed: the lease's hold time starts now.
+    pub(crate) fn activate(&mut self, now: Instant) {
         self.validating = false;
         self.acquired = now;
-        if self.lease.is_none() && self.shared.cfg.leak_threshold.is_some() {
-            let (slot, id) = (self.live().slot, self.live().id);
-            let mut st = self.shared.lock();
-            self.lease = st.leases.begin(slot, id, now, self.location, backtrace);
-        }
     }
 
     /// Closes the connection inside the guard with `reason` (during validation).
     pub(crate) fn close(mut self, reason: CloseReason) {
         if let Some(live) = self.live.take() {
-            self.lease = None;
             self.shared.discard(live, reason);
         }
     }
@@ -84,7 +73,6 @@ impl<M: Manager> Pooled<M> {
         let mut after = crate::shared::After::default();
         {
             let mut st = self.shared.lock();
-            self.lease = None;
             st.leases.close(live.slot);
             st.size -= 1;
             after.freed = true;
@@ -149,17 +137,16 @@ impl<M: Manager> Pooled<M> {
         } else {
             None
         };
-        let lease = self.lease.take();
         if let Some(reason) = reason {
             shared.discard(live, reason);
         } else if shared.manager.needs_reset(&mut live.conn) {
-            if let Some(slot) = lease {
-                shared.lock().leases.end(slot);
+            if shared.cfg.leak_threshold.is_some() {
+                shared.lock().leases.end(live.slot);
             }
             spawn_reset(Arc::clone(shared), live);
         } else {
             live.last_used = now;
-            shared.put_back(live, lease);
+            shared.put_back(live);
         }
     }
 }
@@ -193,7 +180,6 @@ impl<M: Manager> Drop for Pooled<M> {
             return;
         };
         if self.validating {
-            self.lease = None;
             self.shared.discard(live, CloseReason::Cancelled);
         } else {
             self.release(live);

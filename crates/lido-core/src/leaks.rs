@@ -51,7 +51,7 @@ impl Leases {
         self.slab.try_remove(slot);
     }
 
-    /// A lease on the connection in `slot` begins; returns the slot to end it with.
+    /// A lease on the connection in `slot` begins.
     pub fn begin(
         &mut self,
         slot: usize,
@@ -59,8 +59,10 @@ impl Leases {
         since: Instant,
         location: &'static Location<'static>,
         backtrace: Option<Arc<Backtrace>>,
-    ) -> Option<usize> {
-        let entry = self.slab.get_mut(slot)?;
+    ) {
+        let Some(entry) = self.slab.get_mut(slot) else {
+            return;
+        };
         *entry = Some(Lease {
             since,
             location,
@@ -68,7 +70,6 @@ impl Leases {
             reported: false,
             backtrace,
         });
-        Some(slot)
     }
 
     /// The lease on the connection in `slot` ended (it came back).

@@ -60,8 +60,6 @@ mod sweeper;
 mod take;
 mod time;
 mod waiters;
-#[cfg(test)]
-mod waiters_model;
 
 pub use breaker::{BreakerState, Transition};
 pub use builder::PoolBuilder;

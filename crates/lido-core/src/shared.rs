@@ -65,7 +65,8 @@ pub(crate) struct State<M: Manager> {
     pub pinging: usize,
     pub max_size: usize,
     pub closed: bool,
-    /// Leases checked out, for leak detection (empty when it is off).
+    /// One entry per open connection, holding its lease while checked out
+    /// (entries stay empty when leak detection is off).
     pub leases: Leases,
     /// The sweeper found no waiter and sleeps until told otherwise.
     pub sweeper_parked: bool,
@@ -79,7 +80,8 @@ pub(crate) struct Shared<M: Manager> {
     pub breaker: Breaker<M::Error>,
     pub observer: Option<Arc<dyn Observer>>,
     pub runtime: Handle,
-    /// Signalled whenever a connection is closed or returned (for `close()`).
+    /// Signalled whenever a slot frees up: a connection closed, a failed
+    /// connect, a detach (what `close()` waits on).
     pub returned: Notify,
     /// Wakes the sweeper (a waiter joined an empty queue, or the pool is gone).
     pub sweep: Arc<Notify>,
@@ -391,15 +393,13 @@ impl<M: Manager> Shared<M> {
 
     /// Puts a connection back (from a guard, a ping, a reset): to a waiter,
     /// idle, or closed when the pool is closed, shrunk, or above `core_size`.
-    /// `lease` is the guard's leak-detection entry, ended under the same lock.
-    /// The caller has set `last_used`/`last_checked`.
-    pub fn put_back(self: &Arc<Self>, live: Live<M::Connection>, lease: Option<usize>) {
+    /// Its lease, if one was registered, ends under the same lock. The caller
+    /// has set `last_used`/`last_checked`.
+    pub fn put_back(self: &Arc<Self>, live: Live<M::Connection>) {
         let mut after = After::default();
         {
             let mut st = self.lock();
-            if let Some(slot) = lease {
-                st.leases.end(slot);
-            }
+            st.leases.end(live.slot);
             self.return_locked(&mut st, live, &mut after);
         }
         self.finish(after);

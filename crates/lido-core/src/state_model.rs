@@ -4,7 +4,8 @@
 //! and `sweeper.rs` run: take-or-queue-and-reserve-a-connect, a connect
 //! completing (delivered to the oldest waiter or parked idle, or closed if
 //! the pool closed), a return, a cancel, `close()`, the sweeper's expiry.
-//! Loom runs every interleaving; the checks assert that the counts add up,
+//! Loom runs every interleaving (within a preemption bound); the checks
+//! assert that the counts add up,
 //! no connection is lost or duplicated, no waiter is stranded, and a closed
 //! pool ends empty.
 
@@ -46,16 +47,18 @@ fn deadline() -> Instant {
 }
 
 impl Model {
-    fn new(max: usize, idle: u32) -> Arc<Self> {
+    /// A pool of `max` with `idle` idle connections and `held` leased ones
+    /// (ids `idle..idle + held`, returned by the test with [`release`]).
+    fn new(max: usize, idle: u32, held: u32) -> Arc<Self> {
         Arc::new(Self {
             st: Mutex::new(State {
                 idle: (0..idle).collect(),
                 waiters: WaitQueue::default(),
-                size: idle as usize,
+                size: (idle + held) as usize,
                 connecting: 0,
                 max,
                 closed: false,
-                next_id: idle,
+                next_id: idle + held,
                 closed_conns: 0,
             }),
             connects: Mutex::new(Vec::new()),
@@ -250,7 +253,7 @@ fn spawn(m: &Arc<Model>, f: fn(&Arc<Model>)) -> thread::JoinHandle<()> {
 #[test]
 fn callers_a_connect_and_a_cancel_keep_the_counts_right() {
     model(|| {
-        let m = Model::new(1, 0);
+        let m = Model::new(1, 0, 0);
         let impatient = spawn(&m, |m| caller(m, false));
         caller(&m, true);
         impatient.join().expect("impatient");
@@ -262,7 +265,7 @@ fn callers_a_connect_and_a_cancel_keep_the_counts_right() {
 #[test]
 fn close_racing_callers_and_a_connect_leaves_an_empty_pool() {
     model(|| {
-        let m = Model::new(2, 1);
+        let m = Model::new(2, 1, 0);
         let closer = spawn(&m, |m| close(m));
         let other = spawn(&m, |m| caller(m, true));
         caller(&m, true);
@@ -276,9 +279,37 @@ fn close_racing_callers_and_a_connect_leaves_an_empty_pool() {
 #[test]
 fn the_sweeper_racing_a_connect_strands_nobody() {
     model(|| {
-        let m = Model::new(1, 0);
+        let m = Model::new(1, 0, 0);
         let sweeper = spawn(&m, |m| sweep(m));
         caller(&m, true);
+        sweeper.join().expect("sweeper");
+        join_connects(&m);
+        check_at_rest(&m);
+    });
+}
+
+#[test]
+fn a_return_racing_a_cancel_hands_the_connection_on() {
+    model(|| {
+        let m = Model::new(1, 0, 1);
+        let releaser = spawn(&m, |m| release(m, 0));
+        caller(&m, false);
+        releaser.join().expect("releaser");
+        join_connects(&m);
+        check_at_rest(&m);
+    });
+}
+
+#[test]
+fn the_sweeper_racing_a_return_and_patient_callers_strands_nobody() {
+    model(|| {
+        let m = Model::new(1, 0, 1);
+        let sweeper = spawn(&m, |m| sweep(m));
+        let releaser = spawn(&m, |m| release(m, 0));
+        let other = spawn(&m, |m| caller(m, true));
+        caller(&m, false);
+        other.join().expect("other");
+        releaser.join().expect("releaser");
         sweeper.join().expect("sweeper");
         join_connects(&m);
         check_at_rest(&m);

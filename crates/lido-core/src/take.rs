@@ -34,8 +34,6 @@ pub(crate) struct Caller {
 /// A connection out of the pool's state, not yet validated.
 pub(crate) struct Got<C> {
     pub live: Live<C>,
-    /// Its leak-detection entry, when that is on.
-    pub lease: Option<usize>,
     /// The clock when it was taken.
     pub now: Instant,
     pub waited: bool,
@@ -72,16 +70,13 @@ impl<'a, M: Manager> Take<'a, M> {
         }
     }
 
-    fn lease(
-        &self,
-        st: &mut crate::shared::State<M>,
-        live: &Live<M::Connection>,
-        since: Instant,
-    ) -> Option<usize> {
-        self.shared.cfg.leak_threshold?;
-        let bt = self.caller.backtrace.clone();
-        st.leases
-            .begin(live.slot, live.id, since, self.caller.location, bt)
+    /// Starts the lease in the connection's registry entry (leak detection on).
+    fn lease(&self, st: &mut crate::shared::State<M>, live: &Live<M::Connection>, since: Instant) {
+        if self.shared.cfg.leak_threshold.is_some() {
+            let bt = self.caller.backtrace.clone();
+            st.leases
+                .begin(live.slot, live.id, since, self.caller.location, bt);
+        }
     }
 
     /// First poll: an idle connection, a failure, or a place in the queue.
@@ -96,10 +91,9 @@ impl<'a, M: Manager> Take<'a, M> {
             }
             if st.waiters.is_empty() {
                 if let Some(live) = shared.pop_idle(&mut st) {
-                    let lease = self.lease(&mut st, &live, caller.start);
+                    self.lease(&mut st, &live, caller.start);
                     return Poll::Ready(Ok(Got {
                         live,
-                        lease,
                         now: caller.start,
                         waited: false,
                     }));
@@ -140,10 +134,9 @@ impl<'a, M: Manager> Take<'a, M> {
         self.done = true;
         Poll::Ready(match delivery {
             Delivery::Conn(live) => {
-                let lease = self.lease(&mut st, &live, now);
+                self.lease(&mut st, &live, now);
                 Ok(Got {
                     live,
-                    lease,
                     now,
                     waited: true,
                 })

@@ -9,7 +9,9 @@ use tokio::time::Instant;
 /// About thirty years: later than any deadline a pool will live to see.
 const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
 
-/// `at + d`, or `at` plus thirty years when that overflows or is further off.
+/// `at + d`, capped at thirty years from `at`. (Should even that overflow,
+/// for an `Instant` within thirty years of its maximum, which no clock
+/// reaches, `at` itself is returned rather than panicking.)
 pub(crate) fn add(at: Instant, d: Duration) -> Instant {
     at.checked_add(d.min(FAR)).unwrap_or(at)
 }

@@ -6,12 +6,8 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{advance, assert_at_rest, settle, Fake};
+use common::{advance, assert_at_rest, secs, settle, Fake};
 use lido_core::{CloseReason, Pool};
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
 
 #[tokio::test(start_paused = true)]
 async fn build_warms_up_to_min_idle_and_lazy_does_not_wait() {

@@ -5,14 +5,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{advance, assert_at_rest, settle, Fake};
+use common::{advance, assert_at_rest, secs, settle, Fake};
 use lido_core::{CloseReason, Pool};
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_pings_neither_grow_the_pool_nor_defeat_idle_timeout() {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{advance, assert_at_rest, settle, Fake};
+use common::{advance, assert_at_rest, secs, settle, Fake};
 use lido_core::{BreakerConfig, ConnectFailure, Error, ErrorClass, Manager, Pool, RetryConfig};
 
 /// Panics in whichever step the test asks for.
@@ -51,10 +51,6 @@ impl Manager for Panicky {
     fn classify(&self, _: &std::io::Error) -> ErrorClass {
         ErrorClass::Transient
     }
-}
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
 }
 
 #[tokio::test(start_paused = true)]

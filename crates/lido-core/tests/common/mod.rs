@@ -169,6 +169,11 @@ impl Manager for Fake {
     }
 }
 
+/// `Duration::from_secs`, short for tests full of them.
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
 /// Lets spawned tasks run (paused clock: no time passes).
 pub async fn settle() {
     for _ in 0..50 {

@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 use lido_core::Histogram;
 
 use crate::args::{Hold, Kind};
-use crate::pools::{
-    build_bb8, build_deadpool, build_lido, build_lido_bare, build_lido_nostats, build_mobc,
-    BenchPool,
-};
+use crate::pools::{build_bb8, build_deadpool, build_lido, build_mobc, BenchPool};
 
 /// One get; optionally hold across a yield; drop. `false` when the get failed.
 async fn cycle<P: BenchPool>(pool: &P, hold: Hold) -> bool {
@@ -107,11 +104,9 @@ pub async fn measure_kind(
     hold: Hold,
 ) -> Result<Sample, String> {
     match kind {
-        Kind::Lido => measure(build_lido(size).await?, size, tasks, per_task, hold).await,
-        Kind::LidoNostats => {
-            measure(build_lido_nostats(size).await?, size, tasks, per_task, hold).await
+        Kind::Lido | Kind::LidoNostats | Kind::LidoBare => {
+            measure(build_lido(kind, size).await?, size, tasks, per_task, hold).await
         }
-        Kind::LidoBare => measure(build_lido_bare(size).await?, size, tasks, per_task, hold).await,
         Kind::Deadpool => measure(build_deadpool(size).await?, size, tasks, per_task, hold).await,
         Kind::Bb8 => measure(build_bb8(size).await?, size, tasks, per_task, hold).await,
         Kind::Mobc => measure(build_mobc(size).await?, size, tasks, per_task, hold).await,
@@ -193,9 +188,9 @@ pub async fn fairness_kind(
         Ok(fairness(&pool, tasks, total).await)
     }
     match kind {
-        Kind::Lido => go(build_lido(size).await?, size, tasks, total).await,
-        Kind::LidoNostats => go(build_lido_nostats(size).await?, size, tasks, total).await,
-        Kind::LidoBare => go(build_lido_bare(size).await?, size, tasks, total).await,
+        Kind::Lido | Kind::LidoNostats | Kind::LidoBare => {
+            go(build_lido(kind, size).await?, size, tasks, total).await
+        }
         Kind::Deadpool => go(build_deadpool(size).await?, size, tasks, total).await,
         Kind::Bb8 => go(build_bb8(size).await?, size, tasks, total).await,
         Kind::Mobc => go(build_mobc(size).await?, size, tasks, total).await,

@@ -4,6 +4,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 
+use crate::args::Kind;
+
 pub struct LidoNop;
 
 impl lido_core::Manager for LidoNop {
@@ -139,33 +141,18 @@ impl BenchPool for MobcPool {
     }
 }
 
-pub async fn build_lido(size: usize) -> Result<LidoPool, String> {
-    lido_core::Pool::builder(LidoNop)
-        .max_size(size)
-        .build()
-        .await
-        .map_err(|e| format!("lido build: {e}"))
-}
-
-/// lido without the wait/hold/connect histograms (the counters stay).
-pub async fn build_lido_nostats(size: usize) -> Result<LidoPool, String> {
-    lido_core::Pool::builder(LidoNop)
-        .max_size(size)
-        .statistics(false)
-        .build()
-        .await
-        .map_err(|e| format!("lido build: {e}"))
-}
-
-/// lido without the histograms and without leak detection.
-pub async fn build_lido_bare(size: usize) -> Result<LidoPool, String> {
-    lido_core::Pool::builder(LidoNop)
-        .max_size(size)
-        .statistics(false)
-        .leak_threshold(None)
-        .build()
-        .await
-        .map_err(|e| format!("lido build: {e}"))
+/// lido with its defaults (`Kind::Lido`), without the wait/hold/connect
+/// histograms (`LidoNostats`; the counters stay), or without those and leak
+/// detection (`LidoBare`).
+pub async fn build_lido(kind: Kind, size: usize) -> Result<LidoPool, String> {
+    let mut b = lido_core::Pool::builder(LidoNop).max_size(size);
+    if matches!(kind, Kind::LidoNostats | Kind::LidoBare) {
+        b = b.statistics(false);
+    }
+    if kind == Kind::LidoBare {
+        b = b.leak_threshold(None);
+    }
+    b.build().await.map_err(|e| format!("lido build: {e}"))
 }
 
 pub async fn build_deadpool(size: usize) -> Result<DeadPool, String> {
