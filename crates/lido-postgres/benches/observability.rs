@@ -15,7 +15,10 @@
 //! Environment: `LIDO_BENCH_SECS` (measured seconds per cell, default 1),
 //! `LIDO_BENCH_ROUNDS` (on/off pairs per workload, default 16),
 //! `LIDO_BENCH_TASKS` (default 64), `LIDO_BENCH_SCRAPE_MS` (default 250),
-//! `LIDO_BENCH_AA=1` (both sides off: the noise floor).
+//! `LIDO_BENCH_AA=1` (both sides off: the noise floor),
+//! `LIDO_BENCH_ON_LEVEL` (the on side's filter, default `warn`; `info`
+//! enables the query spans, as an OpenTelemetry exporter does, so their
+//! attributes are worked out and recorded).
 //!
 //! 64 tasks share a pool of 16. Each round runs on then off (or off then
 //! on, alternating) back to back. Columns: median throughput of the rounds;
@@ -219,7 +222,7 @@ async fn side(url: &str, observe: bool) -> Side {
         std::sync::Arc::new(m.expect("metrics"))
     });
     let level = if observe {
-        LevelFilter::WARN
+        env("LIDO_BENCH_ON_LEVEL", LevelFilter::WARN)
     } else {
         LevelFilter::OFF
     };
@@ -357,9 +360,10 @@ async fn main() {
     filter.modify(|f| *f = LevelFilter::OFF).expect("reload");
     let tasks: usize = env("LIDO_BENCH_TASKS", 64);
     let scrape: u64 = env("LIDO_BENCH_SCRAPE_MS", 250);
+    let level = env("LIDO_BENCH_ON_LEVEL", LevelFilter::WARN);
     println!();
     println!(
-        "{tasks} tasks, pool {POOL}, {rounds} rounds x {secs} s per cell; on = statistics + statement table + slow log (the defaults) + spans under a fmt subscriber at WARN + a /metrics encoding every {scrape} ms; off = statistics(false) + slow_query_threshold(None) + subscriber OFF + no scrapes"
+        "{tasks} tasks, pool {POOL}, {rounds} rounds x {secs} s per cell; on = statistics + statement table + slow log (the defaults) + spans under a fmt subscriber at {level} + a /metrics encoding every {scrape} ms; off = statistics(false) + slow_query_threshold(None) + subscriber OFF + no scrapes"
     );
     println!();
     println!("| workload                       | off ops/s |  on ops/s | throughput cost   | CPU/op off | CPU/op on | CPU cost          |");

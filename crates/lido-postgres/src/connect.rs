@@ -23,7 +23,7 @@ use crate::manager::Endpoint;
 use crate::tls::Tls;
 use crate::wire::{Tracked, TrackingTls, WireState};
 
-/// A connected TCP or Unix socket.
+/// A connected TCP or Unix socket (a session's, or a cancel request's).
 #[derive(Debug)]
 pub(crate) enum Socket {
     Tcp(TcpStream),
@@ -298,9 +298,7 @@ impl Dialer {
 /// what its name resolves to.
 async fn resolve(endpoint: &Endpoint) -> Result<Vec<Addr>, PgError> {
     if endpoint.is_unix() {
-        let dir = endpoint.connect_to.trim_end_matches('/');
-        let path = PathBuf::from(format!("{dir}/.s.PGSQL.{}", endpoint.port));
-        return Ok(vec![Addr::Unix(path)]);
+        return Ok(vec![Addr::Unix(endpoint.unix_socket())]);
     }
     let host = endpoint.connect_to.as_str();
     let found = tokio::net::lookup_host((host, endpoint.port))

@@ -233,7 +233,11 @@ impl<'a> Timed<'a> {
         fut: impl Future<Output = Result<T, PgError>>,
     ) -> Result<T, PgError> {
         let obs = &self.conn.ctx.obs;
-        let span = spans::query(self.conn, call);
+        // Once per call: the statement's entry (statistics on, seen before)
+        // serves the span, the statistics and the slow-query log alike.
+        let known = call.sql.and_then(|sql| obs.statements.lookup(sql));
+        let known = known.as_deref();
+        let span = spans::query(self.conn, call, known.map(|e| &e.shape));
         let started = obs.wants_timing(self.opts).then(std::time::Instant::now);
         let result = if span.is_disabled() {
             self.run(fut).await
@@ -243,7 +247,7 @@ impl<'a> Timed<'a> {
         if let Some(t0) = started {
             let took = t0.elapsed();
             // Inside the span: the slow-query event belongs to its trace.
-            span.in_scope(|| crate::obs::finish(self.conn, call, self.opts, took, &result));
+            span.in_scope(|| crate::obs::finish(self.conn, call, known, self.opts, took, &result));
         }
         spans::finish(&span, &result);
         result

@@ -71,6 +71,12 @@ impl Endpoint {
     pub(crate) fn is_unix(&self) -> bool {
         self.connect_to.starts_with('/')
     }
+
+    /// The socket file in a Unix socket directory (libpq's `.s.PGSQL.{port}`).
+    pub(crate) fn unix_socket(&self) -> std::path::PathBuf {
+        let dir = self.connect_to.trim_end_matches('/');
+        format!("{dir}/.s.PGSQL.{}", self.port).into()
+    }
 }
 
 /// libpq's host when none is given: the default Unix socket directory

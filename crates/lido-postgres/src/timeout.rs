@@ -21,6 +21,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
 
 use crate::conn::PgConn;
+use crate::connect::Socket;
 use crate::error::PgError;
 use crate::manager::Endpoint;
 use crate::stats::bump;
@@ -99,18 +100,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for NoShutdown<S> {
     }
 }
 
-/// What keeps a cancel connection open.
-pub(crate) enum Held {
-    Tcp(TcpStream),
-    #[cfg(unix)]
-    Unix(tokio::net::UnixStream),
-}
-
 /// Sends a cancel request for `conn`'s running statement and, like libpq,
 /// waits (up to `grace`) for the other side to close the cancel connection:
 /// PostgreSQL has then signalled the backend, and PgBouncer (which drops a
-/// cancel whose client left early) has forwarded it.
-async fn send_cancel(conn: &PgConn, grace: Duration) -> Result<Held, PgError> {
+/// cancel whose client left early) has forwarded it. Returns the cancel
+/// connection, to keep it open until the cancel is confirmed.
+async fn send_cancel(conn: &PgConn, grace: Duration) -> Result<Socket, PgError> {
     let token = conn.client.cancel_token();
     send_cancel_to(&token, &conn.endpoint, &conn.ctx.tls, grace).await
 }
@@ -143,7 +138,7 @@ async fn send_cancel_to(
     ep: &Endpoint,
     tls: &crate::tls::Tls,
     grace: Duration,
-) -> Result<Held, PgError> {
+) -> Result<Socket, PgError> {
     let mut held = if ep.is_unix() {
         unix_cancel(token, ep).await?
     } else {
@@ -159,33 +154,20 @@ async fn send_cancel_to(
             MakeTlsConnect::<NoShutdown<TcpStream>>::make_tls_connect(&mut make, &ep.tls_name)
                 .map_err(io_error)?;
         token.cancel_query_raw(stream, tls).await?;
-        Held::Tcp(keep)
+        Socket::Tcp(keep)
     };
     let mut buf = [0u8; 64];
-    let eof = async {
-        loop {
-            let n = match &mut held {
-                Held::Tcp(s) => s.read(&mut buf).await,
-                #[cfg(unix)]
-                Held::Unix(s) => s.read(&mut buf).await,
-            };
-            if !matches!(n, Ok(n) if n > 0) {
-                break;
-            }
-        }
-    };
+    let eof = async { while matches!(held.read(&mut buf).await, Ok(n) if n > 0) {} };
     let _ = tokio::time::timeout(grace, eof).await;
     Ok(held)
 }
 
 #[cfg(unix)]
-async fn unix_cancel(token: &tokio_postgres::CancelToken, ep: &Endpoint) -> Result<Held, PgError> {
-    let path = format!(
-        "{}/.s.PGSQL.{}",
-        ep.connect_to.trim_end_matches('/'),
-        ep.port
-    );
-    let sock = tokio::net::UnixStream::connect(&path)
+async fn unix_cancel(
+    token: &tokio_postgres::CancelToken,
+    ep: &Endpoint,
+) -> Result<Socket, PgError> {
+    let sock = tokio::net::UnixStream::connect(ep.unix_socket())
         .await
         .map_err(io_error)?;
     let std = sock.into_std().map_err(io_error)?;
@@ -195,11 +177,11 @@ async fn unix_cancel(token: &tokio_postgres::CancelToken, ep: &Endpoint) -> Resu
     token
         .cancel_query_raw(stream, tokio_postgres::NoTls)
         .await?;
-    Ok(Held::Unix(keep))
+    Ok(Socket::Unix(keep))
 }
 
 #[cfg(not(unix))]
-async fn unix_cancel(_: &tokio_postgres::CancelToken, _: &Endpoint) -> Result<Held, PgError> {
+async fn unix_cancel(_: &tokio_postgres::CancelToken, _: &Endpoint) -> Result<Socket, PgError> {
     Err(PgError::Unsupported("Unix sockets need a Unix platform"))
 }
 

@@ -16,7 +16,7 @@
 //! `Statement`, the tokio-postgres client directly, `/* c */ BEGIN`,
 //! `COMMIT AND CHAIN`), the pool knows on return whether the session is idle,
 //! inside a transaction, failed, or still waiting for answers. Reading it
-//! is three atomic loads.
+//! is four atomic loads.
 
 use std::io;
 use std::pin::Pin;

@@ -5,11 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::PgError;
 
-/// What went wrong, as observability names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ErrorKind {
+/// What went wrong, as observability names it (borrowed from the error:
+/// naming a failed call allocates nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind<'e> {
     /// The server answered with this SQLSTATE.
-    Sql(String),
+    Sql(&'e str),
     /// A client-side query timeout.
     Timeout,
     /// A transaction ran past its deadline.
@@ -22,10 +23,10 @@ pub(crate) enum ErrorKind {
     Other,
 }
 
-impl ErrorKind {
-    pub(crate) fn of(e: &PgError) -> Self {
+impl<'e> ErrorKind<'e> {
+    pub(crate) fn of(e: &'e PgError) -> Self {
         if let Some(code) = e.code() {
-            return Self::Sql(code.code().to_owned());
+            return Self::Sql(code.code());
         }
         match e {
             PgError::QueryTimeout { .. } => Self::Timeout,
@@ -41,8 +42,8 @@ impl ErrorKind {
     }
 
     /// The OpenTelemetry `error.type`: the SQLSTATE for server errors.
-    pub(crate) fn error_type(&self) -> &str {
-        match self {
+    pub(crate) fn error_type(&self) -> &'e str {
+        match *self {
             Self::Sql(code) => code,
             Self::Timeout => "timeout",
             Self::TransactionTimeout => "transaction_timeout",
@@ -53,8 +54,8 @@ impl ErrorKind {
     }
 
     /// The metric `class` label.
-    pub(crate) fn class(&self) -> &str {
-        match self {
+    pub(crate) fn class(&self) -> &'e str {
+        match *self {
             Self::Sql(code) => code.get(..2).unwrap_or("other"),
             Self::Timeout | Self::TransactionTimeout => "timeout",
             Self::Connection | Self::Tls => "connection",
@@ -113,7 +114,7 @@ impl ErrorClasses {
         }
     }
 
-    pub(crate) fn record(&self, kind: &ErrorKind) {
+    pub(crate) fn record(&self, kind: &ErrorKind<'_>) {
         let slot = self.slot(kind.class()).unwrap_or(&self.named[2]);
         slot.fetch_add(1, Ordering::Relaxed);
     }
@@ -144,19 +145,20 @@ mod tests {
     #[test]
     fn classes_count_and_list() {
         let c = ErrorClasses::default();
-        c.record(&ErrorKind::Sql("42P01".into()));
-        c.record(&ErrorKind::Sql("42703".into()));
-        c.record(&ErrorKind::Sql("23505".into()));
-        c.record(&ErrorKind::Sql("zz".into()));
+        c.record(&ErrorKind::Sql("42P01"));
+        c.record(&ErrorKind::Sql("42703"));
+        c.record(&ErrorKind::Sql("23505"));
+        c.record(&ErrorKind::Sql("zz"));
         let refused = PgError::Connect {
             address: "127.0.0.1:1".into(),
             source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         };
         assert_eq!(ErrorKind::of(&refused).class(), "connection");
-        let t = ErrorKind::of(&PgError::QueryTimeout {
+        let timeout = PgError::QueryTimeout {
             timeout: Duration::from_millis(1),
             cancelled: true,
-        });
+        };
+        let t = ErrorKind::of(&timeout);
         assert_eq!(t.error_type(), "timeout");
         c.record(&t);
         let want: Vec<(String, u64)> = vec![

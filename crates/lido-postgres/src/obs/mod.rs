@@ -7,6 +7,7 @@
 pub(crate) mod errors;
 pub(crate) mod normalize;
 pub(crate) mod settings;
+pub(crate) mod shape;
 pub(crate) mod slowlog;
 pub(crate) mod spans;
 pub(crate) mod statements;
@@ -21,7 +22,7 @@ use tokio_postgres::{Row, SimpleQueryMessage};
 use crate::conn::PgConn;
 use crate::error::PgError;
 use crate::stats::Operation;
-use statements::StatementStats;
+use statements::{Entry, StatementStats};
 
 /// Where a pool connects, for span attributes.
 #[derive(Debug, Clone)]
@@ -125,11 +126,12 @@ impl RowCount for Vec<SimpleQueryMessage> {
     }
 }
 
-/// Records a finished call: durations and errors, the statement's entry,
-/// and the slow-query log.
+/// Records a finished call: durations and errors, the statement's entry
+/// (`known`: its lookup before the call), and the slow-query log.
 pub(crate) fn finish<T: RowCount>(
     conn: &PgConn,
     call: &Call<'_>,
+    known: Option<&Entry>,
     opts: CallOpts,
     took: Duration,
     result: &Result<T, PgError>,
@@ -140,7 +142,7 @@ pub(crate) fn finish<T: RowCount>(
     if obs.statistics {
         conn.ctx.stats.record_query(call.op, took, err);
         if let Some(sql) = call.sql {
-            obs.statements.record(sql, took, err.is_some(), rows);
+            obs.statements.record(sql, known, took, err.is_some(), rows);
         }
     }
     if let Some(limit) = obs.slow_limit(opts) {
@@ -154,7 +156,7 @@ pub(crate) fn finish<T: RowCount>(
                 err,
                 with_params,
             };
-            slowlog::log(conn, call, &slow);
+            slowlog::log(conn, call, known.map(|e| &e.shape), &slow);
         }
     }
 }

@@ -42,7 +42,8 @@ impl ObsSettings {
     }
 }
 
-/// The database name and first host, as libpq would pick them.
+/// The database name and first host, as libpq would pick them (and the
+/// pool's connections do).
 fn db_info(config: &PgConfig) -> DbInfo {
     let namespace = config
         .dbname
@@ -52,7 +53,8 @@ fn db_info(config: &PgConfig) -> DbInfo {
     let address = match (config.hosts.first(), config.hostaddrs.first()) {
         (Some(h), _) => h.clone(),
         (None, Some(a)) => a.to_string(),
-        (None, None) => "localhost".to_owned(),
+        // libpq's default, as the connections use (`manager::targets`).
+        (None, None) => crate::manager::default_host(),
     };
     DbInfo {
         namespace: namespace.into(),

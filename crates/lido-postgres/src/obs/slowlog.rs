@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::errors::ErrorKind;
-use super::normalize::{fingerprint, normalize_sql};
+use super::shape::Shape;
 use super::{Call, Params};
 use crate::conn::PgConn;
 use crate::error::PgError;
@@ -48,15 +48,16 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-pub(crate) fn log(conn: &PgConn, call: &Call<'_>, slow: &Slow<'_>) {
-    let normalized = call.sql.map(normalize_sql);
-    let fp = normalized
-        .as_deref()
-        .map(|n| format!("{:016x}", fingerprint(n)))
-        .unwrap_or_default();
-    let sql = match &normalized {
-        Some(n) => truncate(n, SQL_LOG_CHARS),
-        None => "(prepared statement)".to_owned(),
+/// Logs one slow call; `known` is the statement's shape when the
+/// per-statement table has it.
+pub(crate) fn log(conn: &PgConn, call: &Call<'_>, known: Option<&Shape>, slow: &Slow<'_>) {
+    let shape = Shape::known_or_of(known, call.sql);
+    let (fp, sql) = match &shape {
+        Some(s) => (
+            format!("{:016x}", s.fingerprint),
+            truncate(&s.text, SQL_LOG_CHARS),
+        ),
+        None => (String::new(), "(prepared statement)".to_owned()),
     };
     let kind = slow.err.map(ErrorKind::of);
     let error = kind.as_ref().map(ErrorKind::error_type);

@@ -5,14 +5,14 @@
 //! `lido.query`; a query span also sets `otel.name` (`SELECT orders`),
 //! which tracing-opentelemetry uses as the exported span name. All spans
 //! are at INFO with target `lido::postgres`. Attributes are worked out only
-//! when a subscriber enables the span.
+//! when a subscriber enables the span, and for a statement the
+//! per-statement table knows, taken from its [`Shape`] (not normalized again).
 
 use tracing::field::Empty;
 use tracing::Span;
 
 use super::errors::ErrorKind;
-use super::normalize::normalize_sql;
-use super::summary::summarize;
+use super::shape::Shape;
 use super::{Call, DbInfo, RowCount};
 use crate::conn::PgConn;
 use crate::error::PgError;
@@ -30,8 +30,9 @@ pub const DB_SYSTEM: &str = "postgresql";
 /// The target of lido-postgres's spans.
 pub const SPAN_TARGET: &str = "lido::postgres";
 
-/// The span of one statement call, entered while it runs.
-pub(crate) fn query(conn: &PgConn, call: &Call<'_>) -> Span {
+/// The span of one statement call, entered while it runs; `known` is the
+/// statement's shape when the per-statement table has it.
+pub(crate) fn query(conn: &PgConn, call: &Call<'_>, known: Option<&Shape>) -> Span {
     let obs = &conn.ctx.obs;
     let span = tracing::info_span!(target: "lido::postgres", "lido.query",
         otel.name = Empty, otel.kind = "client", otel.status_code = Empty,
@@ -45,19 +46,22 @@ pub(crate) fn query(conn: &PgConn, call: &Call<'_>) -> Span {
     if span.is_disabled() {
         return span;
     }
-    let normalized = call.sql.map(normalize_sql);
-    let summary = normalized.as_deref().map(summarize).unwrap_or_default();
-    let name = summary.span_name();
-    span.record("otel.name", name.as_str());
+    let Some(shape) = Shape::known_or_of(known, call.sql) else {
+        // A prepared statement: no text to name it by.
+        span.record("otel.name", DB_SYSTEM);
+        return span;
+    };
+    let summary = &shape.summary;
+    span.record("otel.name", summary.name.as_str());
     if let Some(op) = &summary.operation {
         span.record("db.operation.name", op.as_str());
-        span.record("db.query.summary", name.as_str());
+        span.record("db.query.summary", summary.name.as_str());
     }
     if let Some(c) = &summary.collection {
         span.record("db.collection.name", c.as_str());
     }
-    if let (true, Some(text)) = (obs.query_text, &normalized) {
-        span.record("db.query.text", text.as_str());
+    if obs.query_text {
+        span.record("db.query.text", &*shape.text);
     }
     span
 }
@@ -76,22 +80,31 @@ pub(crate) fn finish<T: RowCount>(span: &Span, result: &Result<T, PgError>) {
 }
 
 /// Marks a span failed: `error.type`, `db.response.status_code`, `otel.status_code`.
-pub(crate) fn failed(span: &Span, kind: &ErrorKind) {
+pub(crate) fn failed(span: &Span, kind: &ErrorKind<'_>) {
     span.record("error.type", kind.error_type());
     span.record("otel.status_code", "ERROR");
     if let ErrorKind::Sql(code) = kind {
-        span.record("db.response.status_code", code.as_str());
+        span.record("db.response.status_code", *code);
     }
+}
+
+/// A span of the pool's own work (span names must be literals), with the
+/// database and its first host.
+macro_rules! pool_span {
+    ($name:literal, $kind:literal, $db:expr) => {{
+        let db: &DbInfo = $db;
+        tracing::info_span!(target: "lido::postgres", $name,
+            otel.kind = $kind, otel.status_code = Empty,
+            db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
+            db.namespace = &*db.namespace,
+            server.address = &*db.address, server.port = int(db.port),
+            db.response.status_code = Empty, error.type = Empty)
+    }};
 }
 
 /// The span of `PgPool::get`.
 pub(crate) fn acquire(db: &DbInfo) -> Span {
-    tracing::info_span!(target: "lido::postgres", "lido.acquire",
-        otel.kind = "internal", otel.status_code = Empty,
-        db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
-        db.namespace = &*db.namespace,
-        server.address = &*db.address, server.port = int(db.port),
-        db.response.status_code = Empty, error.type = Empty)
+    pool_span!("lido.acquire", "internal", db)
 }
 
 /// Records why `PgPool::get` failed: the server's SQLSTATE when it gave
@@ -128,12 +141,7 @@ fn named(span: &Span, error_type: &str) {
 
 /// The span of one connect (TCP, TLS, authentication, hooks).
 pub(crate) fn connect(db: &DbInfo) -> Span {
-    tracing::info_span!(target: "lido::postgres", "lido.connect",
-        otel.kind = "client", otel.status_code = Empty,
-        db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
-        db.namespace = &*db.namespace,
-        server.address = &*db.address, server.port = int(db.port),
-        db.response.status_code = Empty, error.type = Empty)
+    pool_span!("lido.connect", "client", db)
 }
 
 /// Marks a connect span `error.type = cancelled` if its future is dropped

@@ -4,6 +4,9 @@
 //! The hot path is a read lock on one of 16 shards of a map from the SQL
 //! text as written to its entry, then a few relaxed atomic adds. Only a
 //! statement text not seen before is normalized and takes the table lock.
+//! The entry also keeps the statement's [`Shape`] (normalized text,
+//! fingerprint, span name), so spans and the slow-query log of a known
+//! statement do not work it out again.
 //! The table keeps at most `capacity` statements; a new one evicts the
 //! statement with the fewest calls.
 
@@ -17,14 +20,14 @@ use foldhash::fast::RandomState;
 use lido_core::Histogram;
 use parking_lot::{Mutex, RwLock};
 
-use super::normalize::{fingerprint, normalize_sql};
+use super::normalize::normalize_sql;
+use super::shape::Shape;
 
 const SHARDS: usize = 16;
 
 /// One normalized statement's counters.
-struct Entry {
-    text: Arc<str>,
-    fingerprint: u64,
+pub(crate) struct Entry {
+    pub(crate) shape: Shape,
     time: Histogram,
     errors: AtomicU64,
     rows: AtomicU64,
@@ -53,8 +56,8 @@ impl Entry {
             }
         };
         StatementStat {
-            fingerprint: self.fingerprint,
-            query: Arc::clone(&self.text),
+            fingerprint: self.shape.fingerprint,
+            query: Arc::clone(&self.shape.text),
             calls,
             errors: self.errors.load(Ordering::Relaxed),
             rows: self.rows.load(Ordering::Relaxed),
@@ -253,21 +256,44 @@ impl StatementStats {
         }
     }
 
-    /// Records one call of `sql`.
-    pub(crate) fn record(&self, sql: &str, took: Duration, failed: bool, rows: u64) {
+    fn shard(&self, sql: &str) -> &RwLock<RawMap> {
+        &self.raw[(self.hasher.hash_one(sql) as usize) % SHARDS]
+    }
+
+    /// The entry of `sql` as written, if it is being kept (statistics on,
+    /// seen before, not evicted): one read-locked shard lookup.
+    pub(crate) fn lookup(&self, sql: &str) -> Option<Arc<Entry>> {
+        if !self.enabled {
+            return None;
+        }
+        let e = self.shard(sql).read().get(sql).cloned()?;
+        (!e.evicted.load(Ordering::Relaxed)).then_some(e)
+    }
+
+    /// Records one call of `sql`; `known` is its [`lookup`](Self::lookup)
+    /// made before the call (still counted here if evicted since).
+    pub(crate) fn record(
+        &self,
+        sql: &str,
+        known: Option<&Entry>,
+        took: Duration,
+        failed: bool,
+        rows: u64,
+    ) {
         if !self.enabled {
             return;
         }
-        let shard = &self.raw[(self.hasher.hash_one(sql) as usize) % SHARDS];
-        if let Some(e) = shard.read().get(sql) {
-            if !e.evicted.load(Ordering::Relaxed) {
-                e.record(took, failed, rows);
-                return;
-            }
+        if let Some(e) = known.filter(|e| !e.evicted.load(Ordering::Relaxed)) {
+            e.record(took, failed, rows);
+            return;
+        }
+        if let Some(e) = self.lookup(sql) {
+            e.record(took, failed, rows);
+            return;
         }
         let entry = self.resolve(sql);
         entry.record(took, failed, rows);
-        let mut map = shard.write();
+        let mut map = self.shard(sql).write();
         if map.len() >= self.raw_limit() {
             map.clear();
         }
@@ -297,8 +323,7 @@ impl StatementStats {
             }
         }
         let entry = Arc::new(Entry {
-            fingerprint: fingerprint(&text),
-            text: Arc::clone(&text),
+            shape: Shape::of_normalized(Arc::clone(&text)),
             time: Histogram::default(),
             errors: AtomicU64::new(0),
             rows: AtomicU64::new(0),
@@ -318,9 +343,9 @@ mod tests {
     #[test]
     fn literals_share_an_entry_and_counts_add_up() {
         let s = StatementStats::new(true, 10);
-        s.record("SELECT * FROM t WHERE id = 1", MS, false, 1);
-        s.record("SELECT * FROM t WHERE id = 2", MS * 3, false, 0);
-        s.record("SELECT * FROM t WHERE id = 2", MS, true, 0);
+        s.record("SELECT * FROM t WHERE id = 1", None, MS, false, 1);
+        s.record("SELECT * FROM t WHERE id = 2", None, MS * 3, false, 0);
+        s.record("SELECT * FROM t WHERE id = 2", None, MS, true, 0);
         assert_eq!(s.len(), 1);
         let st = s.get("SELECT * FROM t WHERE id = 7").unwrap();
         assert_eq!((st.calls, st.errors, st.rows), (3, 1, 1));
@@ -333,14 +358,14 @@ mod tests {
     fn evicts_the_least_called_and_orders_top() {
         let s = StatementStats::new(true, 2);
         for _ in 0..3 {
-            s.record("SELECT a", MS, false, 0);
+            s.record("SELECT a", None, MS, false, 0);
         }
-        s.record("SELECT b", MS * 10, false, 0);
-        s.record("SELECT c", MS, false, 0);
+        s.record("SELECT b", None, MS * 10, false, 0);
+        s.record("SELECT c", None, MS, false, 0);
         assert_eq!(s.len(), 2);
         assert_eq!(s.evictions(), 1);
         assert!(s.get("SELECT b").is_none(), "b had the fewest calls");
-        s.record("SELECT b", MS, false, 0);
+        s.record("SELECT b", None, MS, false, 0);
         let top = s.top(5, StatementOrder::Calls);
         assert_eq!(top[0].query.as_ref(), "SELECT a");
         assert_eq!(top.len(), 2);
@@ -350,9 +375,32 @@ mod tests {
     }
 
     #[test]
+    fn a_lookup_made_before_the_call_is_what_gets_counted() {
+        let s = StatementStats::new(true, 1);
+        assert!(
+            s.lookup("SELECT a FROM t WHERE x = 1").is_none(),
+            "not seen yet"
+        );
+        s.record("SELECT a FROM t WHERE x = 1", None, MS, false, 0);
+        let known = s.lookup("SELECT a FROM t WHERE x = 1").unwrap();
+        assert_eq!(&*known.shape.text, "SELECT a FROM t WHERE x = $1");
+        assert_eq!(known.shape.summary.name, "SELECT t");
+        s.record("SELECT a FROM t WHERE x = 1", Some(&known), MS, false, 2);
+        assert_eq!(s.get("SELECT a FROM t WHERE x = 9").unwrap().calls, 2);
+        // Evicted between the lookup and the end of the call: counted anew.
+        s.record("SELECT b", None, MS, false, 0);
+        assert!(s.lookup("SELECT a FROM t WHERE x = 1").is_none(), "evicted");
+        s.record("SELECT a FROM t WHERE x = 1", Some(&known), MS, true, 0);
+        let st = s.get("SELECT a FROM t WHERE x = 1").unwrap();
+        assert_eq!((st.calls, st.errors), (1, 1));
+        assert_eq!(known.time.count(), 2, "the evicted entry is left as it was");
+    }
+
+    #[test]
     fn disabled_records_nothing() {
         let s = StatementStats::new(false, 10);
-        s.record("SELECT 1", MS, false, 1);
+        s.record("SELECT 1", None, MS, false, 1);
         assert!(s.is_empty());
+        assert!(s.lookup("SELECT 1").is_none());
     }
 }

@@ -3,23 +3,14 @@
 //! Read from the normalized text, so comments and literals are already gone.
 
 /// The operation and main table of one statement.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Summary {
     /// The first keyword, upper case (`SELECT`, `INSERT`, ...).
     pub(crate) operation: Option<String>,
     /// The table the operation reads or writes, when it names one plainly.
     pub(crate) collection: Option<String>,
-}
-
-impl Summary {
-    /// `{operation} {collection}`, `{operation}`, or `postgresql`.
-    pub(crate) fn span_name(&self) -> String {
-        match (&self.operation, &self.collection) {
-            (Some(op), Some(c)) => format!("{op} {c}"),
-            (Some(op), None) => op.clone(),
-            _ => "postgresql".to_owned(),
-        }
-    }
+    /// The span name: `{operation} {collection}`, `{operation}`, or `postgresql`.
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,9 +98,15 @@ pub(crate) fn summarize(normalized: &str) -> Summary {
         Some("UPDATE" | "TRUNCATE" | "COPY" | "LOCK" | "TABLE") => name_at(&toks, 1),
         _ => None,
     };
+    let name = match (&operation, &collection) {
+        (Some(op), Some(c)) => format!("{op} {c}"),
+        (Some(op), None) => op.clone(),
+        _ => "postgresql".to_owned(),
+    };
     Summary {
         operation,
         collection,
+        name,
     }
 }
 
@@ -145,7 +142,8 @@ mod tests {
             (Some("SELECT".into()), None)
         );
         assert_eq!(s("(SELECT 1)"), (None, None));
-        assert_eq!(summarize("").span_name(), "postgresql");
-        assert_eq!(summarize("SELECT $1 FROM t").span_name(), "SELECT t");
+        assert_eq!(summarize("").name, "postgresql");
+        assert_eq!(summarize("SELECT $1").name, "SELECT");
+        assert_eq!(summarize("SELECT $1 FROM t").name, "SELECT t");
     }
 }
