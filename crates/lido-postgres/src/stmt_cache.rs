@@ -1,6 +1,11 @@
 //! A bounded least-recently-used cache of prepared statements, one per connection.
+//!
+//! One map from SQL text to (statement, last use). A hit only stamps its
+//! entry with the next tick; the least recently used entry is found by a scan
+//! when a miss meets a full cache, which is rare next to hits (and bounded
+//! by the cache size, a few hundred at most).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// LRU map from SQL text to a prepared statement (generic for tests).
@@ -8,7 +13,6 @@ use std::sync::Arc;
 pub(crate) struct StmtCache<V> {
     capacity: usize,
     map: HashMap<Arc<str>, (V, u64)>,
-    order: BTreeMap<u64, Arc<str>>,
     tick: u64,
 }
 
@@ -17,7 +21,6 @@ impl<V: Clone> StmtCache<V> {
         Self {
             capacity,
             map: HashMap::with_capacity(capacity.min(1024)),
-            order: BTreeMap::new(),
             tick: 0,
         }
     }
@@ -25,12 +28,8 @@ impl<V: Clone> StmtCache<V> {
     /// The statement for `sql`, marked most recently used.
     pub(crate) fn get(&mut self, sql: &str) -> Option<V> {
         self.tick += 1;
-        let tick = self.tick;
         let (value, used) = self.map.get_mut(sql)?;
-        if let Some(key) = self.order.remove(used) {
-            self.order.insert(tick, key);
-        }
-        *used = tick;
+        *used = self.tick;
         Some(value.clone())
     }
 
@@ -39,27 +38,33 @@ impl<V: Clone> StmtCache<V> {
         if self.capacity == 0 {
             return 0;
         }
-        self.remove(sql);
+        self.tick += 1;
+        if let Some(entry) = self.map.get_mut(sql) {
+            *entry = (value, self.tick);
+            return 0;
+        }
         let mut evicted = 0;
         while self.map.len() >= self.capacity {
-            let Some((_, oldest)) = self.order.pop_first() else {
+            let Some(oldest) = self.least_recent() else {
                 break;
             };
             self.map.remove(&oldest);
             evicted += 1;
         }
-        self.tick += 1;
-        let key: Arc<str> = Arc::from(sql);
-        self.order.insert(self.tick, Arc::clone(&key));
-        self.map.insert(key, (value, self.tick));
+        self.map.insert(Arc::from(sql), (value, self.tick));
         evicted
+    }
+
+    fn least_recent(&self) -> Option<Arc<str>> {
+        self.map
+            .iter()
+            .min_by_key(|(_, (_, used))| *used)
+            .map(|(k, _)| Arc::clone(k))
     }
 
     /// Forgets `sql` (after DDL made its cached plan stale).
     pub(crate) fn remove(&mut self, sql: &str) {
-        if let Some((_, used)) = self.map.remove(sql) {
-            self.order.remove(&used);
-        }
+        self.map.remove(sql);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -99,15 +104,36 @@ mod tests {
     }
 
     #[test]
-    fn order_and_map_stay_in_step() {
+    fn evicts_exactly_what_a_reference_lru_would() {
+        // A reference LRU: a list, most recent last.
+        let mut reference: Vec<String> = Vec::new();
         let mut c = StmtCache::new(8);
-        for i in 0..100 {
-            let k = format!("q{}", i % 13);
-            if c.get(&k).is_none() {
-                c.insert(&k, i);
+        for i in 0..400u32 {
+            let k = format!("q{}", (i * 7 + i / 5) % 13);
+            match c.get(&k) {
+                Some(_) => {
+                    assert!(
+                        reference.contains(&k),
+                        "{k} cached but evicted by the reference"
+                    );
+                    reference.retain(|r| *r != k);
+                    reference.push(k);
+                }
+                None => {
+                    assert!(
+                        !reference.contains(&k),
+                        "{k} missing but kept by the reference"
+                    );
+                    let evicted = c.insert(&k, i);
+                    let want = usize::from(reference.len() == 8);
+                    assert_eq!(evicted, want);
+                    if want == 1 {
+                        reference.remove(0);
+                    }
+                    reference.push(k);
+                }
             }
-            assert_eq!(c.map.len(), c.order.len());
-            assert!(c.len() <= 8);
+            assert_eq!(c.len(), reference.len());
         }
     }
 }
