@@ -109,7 +109,13 @@ mod tests {
         let mut reference: Vec<String> = Vec::new();
         let mut c = StmtCache::new(8);
         for i in 0..400u32 {
-            let k = format!("q{}", (i * 7 + i / 5) % 13);
+            // Two hot statements among eleven cold ones: an LRU keeps the
+            // hot ones, a FIFO would keep evicting them.
+            let k = if i % 3 == 0 {
+                format!("hot{}", i % 2)
+            } else {
+                format!("cold{}", (i * 7) % 11)
+            };
             match c.get(&k) {
                 Some(_) => {
                     assert!(
