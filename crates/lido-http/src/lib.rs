@@ -85,4 +85,4 @@ pub use metrics::{
     MetricsExtension, OPENMETRICS_CONTENT_TYPE,
 };
 pub use router::{router, Endpoints};
-pub use source::{BoxFuture, NamedPool, PingFailure, PingFailureKind, PoolSource};
+pub use source::{BoxFuture, NamedPool, PingFailure, PingFailureKind, PoolBackend, PoolSource};

@@ -60,9 +60,9 @@ impl PingFailure {
 /// What health checks and the metrics exporter need from a pool, object-safe
 /// so pools of different managers can be registered together.
 ///
-/// Implemented for every [`lido_core::Pool`]; a backend that wraps one
-/// implements it by forwarding, and adds its own checks and metric families
-/// with [`backend_checks`](Self::backend_checks) and
+/// Implemented for every [`PoolBackend`] (every [`lido_core::Pool`], and a
+/// backend's pool that names its core pool), whose own checks and metric
+/// families come through [`backend_checks`](Self::backend_checks) and
 /// [`backend_metrics`](Self::backend_metrics), so registering the backend's
 /// pool anywhere (health, metrics, a [`NamedPool`]) brings them along:
 /// lido-postgres's `PgPool` adds `database:queryErrorRate` and the `lido_pg_*`
@@ -119,37 +119,102 @@ pub trait PoolSource: Send + Sync + 'static {
     }
 }
 
-impl<M: Manager> PoolSource for Pool<M> {
+/// A pool built on one [`lido_core::Pool`]: say which, and add the backend's
+/// own checks and metric families, and [`PoolSource`] comes with it (every
+/// other method reads the core pool). lido-core's `Pool` is one, with nothing
+/// added; lido-postgres's `PgPool` and lido-sqlite's `SqlitePool` are others.
+///
+/// ```
+/// use std::sync::Arc;
+/// use lido_core::{Manager, Pool};
+/// use lido_http::{BackendCheck, PoolBackend, PoolSource};
+/// # struct Nop;
+/// # impl Manager for Nop {
+/// #     type Connection = ();
+/// #     type Error = std::io::Error;
+/// #     async fn connect(&self) -> Result<(), std::io::Error> { Ok(()) }
+/// #     async fn check(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// struct MyPool {
+///     core: Pool<Nop>,
+/// }
+///
+/// impl PoolBackend for MyPool {
+///     type Manager = Nop;
+///     fn core_pool(&self) -> &Pool<Nop> {
+///         &self.core
+///     }
+///     fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {
+///         Vec::new() // the backend's own checks go here
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = MyPool { core: Pool::builder(Nop).max_size(2).build().await? };
+/// assert_eq!(PoolSource::status(&pool).max_size, 2);
+/// # Ok(()) }
+/// ```
+pub trait PoolBackend: Send + Sync + 'static {
+    /// The core pool's manager.
+    type Manager: Manager;
+    /// The core pool underneath.
+    fn core_pool(&self) -> &Pool<Self::Manager>;
+    /// Checks the backend adds to the built-in ones (none by default).
+    fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {
+        Vec::new()
+    }
+    /// Metric families the backend adds to the core ones (none by default).
+    fn backend_metrics(&self) -> Vec<Arc<dyn MetricsExtension>> {
+        Vec::new()
+    }
+}
+
+impl<M: Manager> PoolBackend for Pool<M> {
+    type Manager = M;
+    fn core_pool(&self) -> &Pool<M> {
+        self
+    }
+}
+
+impl<B: PoolBackend> PoolSource for B {
     fn status(&self) -> Status {
-        Pool::status(self)
+        self.core_pool().status()
     }
 
     fn stats(&self) -> &Stats {
-        Pool::stats(self)
+        self.core_pool().stats()
     }
 
     fn breaker_state(&self) -> BreakerState {
-        Pool::breaker_state(self)
+        self.core_pool().breaker_state()
     }
 
     fn leaks(&self) -> Vec<LeakReport> {
-        Pool::leaks(self)
+        self.core_pool().leaks()
     }
 
     fn maintenance_age(&self) -> Duration {
-        Pool::maintenance_age(self)
+        self.core_pool().maintenance_age()
     }
 
     fn config(&self) -> &Config {
-        Pool::config(self)
+        self.core_pool().config()
     }
 
     fn is_closed(&self) -> bool {
-        Pool::is_closed(self)
+        self.core_pool().is_closed()
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<Duration, PingFailure>> {
-        Box::pin(async move { Pool::ping(self).await.map_err(ping_failure) })
+        Box::pin(async move { self.core_pool().ping().await.map_err(ping_failure) })
+    }
+
+    fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {
+        PoolBackend::backend_checks(self)
+    }
+
+    fn backend_metrics(&self) -> Vec<Arc<dyn MetricsExtension>> {
+        PoolBackend::backend_metrics(self)
     }
 }
 

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lido_core::{BreakerState, Config, LeakReport, Pool, Stats, Status as PoolStatus};
+use lido_core::Pool;
 use lido_http::health::keys;
 use lido_http::{
     error_rate, BackendCheck, BoxFuture, CheckContext, HealthChecker, HealthConfig, HealthExt,
     HealthMonitor, MetricSink, Metrics, MetricsError, MetricsExtension, MonitorError, Observation,
-    PingFailure, PoolSource, Status, DEFAULT_POOL_NAME,
+    PoolBackend, Status, DEFAULT_POOL_NAME,
 };
 
 /// What the fake backend counts per statement.
@@ -101,30 +101,10 @@ impl MetricsExtension for StatementMetrics {
     }
 }
 
-impl PoolSource for Backend {
-    fn status(&self) -> PoolStatus {
-        self.core.status()
-    }
-    fn stats(&self) -> &Stats {
-        self.core.stats()
-    }
-    fn breaker_state(&self) -> BreakerState {
-        self.core.breaker_state()
-    }
-    fn leaks(&self) -> Vec<LeakReport> {
-        self.core.leaks()
-    }
-    fn maintenance_age(&self) -> Duration {
-        self.core.maintenance_age()
-    }
-    fn config(&self) -> &Config {
-        self.core.config()
-    }
-    fn is_closed(&self) -> bool {
-        self.core.is_closed()
-    }
-    fn ping(&self) -> BoxFuture<'_, Result<Duration, PingFailure>> {
-        PoolSource::ping(&self.core)
+impl PoolBackend for Backend {
+    type Manager = common::Fake;
+    fn core_pool(&self) -> &Pool<common::Fake> {
+        &self.core
     }
     fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {
         vec![

@@ -15,15 +15,14 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use lido_core::{BreakerState, Config, LeakReport, Stats, Status};
 use lido_http::health::keys;
 use lido_http::{
     error_rate, BackendCheck, BoxFuture, CheckContext, MetricSink, MetricsExtension, NamedPool,
-    Observation, PingFailure, PoolSource,
+    Observation, PoolBackend,
 };
 
+use crate::manager::PgManager;
 use crate::obs::statements::{StatementOrder, StatementStats};
 use crate::pool::PgPool;
 use crate::stats::{Operation, PgStats};
@@ -304,37 +303,11 @@ pub fn named(name: impl Into<Arc<str>>, pool: &PgPool) -> NamedPool {
     NamedPool::new(name, pool.clone())
 }
 
-impl PoolSource for PgPool {
-    fn status(&self) -> Status {
-        PgPool::status(self)
-    }
+impl PoolBackend for PgPool {
+    type Manager = PgManager;
 
-    fn stats(&self) -> &Stats {
-        PgPool::stats(self)
-    }
-
-    fn breaker_state(&self) -> BreakerState {
-        PgPool::breaker_state(self)
-    }
-
-    fn leaks(&self) -> Vec<LeakReport> {
-        self.core().leaks()
-    }
-
-    fn maintenance_age(&self) -> Duration {
-        self.core().maintenance_age()
-    }
-
-    fn config(&self) -> &Config {
-        self.core().config()
-    }
-
-    fn is_closed(&self) -> bool {
-        self.core().is_closed()
-    }
-
-    fn ping(&self) -> BoxFuture<'_, Result<Duration, PingFailure>> {
-        PoolSource::ping(self.core())
+    fn core_pool(&self) -> &lido_core::Pool<PgManager> {
+        self.core()
     }
 
     fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {

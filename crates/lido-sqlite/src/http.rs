@@ -23,12 +23,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lido_core::{BreakerState, Config, LeakReport, Stats, Status};
 use lido_http::{
-    BackendCheck, BoxFuture, CheckContext, MetricSink, MetricsExtension, Observation, PingFailure,
-    PoolSource,
+    BackendCheck, BoxFuture, CheckContext, MetricSink, MetricsExtension, Observation, PoolBackend,
 };
 
+use crate::manager::SqliteManager;
 use crate::pool::SqlitePool;
 
 /// The `checks` key of [`WriterPing`].
@@ -120,37 +119,13 @@ impl MetricsExtension for WriterMetrics {
     }
 }
 
-impl PoolSource for SqlitePool {
-    fn status(&self) -> Status {
-        self.readers().status()
-    }
+impl PoolBackend for SqlitePool {
+    type Manager = SqliteManager;
 
-    fn stats(&self) -> &Stats {
-        self.readers().stats()
-    }
-
-    fn breaker_state(&self) -> BreakerState {
-        self.readers().breaker_state()
-    }
-
-    fn leaks(&self) -> Vec<LeakReport> {
-        self.readers().leaks()
-    }
-
-    fn maintenance_age(&self) -> Duration {
-        self.readers().maintenance_age()
-    }
-
-    fn config(&self) -> &Config {
-        self.readers().config()
-    }
-
-    fn is_closed(&self) -> bool {
-        self.readers().is_closed()
-    }
-
-    fn ping(&self) -> BoxFuture<'_, Result<Duration, PingFailure>> {
-        PoolSource::ping(self.readers())
+    /// The readers' pool: status, stats, breaker, leaks and the ping are
+    /// the read connections'; the writer lane adds its own check.
+    fn core_pool(&self) -> &lido_core::Pool<SqliteManager> {
+        self.readers()
     }
 
     fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {
