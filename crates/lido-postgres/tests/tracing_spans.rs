@@ -118,6 +118,42 @@ async fn query_text_only_when_opted_in_and_without_literals() {
 }
 
 #[tokio::test]
+async fn a_repeated_statement_keeps_its_span_shape_and_is_counted_each_time() {
+    // The shape (normalized text, summary, span name) is worked out once and
+    // kept with the statement's statistics: later calls must carry the same.
+    let cap = Capture::default();
+    let _guard = cap.install();
+    let server = PgServer::shared();
+    let db = server.create_database().expect("database");
+    let pool = common::builder(common::config(server, &db), 1)
+        .trace_query_text(true)
+        .build()
+        .await
+        .expect("pool");
+    let conn = pool.get().await.expect("get");
+    let sql = "SELECT 7 AS n, $1::int AS m";
+    for m in 0..3i32 {
+        conn.query(sql, &[&m]).await.expect("select");
+    }
+    let spans: Vec<SpanRec> = cap
+        .spans_named("lido.query")
+        .into_iter()
+        .filter(|s| {
+            s.fields.get("db.query.text").map(String::as_str)
+                == Some("SELECT $2 AS n, $1::int AS m")
+        })
+        .collect();
+    assert_eq!(spans.len(), 3, "{:#?}", cap.spans_named("lido.query"));
+    for s in &spans {
+        assert_eq!(s.field("otel.name"), "SELECT");
+        assert_eq!(s.field("db.operation.name"), "SELECT");
+        assert_server(s, server, &db);
+    }
+    let stat = pool.statement_stats().get(sql).expect("tracked");
+    assert_eq!(stat.calls, 3);
+}
+
+#[tokio::test]
 async fn failed_acquire_and_connect_name_the_error() {
     let cap = Capture::default();
     let _guard = cap.install();
