@@ -88,18 +88,20 @@ impl TaskOutcome {
 async fn client(pool: Arc<dyn BenchPool>, window: Window, write_ratio: f64) -> TaskOutcome {
     let mut out = TaskOutcome::new();
     let mut rng = fastrand::Rng::new();
-    while Instant::now() < window.stop {
+    // One clock reading per operation: each end is the next start.
+    let mut started = Instant::now();
+    while started < window.stop {
         let write = rng.f64() < write_ratio;
-        let started = Instant::now();
         let result = pool.op(write).await;
         let ended = Instant::now();
+        let began = std::mem::replace(&mut started, ended);
         if !window.contains(ended) {
             continue; // warm-up, or finished after the stop
         }
         match result {
             Ok(waited) => {
                 out.ops += 1;
-                out.latency.saturating_record(micros(ended - started));
+                out.latency.saturating_record(micros(ended - began));
                 out.wait.saturating_record(micros(waited));
             }
             Err(OpError::AcquireTimeout) => out.timeouts += 1,
