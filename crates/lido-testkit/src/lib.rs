@@ -34,6 +34,7 @@ mod bouncer;
 mod builder;
 mod certs;
 mod error;
+pub mod fake;
 mod lifecycle;
 mod process;
 mod proxy;
