@@ -1,7 +1,7 @@
 //! Leak reports name the application's line, also for leases taken by
 //! lido-postgres' closure helpers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

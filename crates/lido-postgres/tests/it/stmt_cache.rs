@@ -1,7 +1,7 @@
 //! The per-connection prepared-statement cache: hits, LRU eviction, and
 //! recovery from "cached plan must not change result type" after DDL.
 
-mod common;
+use crate::common;
 
 use lido_postgres::TxOptions;
 use lido_testkit::PgServer;

@@ -1,7 +1,7 @@
 //! `target_session_attrs` over two real servers: a read-write one and one
 //! whose sessions are read-only (`default_transaction_read_only = on`).
 
-mod common;
+use crate::common;
 
 use lido_core::ErrorClass;
 use lido_postgres::{PgConfig, PgError, TargetSessionAttrs};

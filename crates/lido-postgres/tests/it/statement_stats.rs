@@ -1,7 +1,7 @@
 //! Per-statement statistics on a real server: literals normalize to one
 //! entry; calls, errors and rows add up; top-N ordering; the bound; off.
 
-mod common;
+use crate::common;
 
 use lido_postgres::{fingerprint, normalize_sql, Operation, PgPool, StatementOrder};
 use lido_testkit::PgServer;

@@ -1,7 +1,7 @@
 //! Transactions against a real server: retried serialization failures and
 //! deadlocks, savepoints, and connections never handed on dirty.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

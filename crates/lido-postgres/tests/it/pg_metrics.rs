@@ -1,7 +1,7 @@
 //! `PgMetrics` through lido-http's exporter: the text parses with
 //! prometheus-parse and every PostgreSQL series equals `PgStats`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -3,7 +3,7 @@
 //! reset mid-query, refused connects. Each ends with no connection leaked
 //! on the server.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

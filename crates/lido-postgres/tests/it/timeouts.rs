@@ -1,7 +1,7 @@
 //! Per-query and transaction timeouts: the server-side statement is
 //! cancelled and the same connection serves the next query.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! `sslmode=allow` moving to TLS when only `hostssl` lines exist, and
 //! `sslmode=prefer` falling back to plain text as libpq does.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 

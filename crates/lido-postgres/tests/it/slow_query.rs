@@ -1,11 +1,11 @@
 //! The slow-query log: WARN events with target `lido::slow_query`, their
 //! duration and normalized SQL, never parameter values unless asked for.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::capture::{Capture, EventRec};
+use crate::common::capture::{Capture, EventRec};
 use lido_testkit::PgServer;
 use tracing::Level;
 

@@ -1,6 +1,6 @@
 //! TLS for each sslmode against a real server, and authentication failures.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 

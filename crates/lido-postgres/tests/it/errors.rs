@@ -3,7 +3,7 @@
 //! what to fix (28P01, 3D000, tokio-postgres' own configuration and
 //! authentication errors).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! cannot parse, prepared statements and the bare tokio-postgres client
 //! are all covered.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

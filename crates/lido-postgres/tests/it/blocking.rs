@@ -1,6 +1,6 @@
 //! The blocking PostgreSQL API from plain OS threads (no runtime in the test).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! a saturated pool, a slow network. No timing assertions: the loops below
 //! only guard against hangs.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

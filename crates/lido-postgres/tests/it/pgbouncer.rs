@@ -1,7 +1,7 @@
 //! Through a real PgBouncer in transaction mode: the PgBouncer setting
 //! (unnamed statements only) runs clean where named prepared statements fail.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
 //! `tracing` spans for acquire, connect and query carry OpenTelemetry's
 //! database attributes; `db.query.text` only when asked for.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::capture::{Capture, SpanRec};
+use crate::common::capture::{Capture, SpanRec};
 use lido_postgres::{PgConfig, PgError};
 use lido_testkit::{Fault, FaultProxy, PgServer};
 

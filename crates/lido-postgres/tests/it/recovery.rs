@@ -1,7 +1,7 @@
 //! Server failures: terminated backends, a stopped server (breaker), a
 //! crash-restart. Each test runs its own server because it breaks it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

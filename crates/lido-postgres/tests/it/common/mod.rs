@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests (each test binary includes this).
+//! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
 pub mod capture;

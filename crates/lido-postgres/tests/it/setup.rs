@@ -1,7 +1,7 @@
 //! Per-connection setup: settings in the startup packet, the after-connect
 //! hook, the once-per-pool startup hook, and configuration from strings.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
