@@ -24,11 +24,13 @@ use lido_core::blocking::{BlockingError, BlockingPool};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
+use crate::conn::exec::Timed;
+use crate::conn::pgconn::PgConn;
+use crate::conn::transaction::Transaction;
+use crate::conn::tx_sql::TxOptions;
 use crate::error::{PgBuildError, PgError};
 use crate::manager::PgManager;
 use crate::pool::{PgPool, PgPoolBuilder, PgPooled};
-use crate::transaction::{Transaction, TxOptions};
-use crate::PgConn;
 
 /// Why a blocking pool could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +162,7 @@ macro_rules! blocking_statements {
 impl BlockingConn {
     blocking_statements!(timed);
 
-    fn timed(&self) -> crate::Timed<'_> {
+    fn timed(&self) -> Timed<'_> {
         self.conn.exec()
     }
 
@@ -216,7 +218,7 @@ impl std::fmt::Debug for BlockingTx<'_, '_> {
 impl BlockingTx<'_, '_> {
     blocking_statements!(timed);
 
-    fn timed(&self) -> crate::Timed<'_> {
+    fn timed(&self) -> Timed<'_> {
         self.tx.exec()
     }
 

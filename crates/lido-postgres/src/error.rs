@@ -33,6 +33,14 @@ pub enum ConfigError {
     HostList(String),
 }
 
+/// A [`ConfigError::InvalidValue`] for `key`.
+pub(crate) fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        key,
+        reason: reason.into(),
+    }
+}
+
 /// A TLS failure, typed so callers can tell a wrong CA from a wrong name.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -12,10 +12,12 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, SimpleQueryMessage, Statement};
 use tracing::Instrument;
 
-use crate::conn::PgConn;
+use crate::conn::pgconn::PgConn;
 use crate::error::PgError;
-use crate::obs::{spans, Call, CallOpts, Params, RowCount};
-use crate::stats::{bump, Operation};
+use crate::net::wire::TxStatus;
+use crate::obs::call::{Call, CallOpts, Params, RowCount};
+use crate::obs::stats::{bump, Operation};
+use crate::obs::{record, spans};
 
 /// SQL text or a prepared statement: what the query methods accept.
 pub trait Sql: Send + Sync {
@@ -148,7 +150,7 @@ macro_rules! statement_method {
                 match sql {
                     SqlRef::Prepared(s) => Ok(c.$name(s, params).await?),
                     SqlRef::Text(sql) if self.conn.ctx.pgbouncer => {
-                        let typed = crate::params::typed(params)?;
+                        let typed = crate::conn::params::typed(params)?;
                         Ok(c.$typed(sql, &typed).await?)
                     }
                     SqlRef::Text(sql) => {
@@ -159,6 +161,69 @@ macro_rules! statement_method {
             .await
         }
     };
+}
+
+macro_rules! delegate {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) -> $out:ty) => {
+        $(#[$doc])*
+        pub async fn $name(&self, $($arg: $ty),*) -> Result<$out, PgError> {
+            self.exec().$name($($arg),*).await
+        }
+    };
+}
+
+impl PgConn {
+    /// Statements with the pool's default per-query timeout.
+    pub fn exec(&self) -> Timed<'_> {
+        Timed::new(self, Limit::query(self.ctx.query_timeout), false)
+    }
+
+    /// Statements with their own timeout instead of the pool's default.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &lido_postgres::PgConn) -> Result<(), lido_postgres::PgError> {
+    /// use std::time::Duration;
+    /// let rows = conn.timeout(Duration::from_millis(200)).query("SELECT pg_sleep(30)", &[]).await;
+    /// assert!(rows.unwrap_err().is_timeout());
+    /// # Ok(()) }
+    /// ```
+    pub fn timeout(&self, limit: Duration) -> Timed<'_> {
+        Timed::new(self, Limit::query(Some(limit)), false)
+    }
+
+    /// Statements with no client-side timeout (the server's `statement_timeout` still applies).
+    pub fn no_timeout(&self) -> Timed<'_> {
+        Timed::new(self, Limit::query(None), false)
+    }
+
+    delegate!(/// Runs a statement and returns its rows (cached prepared statement, or unnamed in PgBouncer mode).
+        query(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> Vec<Row>);
+    delegate!(/// Runs a statement that returns exactly one row.
+        query_one(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> Row);
+    delegate!(/// Runs a statement that returns at most one row.
+        query_opt(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> Option<Row>);
+    delegate!(/// Runs a statement and returns the number of rows it changed.
+        execute(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> u64);
+    delegate!(/// Runs one or more statements with the simple protocol, discarding results.
+        batch_execute(sql: &str) -> ());
+    delegate!(/// Runs one or more statements with the simple protocol, returning text results.
+        simple_query(sql: &str) -> Vec<SimpleQueryMessage>);
+    delegate!(/// Runs a statement as an unnamed statement with explicit parameter types.
+        query_typed(sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Vec<Row>);
+
+    /// The prepared statement for `sql`, from this connection's cache when there.
+    /// In PgBouncer mode named statements cannot be used: this returns
+    /// [`PgError::Unsupported`].
+    pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, PgError> {
+        if self.ctx.pgbouncer {
+            return Err(PgError::Unsupported(
+                "named prepared statements do not work through PgBouncer in transaction mode",
+            ));
+        }
+        self.exec()
+            .run(async { Ok(self.statement(sql).await?) })
+            .await
+    }
 }
 
 impl<'a> Timed<'a> {
@@ -237,7 +302,9 @@ impl<'a> Timed<'a> {
         // serves the span, the statistics and the slow-query log alike.
         let known = call.sql.and_then(|sql| obs.statements.lookup(sql));
         let known = known.as_deref();
-        let span = spans::query(self.conn, call, known.map(|e| &e.shape));
+        let ep = &self.conn.endpoint;
+        let server = (ep.tls_name.as_str(), ep.port);
+        let span = spans::query(obs, server, call, known.map(|e| &e.shape));
         let started = obs.wants_timing(self.opts).then(std::time::Instant::now);
         let result = if span.is_disabled() {
             self.run(fut).await
@@ -247,7 +314,13 @@ impl<'a> Timed<'a> {
         if let Some(t0) = started {
             let took = t0.elapsed();
             // Inside the span: the slow-query event belongs to its trace.
-            span.in_scope(|| crate::obs::finish(self.conn, call, known, self.opts, took, &result));
+            let stats = &self.conn.ctx.stats;
+            let done = record::Done {
+                took,
+                opts: self.opts,
+                result: &result,
+            };
+            span.in_scope(|| record::finish(obs, stats, call, known, &done));
         }
         spans::finish(&span, &result);
         result
@@ -285,7 +358,7 @@ impl<'a> Timed<'a> {
     }
 
     async fn expired(&self, kind: Kind) -> PgError {
-        let cancelled = crate::timeout::cancel_and_confirm(self.conn).await;
+        let cancelled = self.conn.cancel_and_confirm().await;
         match kind {
             Kind::Query(timeout) => {
                 bump(&self.conn.ctx.stats.query_timeouts);
@@ -311,7 +384,7 @@ impl<'a> Timed<'a> {
         let s = conn.statement(sql).await?;
         // Before the call: a failed statement inside a transaction block
         // aborts it, so only outside one may it simply run again.
-        let outside_tx = !self.in_tx && conn.wire.status() == crate::wire::TxStatus::Idle;
+        let outside_tx = !self.in_tx && conn.wire.status() == TxStatus::Idle;
         let err = match f(s).await {
             Ok(v) => return Ok(v),
             Err(e) => PgError::from(e),

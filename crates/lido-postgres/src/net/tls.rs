@@ -21,7 +21,7 @@ use rustls::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::{PgConfig, RootCert, SslMode};
+use crate::config::pgconfig::{PgConfig, RootCert, SslMode};
 use crate::error::{PgError, TlsError};
 
 /// The TLS connector handed to tokio-postgres (for connects and cancel requests).

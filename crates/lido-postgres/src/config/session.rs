@@ -75,7 +75,7 @@ impl SessionSettings {
     /// Checks setting names (values are escaped, names cannot be).
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self.pairs().into_iter().find(|(n, _)| !valid_name(n)) {
-            Some(_) => Err(crate::config::invalid(
+            Some(_) => Err(crate::error::invalid(
                 "options",
                 "setting names may hold only letters, digits, `_` and `.`",
             )),

@@ -1,34 +1,10 @@
 //! `postgres://` and `postgresql://` URLs, as libpq reads them:
 //! `postgres://[user[:password]@][host[:port][,host[:port]...]][/dbname][?key=value&...]`.
 
-use std::borrow::Cow;
-
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-
-use crate::config::PgConfig;
-use crate::error::ConfigError;
-
-/// Characters left as they are when writing a URL component.
-const KEEP: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-
-/// Percent-encodes one URL component.
-pub(crate) fn enc(s: &str) -> Cow<'_, str> {
-    utf8_percent_encode(s, KEEP).into()
-}
-
-fn dec(what: &str, s: &str) -> Result<String, ConfigError> {
-    percent_decode_str(s)
-        .decode_utf8()
-        .map(Cow::into_owned)
-        .map_err(|_| {
-            ConfigError::Syntax(format!("{what} is not valid UTF-8 after percent-decoding"))
-        })
-}
+use crate::config::percent::dec;
+use crate::config::pgconfig::PgConfig;
+use crate::config::secret::Secret;
+use crate::error::{invalid, ConfigError};
 
 /// Parses `url` into `cfg`. Errors name the part at fault, never echo the URL.
 pub(crate) fn parse_into(cfg: &mut PgConfig, url: &str) -> Result<(), ConfigError> {
@@ -70,7 +46,7 @@ fn userinfo_into(cfg: &mut PgConfig, userinfo: &str) -> Result<(), ConfigError> 
         cfg.user = Some(dec("the user name", user)?);
     }
     if let Some(p) = password {
-        cfg.password = Some(crate::secret::Secret::new(dec("the password", p)?));
+        cfg.password = Some(Secret::new(dec("the password", p)?));
     }
     Ok(())
 }
@@ -112,7 +88,7 @@ fn split_host_port(part: &str) -> Result<(&str, Option<u16>), ConfigError> {
     let port = match port.filter(|p| !p.is_empty()) {
         Some(p) => Some(
             p.parse()
-                .map_err(|_| crate::config::invalid("port", "expected a number from 1 to 65535"))?,
+                .map_err(|_| invalid("port", "expected a number from 1 to 65535"))?,
         ),
         None => None,
     };
@@ -141,7 +117,7 @@ fn query_into(cfg: &mut PgConfig, query: &str) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{PgConfig, RootCert, SslMode, TargetSessionAttrs};
+    use crate::config::pgconfig::{PgConfig, RootCert, SslMode, TargetSessionAttrs};
     use crate::error::ConfigError;
 
     #[test]

@@ -14,11 +14,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use crate::conn::PgConn;
+use crate::conn::pgconn::PgConn;
+use crate::conn::transaction::Transaction;
+use crate::conn::tx_sql::TxOptions;
 use crate::error::PgError;
-use crate::stats::bump;
-use crate::transaction::{Transaction, TxOptions};
-use crate::wire::{TxStatus, WireState};
+use crate::net::wire::{TxStatus, WireState};
+use crate::obs::stats::bump;
 
 impl PgConn {
     /// Runs `f` inside a transaction, commits, and retries the whole

@@ -3,7 +3,7 @@
 //! Precedence follows libpq: a value given in the connection string beats
 //! the environment, which beats the built-in defaults.
 
-use crate::config::PgConfig;
+use crate::config::pgconfig::PgConfig;
 use crate::error::ConfigError;
 
 /// Environment variables and the libpq parameter each one sets.
@@ -65,9 +65,9 @@ impl PgConfig {
     pub fn apply_str(&mut self, s: &str) -> Result<(), ConfigError> {
         let t = s.trim();
         if t.starts_with("postgres://") || t.starts_with("postgresql://") {
-            crate::url::parse_into(self, t)
+            crate::config::url::parse_into(self, t)
         } else {
-            crate::conninfo::parse_into(self, t)
+            crate::config::conninfo::parse_into(self, t)
         }
     }
 }
@@ -77,7 +77,7 @@ mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
 
-    use crate::config::{PgConfig, RootCert, SslMode};
+    use crate::config::pgconfig::{PgConfig, RootCert, SslMode};
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs

@@ -6,68 +6,20 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_postgres::config::SslMode as TpSslMode;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::config::{PgConfig, SslMode, TargetSessionAttrs};
+use crate::config::pgconfig::{PgConfig, SslMode, TargetSessionAttrs};
 use crate::error::PgError;
-use crate::manager::Endpoint;
-use crate::tls::Tls;
-use crate::wire::{Tracked, TrackingTls, WireState};
-
-/// A connected TCP or Unix socket (a session's, or a cancel request's).
-#[derive(Debug)]
-pub(crate) enum Socket {
-    Tcp(TcpStream),
-    #[cfg(unix)]
-    Unix(tokio::net::UnixStream),
-}
-
-macro_rules! each {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            Socket::Tcp($s) => $e,
-            #[cfg(unix)]
-            Socket::Unix($s) => $e,
-        }
-    };
-}
-
-impl AsyncRead for Socket {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for Socket {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        each!(self, s => Pin::new(s).poll_write(cx, buf))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_flush(cx))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each!(self, s => Pin::new(s).poll_shutdown(cx))
-    }
-}
+use crate::net::endpoint::Endpoint;
+use crate::net::socket::Socket;
+use crate::net::tls::Tls;
+use crate::net::wire::{Tracked, TrackingTls, WireState};
 
 /// Where one attempt goes.
 #[derive(Debug, Clone)]
@@ -89,6 +41,8 @@ impl std::fmt::Display for Addr {
 pub(crate) struct Opened {
     pub(crate) client: Client,
     pub(crate) wire: Arc<WireState>,
+    /// Where it is connected (for cancel requests and spans).
+    pub(crate) endpoint: Endpoint,
 }
 
 /// A failed startup, and whether TLS had been agreed when it failed.
@@ -239,14 +193,18 @@ impl Dialer {
             .map_err(|e| {
                 let refused =
                     wire.tls_answer() == Some(false) && config.get_ssl_mode() == TpSslMode::Require;
-                crate::tls::connect_error(e, self.sslmode, &endpoint.tls_name, refused)
+                crate::net::tls::connect_error(e, self.sslmode, &endpoint.tls_name, refused)
             })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "lido-postgres: connection ended with an error");
             }
         });
-        Ok(Opened { client, wire })
+        Ok(Opened {
+            client,
+            wire,
+            endpoint: endpoint.clone(),
+        })
     }
 
     async fn socket(&self, addr: &Addr) -> io::Result<Socket> {

@@ -6,12 +6,15 @@
 //! the running statement with 57014. An empty query queued behind it comes
 //! back only once the server is idle again, which confirms the connection is
 //! in step. A cancel that lands on that empty query instead is harmless: it
-//! is retried once. If neither answers within the pool's `cancel_grace`, the
-//! connection is marked broken and the pool closes it.
+//! is retried once. If neither answers within `grace`, the caller closes
+//! the connection.
+//!
+//! Everything here takes plain data (the client, where it is connected, the
+//! TLS connector, the grace period): the connection layer above keeps the
+//! counters and marks connections broken.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,34 +22,30 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{CancelToken, Client};
 
-use crate::conn::PgConn;
-use crate::connect::Socket;
 use crate::error::PgError;
-use crate::manager::Endpoint;
-use crate::stats::bump;
+use crate::net::endpoint::Endpoint;
+use crate::net::socket::Socket;
+use crate::net::tls::Tls;
 
-/// Sends a cancel request and waits until the connection answers again.
-/// Returns `false` (and marks the connection broken) if it could not be confirmed.
-pub(crate) async fn cancel_and_confirm(conn: &PgConn) -> bool {
-    let ok = try_cancel(conn).await;
-    let stats = &conn.ctx.stats;
-    if ok {
-        bump(&stats.cancels_confirmed);
-    } else {
-        bump(&stats.cancels_unconfirmed);
-        conn.broken.store(true, Ordering::Relaxed);
-        tracing::warn!(
-            "lido-postgres: could not confirm a query cancel; the connection will be closed"
-        );
-    }
-    ok
+/// Where a connection's cancel requests go: its endpoint, the TLS
+/// connector, and how long to wait for each step.
+#[derive(Clone)]
+pub(crate) struct CancelTarget<'a> {
+    pub(crate) endpoint: &'a Endpoint,
+    pub(crate) tls: &'a Tls,
+    pub(crate) grace: Duration,
 }
 
-async fn try_cancel(conn: &PgConn) -> bool {
-    let grace = conn.ctx.cancel_grace;
+/// Sends a cancel request for what `client` runs and waits until the
+/// connection answers again. `false`: it could not be confirmed within the
+/// grace period (the caller should close the connection).
+pub(crate) async fn cancel_and_confirm(client: &Client, to: CancelTarget<'_>) -> bool {
+    let grace = to.grace;
+    let token = client.cancel_token();
     // Kept open until the confirmation is done: see `send_cancel`.
-    let _held = match tokio::time::timeout(grace, send_cancel(conn, grace)).await {
+    let _held = match tokio::time::timeout(grace, send_cancel(&token, &to)).await {
         Ok(Ok(held)) => held,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "lido-postgres: cancel request failed");
@@ -55,7 +54,7 @@ async fn try_cancel(conn: &PgConn) -> bool {
         Err(_) => return false,
     };
     for _ in 0..2 {
-        match tokio::time::timeout(grace, conn.client.simple_query("")).await {
+        match tokio::time::timeout(grace, client.simple_query("")).await {
             Ok(Ok(_)) => return true,
             Ok(Err(e)) if e.code() == Some(&SqlState::QUERY_CANCELED) => continue,
             Ok(Err(e)) => {
@@ -100,45 +99,36 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for NoShutdown<S> {
     }
 }
 
-/// Sends a cancel request for `conn`'s running statement and, like libpq,
-/// waits (up to `grace`) for the other side to close the cancel connection:
-/// PostgreSQL has then signalled the backend, and PgBouncer (which drops a
-/// cancel whose client left early) has forwarded it. Returns the cancel
-/// connection, to keep it open until the cancel is confirmed.
-async fn send_cancel(conn: &PgConn, grace: Duration) -> Result<Socket, PgError> {
-    let token = conn.client.cancel_token();
-    send_cancel_to(&token, &conn.endpoint, &conn.ctx.tls, grace).await
-}
-
 /// Best effort, in the background: cancels what a connection being closed
 /// still runs on the server (so the backend does not run on for nothing).
-pub(crate) fn cancel_in_background(conn: &PgConn) {
+pub(crate) fn cancel_in_background(token: CancelToken, to: CancelTarget<'_>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     tracing::debug!(
         "lido-postgres: closing a connection with a statement still running; cancelling it"
     );
-    let token = conn.client.cancel_token();
-    let (ep, tls, grace) = (
-        conn.endpoint.clone(),
-        conn.ctx.tls.clone(),
-        conn.ctx.cancel_grace,
-    );
+    let (endpoint, tls, grace) = (to.endpoint.clone(), to.tls.clone(), to.grace);
     runtime.spawn(async move {
-        let sent = tokio::time::timeout(grace, send_cancel_to(&token, &ep, &tls, grace)).await;
+        let to = CancelTarget {
+            endpoint: &endpoint,
+            tls: &tls,
+            grace,
+        };
+        let sent = tokio::time::timeout(grace, send_cancel(&token, &to)).await;
         if let Ok(Err(e)) = sent {
             tracing::debug!(error = %e, "lido-postgres: background cancel failed");
         }
     });
 }
 
-async fn send_cancel_to(
-    token: &tokio_postgres::CancelToken,
-    ep: &Endpoint,
-    tls: &crate::tls::Tls,
-    grace: Duration,
-) -> Result<Socket, PgError> {
+/// Sends a cancel request for `token`'s session and, like libpq, waits (up
+/// to the grace period) for the other side to close the cancel connection:
+/// PostgreSQL has then signalled the backend, and PgBouncer (which drops a
+/// cancel whose client left early) has forwarded it. Returns the cancel
+/// connection, to keep it open until the cancel is confirmed.
+async fn send_cancel(token: &CancelToken, to: &CancelTarget<'_>) -> Result<Socket, PgError> {
+    let ep = to.endpoint;
     let mut held = if ep.is_unix() {
         unix_cancel(token, ep).await?
     } else {
@@ -149,7 +139,7 @@ async fn send_cancel_to(
         let std = tcp.into_std().map_err(io_error)?;
         let keep = TcpStream::from_std(std.try_clone().map_err(io_error)?).map_err(io_error)?;
         let stream = NoShutdown(TcpStream::from_std(std).map_err(io_error)?);
-        let mut make = tls.clone();
+        let mut make = to.tls.clone();
         let tls =
             MakeTlsConnect::<NoShutdown<TcpStream>>::make_tls_connect(&mut make, &ep.tls_name)
                 .map_err(io_error)?;
@@ -158,15 +148,12 @@ async fn send_cancel_to(
     };
     let mut buf = [0u8; 64];
     let eof = async { while matches!(held.read(&mut buf).await, Ok(n) if n > 0) {} };
-    let _ = tokio::time::timeout(grace, eof).await;
+    let _ = tokio::time::timeout(to.grace, eof).await;
     Ok(held)
 }
 
 #[cfg(unix)]
-async fn unix_cancel(
-    token: &tokio_postgres::CancelToken,
-    ep: &Endpoint,
-) -> Result<Socket, PgError> {
+async fn unix_cancel(token: &CancelToken, ep: &Endpoint) -> Result<Socket, PgError> {
     let sock = tokio::net::UnixStream::connect(ep.unix_socket())
         .await
         .map_err(io_error)?;
@@ -181,7 +168,7 @@ async fn unix_cancel(
 }
 
 #[cfg(not(unix))]
-async fn unix_cancel(_: &tokio_postgres::CancelToken, _: &Endpoint) -> Result<Socket, PgError> {
+async fn unix_cancel(_: &CancelToken, _: &Endpoint) -> Result<Socket, PgError> {
     Err(PgError::Unsupported("Unix sockets need a Unix platform"))
 }
 

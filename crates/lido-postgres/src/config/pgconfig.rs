@@ -10,8 +10,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::ConfigError;
-pub use crate::secret::Secret;
+use crate::config::percent::enc;
+use crate::config::secret::Secret;
+use crate::error::{invalid, ConfigError};
 
 /// libpq's `sslmode`, with libpq's meaning for each value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -161,13 +162,6 @@ pub struct PgConfig {
     pub tcp_user_timeout: Option<Duration>,
     /// SCRAM channel binding: `None` = prefer.
     pub channel_binding_required: Option<bool>,
-}
-
-pub(crate) fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::InvalidValue {
-        key,
-        reason: reason.into(),
-    }
 }
 
 fn seconds(key: &'static str, v: &str) -> Result<Option<Duration>, ConfigError> {
@@ -386,7 +380,6 @@ impl fmt::Debug for PgConfig {
 /// A URL with the password shown as `********`.
 impl fmt::Display for PgConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::url::enc;
         f.write_str("postgres://")?;
         if let Some(user) = &self.user {
             f.write_str(&enc(user))?;

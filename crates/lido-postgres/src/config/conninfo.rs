@@ -1,6 +1,6 @@
 //! libpq `key=value` connection strings: `host=db port=5432 password='a b\'c'`.
 
-use crate::config::PgConfig;
+use crate::config::pgconfig::PgConfig;
 use crate::error::ConfigError;
 
 /// Parses `s` into `cfg`. Errors name the key at fault, never a value.
@@ -69,7 +69,7 @@ fn read_value(chars: &mut Chars<'_>, key: &str) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{PgConfig, SslMode};
+    use crate::config::pgconfig::{PgConfig, SslMode};
     use crate::error::ConfigError;
 
     #[test]
