@@ -58,8 +58,10 @@ pub fn verification(cfg: &PgConfig) -> Result<Verification, TlsError> {
     })
 }
 
+/// The crypto provider: aws-lc-rs, rustls's default (post-quantum key
+/// exchange; ring's provider is deprecated for lacking it).
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Builds the rustls connector for `cfg`, reading certificate files now.
