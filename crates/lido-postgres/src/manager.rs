@@ -11,7 +11,7 @@ use crate::config::pgconfig::{PgConfig, SslMode};
 use crate::config::session::SessionSettings;
 use crate::conn::pgconn::{ConnContext, PgConn};
 use crate::error::PgError;
-use crate::net::plan::Plan;
+use crate::net::plan::ConnectPlan;
 use crate::obs::spans;
 use crate::obs::statements::StatementStats;
 use crate::obs::stats::{bump, PgStats};
@@ -22,7 +22,7 @@ pub type Hook =
 
 /// Opens, checks and cleans PostgreSQL connections for a lido pool.
 pub struct PgManager {
-    plan: Plan,
+    plan: ConnectPlan,
     sslmode: SslMode,
     host_label: String,
     pub(crate) ctx: Arc<ConnContext>,
@@ -66,7 +66,7 @@ impl PgManager {
             session.startup_options(config.options.as_deref())
         };
         Self {
-            plan: Plan::new(&config, options),
+            plan: ConnectPlan::new(&config, options),
             sslmode: config.sslmode,
             host_label: config.hosts.first().cloned().unwrap_or_else(default_host),
             ctx,
@@ -74,6 +74,11 @@ impl PgManager {
             on_startup,
             started: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The servers this manager connects to and how.
+    pub fn plan(&self) -> &ConnectPlan {
+        &self.plan
     }
 
     /// PostgreSQL-level counters for this pool.
@@ -94,7 +99,7 @@ impl PgManager {
     /// Opens a connection and runs the hooks on it.
     async fn connect_inner(&self) -> Result<PgConn, PgError> {
         bump(&self.ctx.stats.connect_attempts);
-        let opened = self.plan.open(&self.ctx.tls).await?;
+        let opened = self.plan.open(&self.ctx.tls, &mut ()).await?;
         let mut conn = PgConn::new(opened, Arc::clone(&self.ctx));
         if let Some(hook) = &self.on_startup {
             self.started

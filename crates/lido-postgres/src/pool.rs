@@ -16,6 +16,7 @@ use crate::conn::transaction::Transaction;
 use crate::conn::tx_sql::TxOptions;
 use crate::error::{PgBuildError, PgError};
 use crate::manager::{Hook, ManagerParts, PgManager};
+use crate::net::plan::ConnectPlan;
 use crate::obs::settings::ObsSettings;
 use crate::obs::statements::StatementStats;
 use crate::obs::stats::PgStats;
@@ -396,6 +397,11 @@ impl PgPool {
     /// PostgreSQL counters (timeouts, transactions, statement cache).
     pub fn pg_stats(&self) -> &PgStats {
         self.inner.manager().stats()
+    }
+
+    /// The servers this pool connects to and how (what `lido check` checks).
+    pub fn plan(&self) -> &ConnectPlan {
+        self.inner.manager().plan()
     }
 
     /// Per-statement statistics (normalized SQL, calls, errors, rows, times).

@@ -96,6 +96,7 @@ impl PgConn {
             client,
             wire,
             endpoint,
+            ..
         } = opened;
         let cache = Mutex::new(StmtCache::new(if ctx.pgbouncer {
             0

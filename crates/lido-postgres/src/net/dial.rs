@@ -1,15 +1,16 @@
-//! Opening one connection, as libpq does: the socket (each resolved
-//! address of a host in turn, or a Unix socket), the startup over
-//! tokio-postgres' `connect_raw` on a [`Tracked`] stream, the second
-//! attempt of `sslmode=allow` / `prefer`, and `target_session_attrs`.
+//! Opening one connection to one [`Target`], as libpq does: each resolved
+//! address in turn (or the Unix socket), the startup over tokio-postgres'
+//! `connect_raw` on a [`Tracked`] stream, the second attempt of
+//! `sslmode=allow` / `prefer`, and the `target_session_attrs` check. Each
+//! step is told to a [`DialObserver`].
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
 use tokio_postgres::config::SslMode as TpSslMode;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -17,8 +18,11 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use crate::config::pgconfig::{PgConfig, SslMode, TargetSessionAttrs};
 use crate::error::PgError;
 use crate::net::endpoint::Endpoint;
-use crate::net::socket::Socket;
+use crate::net::events::{DialEvent, DialObserver, Lookup, Next, Stage, TlsOutcome};
+use crate::net::socket::{Socket, SocketOptions};
+use crate::net::target::Target;
 use crate::net::tls::Tls;
+use crate::net::tls_stream::{TlsInfo, TlsProbe};
 use crate::net::wire::{Tracked, TrackingTls, WireState};
 
 /// Where one attempt goes.
@@ -43,23 +47,43 @@ pub(crate) struct Opened {
     pub(crate) wire: Arc<WireState>,
     /// Where it is connected (for cancel requests and spans).
     pub(crate) endpoint: Endpoint,
+    /// `ip:port` or the socket file.
+    pub(crate) address: String,
+    /// What TLS negotiated, when it was used.
+    pub(crate) tls: Option<TlsInfo>,
 }
 
-/// A failed startup, and whether TLS had been agreed when it failed.
+/// A failed startup: the error, the stage it failed in, and whether TLS had
+/// been agreed when it failed.
 struct Failed {
     error: PgError,
+    stage: Stage,
     tls_agreed: bool,
+}
+
+/// One attempt's target, address, observer and what follows its failure.
+struct Attempt<'a> {
+    target: &'a Target,
+    addr: &'a Addr,
+    obs: &'a mut dyn DialObserver,
+}
+
+impl Attempt<'_> {
+    fn failed(&mut self, stage: Stage, error: &PgError, next: Next) {
+        self.obs.event(&DialEvent::Failed {
+            target: self.target,
+            stage,
+            error,
+            next,
+        });
+    }
 }
 
 /// Opens sockets and sessions with libpq's socket settings.
 #[derive(Debug)]
 pub(crate) struct Dialer {
     connect_timeout: Option<Duration>,
-    keepalives: bool,
-    keepalives_idle: Option<Duration>,
-    keepalives_interval: Option<Duration>,
-    keepalives_count: Option<u32>,
-    tcp_user_timeout: Option<Duration>,
+    socket: SocketOptions,
     sslmode: SslMode,
 }
 
@@ -67,45 +91,92 @@ impl Dialer {
     pub(crate) fn new(cfg: &PgConfig) -> Self {
         Self {
             connect_timeout: cfg.connect_timeout,
-            keepalives: cfg.keepalives.unwrap_or(true),
-            keepalives_idle: cfg.keepalives_idle,
-            keepalives_interval: cfg.keepalives_interval,
-            keepalives_count: cfg.keepalives_count,
-            tcp_user_timeout: cfg.tcp_user_timeout,
+            socket: SocketOptions::new(cfg),
             sslmode: cfg.sslmode,
         }
     }
 
-    /// Connects to `endpoint` (each resolved address in turn) and checks
-    /// `attrs`. `config` carries the user, database, options and TLS mode.
+    /// Connects to `target` (each resolved address in turn) and checks
+    /// `attrs`. `config` carries the user, database, options and TLS mode;
+    /// `then` is what the caller does if this target fails.
     pub(crate) async fn dial(
         &self,
         config: &tokio_postgres::Config,
-        endpoint: &Endpoint,
+        target: &Target,
         tls: &Tls,
         attrs: TargetSessionAttrs,
+        obs: &mut dyn DialObserver,
+        then: Next,
     ) -> Result<Opened, PgError> {
+        let started = Instant::now();
+        let (addrs, lookup) = match resolve(target).await {
+            Ok(found) => found,
+            Err(e) => {
+                let stage = Stage::Resolve;
+                obs.event(&DialEvent::Failed {
+                    target,
+                    stage,
+                    error: &e,
+                    next: then,
+                });
+                return Err(e);
+            }
+        };
+        let sockets: Vec<SocketAddr> = addrs
+            .iter()
+            .filter_map(|a| match a {
+                Addr::Tcp(s) => Some(*s),
+                Addr::Unix(_) => None,
+            })
+            .collect();
+        obs.event(&DialEvent::Resolved {
+            target,
+            addresses: &sockets,
+            lookup,
+            took: started.elapsed(),
+        });
         let mut last = None;
-        for addr in resolve(endpoint).await? {
-            let result = match self
-                .startup_with_fallback(config, endpoint, &addr, tls)
-                .await
-            {
-                Ok(opened) => check_session(&opened.client, attrs)
-                    .await
-                    .map(|()| opened)
-                    .map_err(|reason| wrong_session(reason, &addr, attrs)),
-                Err(e) => Err(e),
+        for (i, addr) in addrs.iter().enumerate() {
+            let next = if i + 1 < addrs.len() {
+                Next::Address
+            } else {
+                then
             };
-            match result {
+            let mut at = Attempt {
+                target,
+                addr,
+                obs: &mut *obs,
+            };
+            match self.open(config, tls, attrs, &mut at, next).await {
                 Ok(opened) => return Ok(opened),
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| PgError::Connect {
-            address: format!("{}:{}", endpoint.connect_to, endpoint.port),
-            source: io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"),
-        }))
+        Err(last.unwrap_or_else(|| no_address(target)))
+    }
+
+    /// A session on one address that passes the `target_session_attrs` check.
+    async fn open(
+        &self,
+        config: &tokio_postgres::Config,
+        tls: &Tls,
+        attrs: TargetSessionAttrs,
+        at: &mut Attempt<'_>,
+        next: Next,
+    ) -> Result<Opened, PgError> {
+        let opened = self.startup_with_fallback(config, tls, at, next).await?;
+        if let Err(reason) = check_session(&opened.client, attrs).await {
+            let e = wrong_session(reason, at.addr, attrs);
+            at.failed(Stage::SessionCheck, &e, next);
+            return Err(e);
+        }
+        if attrs != TargetSessionAttrs::Any {
+            at.obs.event(&DialEvent::SessionChecked {
+                target: at.target,
+                wanted: attrs,
+            });
+        }
+        Ok(opened)
     }
 
     /// One startup, and libpq's second one: `allow` retries with TLS when
@@ -114,50 +185,64 @@ impl Dialer {
     async fn startup_with_fallback(
         &self,
         config: &tokio_postgres::Config,
-        endpoint: &Endpoint,
-        addr: &Addr,
         tls: &Tls,
+        at: &mut Attempt<'_>,
+        next: Next,
     ) -> Result<Opened, PgError> {
-        let failed = match self.startup(config, endpoint, addr, tls).await {
+        let failed = match self.startup(config, tls, at).await {
             Ok(opened) => return Ok(opened),
             Err(failed) => failed,
         };
+        let Some(retry) = self.second_attempt(at.addr, &failed) else {
+            at.failed(failed.stage, &failed.error, next);
+            return Err(failed.error);
+        };
+        let (mode, retrying) = retry;
+        at.failed(failed.stage, &failed.error, retrying);
+        let mut again = config.clone();
+        again.ssl_mode(mode);
+        self.startup(&again, tls, at).await.map_err(|f| {
+            at.failed(f.stage, &f.error, next);
+            f.error
+        })
+    }
+
+    /// libpq's second attempt after `failed`, if its `sslmode` makes one.
+    fn second_attempt(&self, addr: &Addr, failed: &Failed) -> Option<(TpSslMode, Next)> {
         let tcp = matches!(addr, Addr::Tcp(_));
-        let retry = match self.sslmode {
-            SslMode::Allow if tcp && failed.error.as_db_error().is_some() => TpSslMode::Require,
+        let server_said_no = failed.error.as_db_error().is_some();
+        match self.sslmode {
+            SslMode::Allow if tcp && server_said_no => {
+                Some((TpSslMode::Require, Next::RetryWithTls))
+            }
             SslMode::Prefer
                 if failed.tls_agreed
-                    && (matches!(failed.error, PgError::Tls(_))
-                        || failed.error.as_db_error().is_some()) =>
+                    && (matches!(failed.error, PgError::Tls(_)) || server_said_no) =>
             {
-                TpSslMode::Disable
+                Some((TpSslMode::Disable, Next::RetryWithoutTls))
             }
-            _ => return Err(failed.error),
-        };
-        tracing::debug!(error = %failed.error, sslmode = self.sslmode.as_str(), "lido-postgres: startup failed; trying again with TLS {}", if retry == TpSslMode::Disable { "off" } else { "on" });
-        let mut again = config.clone();
-        again.ssl_mode(retry);
-        self.startup(&again, endpoint, addr, tls)
-            .await
-            .map_err(|f| f.error)
+            _ => None,
+        }
     }
 
     /// Socket, TLS (as `config`'s mode says) and startup, within `connect_timeout`.
     async fn startup(
         &self,
         config: &tokio_postgres::Config,
-        endpoint: &Endpoint,
-        addr: &Addr,
         tls: &Tls,
+        at: &mut Attempt<'_>,
     ) -> Result<Opened, Failed> {
         let wire = Arc::new(WireState::default());
-        let attempt = self.startup_on(config, endpoint, addr, tls, Arc::clone(&wire));
+        let probe = TlsProbe::default();
+        let connected = AtomicBool::new(false);
+        let tls = tls.recording(Arc::clone(&probe));
+        let attempt = self.startup_on(config, &tls, at, Arc::clone(&wire), &connected);
         let result = match self.connect_timeout {
             None => attempt.await,
             Some(limit) => match tokio::time::timeout(limit, attempt).await {
                 Ok(r) => r,
                 Err(_) => Err(PgError::Connect {
-                    address: addr.to_string(),
+                    address: at.addr.to_string(),
                     source: io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("connect_timeout ({}s) passed", limit.as_secs()),
@@ -165,27 +250,49 @@ impl Dialer {
                 }),
             },
         };
-        result.map_err(|error| Failed {
-            error,
-            tls_agreed: wire.tls_answer() == Some(true),
+        result.map_err(|error| {
+            let tls_agreed = wire.tls_answer() == Some(true);
+            let stage = match () {
+                () if !connected.load(Ordering::Relaxed) => Stage::Connect,
+                () if matches!(error, PgError::Tls(_)) => Stage::Tls,
+                () if tls_agreed && probe.lock().is_none() => Stage::Tls,
+                () => Stage::Startup,
+            };
+            Failed {
+                error,
+                stage,
+                tls_agreed,
+            }
         })
     }
 
     async fn startup_on(
         &self,
         config: &tokio_postgres::Config,
-        endpoint: &Endpoint,
-        addr: &Addr,
         tls: &Tls,
+        at: &mut Attempt<'_>,
         wire: Arc<WireState>,
+        connected: &AtomicBool,
     ) -> Result<Opened, PgError> {
-        let socket = self.socket(addr).await.map_err(|source| PgError::Connect {
-            address: addr.to_string(),
-            source,
-        })?;
+        let started = Instant::now();
+        let address = at.addr.to_string();
+        let socket = self
+            .socket(at.addr)
+            .await
+            .map_err(|source| PgError::Connect {
+                address: address.clone(),
+                source,
+            })?;
+        connected.store(true, Ordering::Relaxed);
+        let opened_at = Instant::now();
+        at.obs.event(&DialEvent::Connected {
+            target: at.target,
+            address: &address,
+            took: opened_at.duration_since(started),
+        });
         let mut make = tls.clone();
-        let Ok(connector) =
-            MakeTlsConnect::<Tracked<Socket>>::make_tls_connect(&mut make, &endpoint.tls_name);
+        let name = at.target.host();
+        let Ok(connector) = MakeTlsConnect::<Tracked<Socket>>::make_tls_connect(&mut make, name);
         let stream = Tracked::new(socket, Arc::clone(&wire));
         let (client, connection) = config
             .connect_raw(stream, TrackingTls(connector))
@@ -193,79 +300,93 @@ impl Dialer {
             .map_err(|e| {
                 let refused =
                     wire.tls_answer() == Some(false) && config.get_ssl_mode() == TpSslMode::Require;
-                crate::net::tls::connect_error(e, self.sslmode, &endpoint.tls_name, refused)
+                crate::net::tls::connect_error(e, self.sslmode, name, refused)
             })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "lido-postgres: connection ended with an error");
             }
         });
+        let info = tls.negotiated();
+        let outcome = tls_outcome(at.target, config, &wire, info.clone());
+        at.obs.event(&DialEvent::Tls {
+            target: at.target,
+            outcome: &outcome,
+        });
+        at.obs.event(&DialEvent::Authenticated {
+            target: at.target,
+            address: &address,
+            took: opened_at.elapsed(),
+        });
         Ok(Opened {
             client,
             wire,
-            endpoint: endpoint.clone(),
+            endpoint: at.target.endpoint(),
+            address,
+            tls: info,
         })
     }
 
     async fn socket(&self, addr: &Addr) -> io::Result<Socket> {
         match addr {
-            Addr::Tcp(a) => {
-                let tcp = TcpStream::connect(a).await?;
-                tcp.set_nodelay(true)?;
-                self.tune(&tcp)?;
-                Ok(Socket::Tcp(tcp))
-            }
-            #[cfg(unix)]
-            Addr::Unix(path) => Ok(Socket::Unix(tokio::net::UnixStream::connect(path).await?)),
-            #[cfg(not(unix))]
-            Addr::Unix(_) => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "Unix sockets need a Unix platform",
-            )),
+            Addr::Tcp(a) => self.socket.tcp(*a).await,
+            Addr::Unix(path) => Socket::unix(path).await,
         }
-    }
-
-    /// Keepalives and TCP_USER_TIMEOUT: only what was set (libpq leaves the
-    /// system's defaults otherwise).
-    fn tune(&self, tcp: &TcpStream) -> io::Result<()> {
-        let sock = socket2::SockRef::from(tcp);
-        if !self.keepalives {
-            return sock.set_keepalive(false);
-        }
-        let mut ka = socket2::TcpKeepalive::new();
-        if let Some(idle) = self.keepalives_idle {
-            ka = ka.with_time(idle);
-        }
-        #[cfg(target_os = "linux")]
-        {
-            if let Some(every) = self.keepalives_interval {
-                ka = ka.with_interval(every);
-            }
-            if let Some(n) = self.keepalives_count {
-                ka = ka.with_retries(n);
-            }
-            if let Some(t) = self.tcp_user_timeout {
-                sock.set_tcp_user_timeout(Some(t))?;
-            }
-        }
-        sock.set_tcp_keepalive(&ka)
     }
 }
 
-/// The addresses of `endpoint`: its Unix socket, its numeric address, or
-/// what its name resolves to.
-async fn resolve(endpoint: &Endpoint) -> Result<Vec<Addr>, PgError> {
-    if endpoint.is_unix() {
-        return Ok(vec![Addr::Unix(endpoint.unix_socket())]);
+/// What became of TLS on a session that started.
+fn tls_outcome(
+    target: &Target,
+    config: &tokio_postgres::Config,
+    wire: &WireState,
+    info: Option<TlsInfo>,
+) -> TlsOutcome {
+    match info {
+        Some(i) => TlsOutcome::Negotiated(i),
+        None if target.is_unix() => TlsOutcome::UnixSocket,
+        None if config.get_ssl_mode() == TpSslMode::Disable => TlsOutcome::NotRequested,
+        None if wire.tls_answer() == Some(false) => TlsOutcome::Declined,
+        None => TlsOutcome::NotRequested,
     }
-    let host = endpoint.connect_to.as_str();
-    let found = tokio::net::lookup_host((host, endpoint.port))
+}
+
+fn no_address(target: &Target) -> PgError {
+    PgError::Connect {
+        address: target.to_string(),
+        source: io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"),
+    }
+}
+
+/// The addresses of `target`: its Unix socket, its numeric address, or
+/// what its name resolves to.
+async fn resolve(target: &Target) -> Result<(Vec<Addr>, Lookup), PgError> {
+    if let Some(path) = target.socket_path() {
+        return Ok((vec![Addr::Unix(path)], Lookup::UnixSocket));
+    }
+    let port = target.port();
+    if let Some(a) = target.hostaddr() {
+        return Ok((vec![Addr::Tcp(SocketAddr::new(a, port))], Lookup::Hostaddr));
+    }
+    let host = target.host();
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok((
+            vec![Addr::Tcp(SocketAddr::new(ip, port))],
+            Lookup::IpAddress,
+        ));
+    }
+    let found: Vec<Addr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|source| PgError::Connect {
-            address: format!("{host}:{}", endpoint.port),
+            address: format!("{host}:{port}"),
             source,
-        })?;
-    Ok(found.map(Addr::Tcp).collect())
+        })?
+        .map(Addr::Tcp)
+        .collect();
+    if found.is_empty() {
+        return Err(no_address(target));
+    }
+    Ok((found, Lookup::Dns))
 }
 
 /// libpq's `target_session_attrs` check, one round trip (none for `any`).
@@ -340,15 +461,26 @@ mod tests {
         want(T::PreferStandby, [false, false, true]);
     }
 
+    fn target(s: &str) -> Target {
+        let cfg = PgConfig::parse(s).expect("valid settings");
+        crate::net::target::list(&cfg).remove(0)
+    }
+
     #[tokio::test]
-    async fn unix_endpoints_resolve_to_the_socket_file() {
-        let e = Endpoint {
-            connect_to: "/run/pg/".into(),
-            port: 5433,
-            tls_name: "/run/pg/".into(),
-        };
-        let addrs = resolve(&e).await.unwrap();
+    async fn unix_targets_resolve_to_the_socket_file() {
+        let (addrs, lookup) = resolve(&target("host=/run/pg/ port=5433")).await.unwrap();
         assert_eq!(addrs.len(), 1);
         assert_eq!(addrs[0].to_string(), "/run/pg/.s.PGSQL.5433");
+        assert_eq!(lookup, Lookup::UnixSocket);
+    }
+
+    #[tokio::test]
+    async fn hostaddr_and_ip_hosts_need_no_lookup() {
+        let t = target("host=db.invalid hostaddr=127.0.0.1 port=1");
+        let (addrs, lookup) = resolve(&t).await.unwrap();
+        assert_eq!(addrs[0].to_string(), "127.0.0.1:1");
+        assert_eq!(lookup, Lookup::Hostaddr);
+        let (_, lookup) = resolve(&target("host=127.0.0.1")).await.unwrap();
+        assert_eq!(lookup, Lookup::IpAddress);
     }
 }

@@ -8,7 +8,11 @@
 pub(crate) mod cancel;
 pub(crate) mod dial;
 pub(crate) mod endpoint;
+pub(crate) mod events;
 pub(crate) mod plan;
 pub(crate) mod socket;
+pub(crate) mod startup;
+pub(crate) mod target;
 pub(crate) mod tls;
+pub(crate) mod tls_stream;
 pub(crate) mod wire;

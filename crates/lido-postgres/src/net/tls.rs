@@ -19,13 +19,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::pgconfig::{PgConfig, RootCert, SslMode};
 use crate::error::{PgError, TlsError};
 
-/// The TLS connector handed to tokio-postgres (for connects and cancel requests).
-pub type Tls = MakeRustlsConnect;
+pub(crate) use crate::net::tls_stream::Tls;
 
 /// How much of the server certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +81,7 @@ pub fn connector(cfg: &PgConfig) -> Result<Tls, TlsError> {
             .map_err(|e| TlsError::Config(format!("sslcert/sslkey: {e}")))?,
         _ => builder.with_no_client_auth(),
     };
-    Ok(MakeRustlsConnect::new(config))
+    Ok(Tls::new(config))
 }
 
 fn webpki(
