@@ -7,7 +7,7 @@
 use tokio_postgres::config::SslMode as TpSslMode;
 
 use crate::config::pgconfig::{PgConfig, SslMode, TargetSessionAttrs};
-use crate::error::PgError;
+use crate::error::{ConfigError, PgError};
 use crate::net::dial::{Dialer, Opened};
 use crate::net::endpoint::{targets, Endpoint};
 use crate::net::tls::Tls;
@@ -71,6 +71,6 @@ impl Plan {
                 }
             }
         }
-        Err(last.unwrap_or(PgError::Unsupported("no hosts configured")))
+        Err(last.unwrap_or(PgError::Config(ConfigError::NoHosts)))
     }
 }
