@@ -28,7 +28,7 @@ use crate::conn::exec::Timed;
 use crate::conn::pgconn::PgConn;
 use crate::conn::transaction::Transaction;
 use crate::conn::tx_sql::TxOptions;
-use crate::error::{PgBuildError, PgError};
+use crate::error::{PgBuildError, PgError, Unsupported};
 use crate::manager::PgManager;
 use crate::pool::{PgPool, PgPoolBuilder, PgPooled};
 
@@ -47,9 +47,7 @@ pub enum BlockingBuildError {
 fn blocking_error(e: BlockingError<PgError>) -> PgError {
     match e {
         BlockingError::Pool(p) => PgError::from(p),
-        _ => PgError::Unsupported(
-            "lido's blocking API was called from inside a tokio runtime; use the async PgPool there",
-        ),
+        _ => Unsupported::BlockingInsideRuntime.into(),
     }
 }
 

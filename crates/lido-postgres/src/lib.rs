@@ -15,6 +15,11 @@
 //!   LRU statement cache that survives DDL.
 //! - PgBouncer transaction mode ([`PgPoolBuilder::pgbouncer`]): unnamed
 //!   statements only, no session state.
+//! - [`PgError`] says what the server said, as libpq shows it:
+//!   `ERROR 42P01: relation "nope" does not exist` (then `DETAIL` and
+//!   `HINT`), and for connect errors the target tried:
+//!   `127.0.0.1:5432: FATAL 28P01: password authentication failed for user
+//!   "app"`. Never the password; lido adds no parameter values.
 //!
 //! ## Observability
 //!
@@ -101,7 +106,9 @@ pub use conn::params::infer_type;
 pub use conn::pgconn::PgConn;
 pub use conn::transaction::Transaction;
 pub use conn::tx_sql::{IsolationLevel, TxOptions};
-pub use error::{ConfigError, PgBuildError, PgError, TlsError};
+pub use error::{
+    ConfigError, PgBuildError, PgError, ResetFailure, SessionMismatch, TlsError, Unsupported,
+};
 pub use manager::{Hook, PgManager};
 pub use net::events::{describe, DialEvent, DialObserver, Lookup, Next, Stage, TlsOutcome};
 pub use net::plan::{connect_traced, ConnectPlan, Dialed};

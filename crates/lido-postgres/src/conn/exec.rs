@@ -13,7 +13,7 @@ use tokio_postgres::{Row, SimpleQueryMessage, Statement};
 use tracing::Instrument;
 
 use crate::conn::pgconn::PgConn;
-use crate::error::PgError;
+use crate::error::{PgError, Unsupported};
 use crate::net::wire::TxStatus;
 use crate::obs::call::{Call, CallOpts, Params, RowCount};
 use crate::obs::stats::{bump, Operation};
@@ -213,12 +213,10 @@ impl PgConn {
 
     /// The prepared statement for `sql`, from this connection's cache when there.
     /// In PgBouncer mode named statements cannot be used: this returns
-    /// [`PgError::Unsupported`].
+    /// [`PgError::Unsupported`] ([`Unsupported::PgBouncerNamedStatements`]).
     pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, PgError> {
         if self.ctx.pgbouncer {
-            return Err(PgError::Unsupported(
-                "named prepared statements do not work through PgBouncer in transaction mode",
-            ));
+            return Err(Unsupported::PgBouncerNamedStatements.into());
         }
         self.exec()
             .run(async { Ok(self.statement(sql).await?) })

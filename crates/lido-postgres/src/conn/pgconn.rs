@@ -1,12 +1,13 @@
 //! [`PgConn`]: a tokio-postgres [`Client`] plus what lido tracks about it —
-//! the server's transaction status (read off the wire, see `wire.rs`),
+//! the server's transaction status (read off the wire, see `net/wire.rs`),
 //! abandoned calls, its statement cache.
 //!
 //! `PgConn` derefs to [`Client`], so the whole tokio-postgres API is there.
 //! Its own `query`, `query_one`, `query_opt`, `execute`, `batch_execute`,
-//! `simple_query` and `query_typed` shadow the client's: they add the pool's
-//! per-query timeout (with a cancel request), the statement cache, and
-//! PgBouncer mode.
+//! `simple_query` and `query_typed` (in `exec.rs`) shadow the client's: they
+//! add the pool's per-query timeout (with a cancel request), the statement
+//! cache, and PgBouncer mode. Recovery after unfinished calls is in
+//! `recover.rs`, transactions in `transaction.rs`.
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

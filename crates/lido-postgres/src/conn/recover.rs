@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::conn::pgconn::PgConn;
 use crate::conn::tx_sql::rollback_sql;
-use crate::error::PgError;
+use crate::error::{PgError, ResetFailure};
 use crate::net::cancel::cancel_and_confirm;
 use crate::net::wire::TxStatus;
 use crate::obs::stats::bump;
@@ -39,11 +39,8 @@ impl PgConn {
         }
         match self.wire.status() {
             TxStatus::Idle => Ok(()),
-            other => Err(PgError::Unsupported(if other == TxStatus::Unknown {
-                "the connection's protocol state is unknown"
-            } else {
-                "the connection did not return to idle after ROLLBACK"
-            })),
+            TxStatus::Unknown => Err(PgError::Reset(ResetFailure::UnknownProtocolState)),
+            _ => Err(PgError::Reset(ResetFailure::NotIdleAfterRollback)),
         }
     }
 

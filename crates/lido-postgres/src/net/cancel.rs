@@ -129,49 +129,54 @@ pub(crate) fn cancel_in_background(token: CancelToken, to: CancelTarget<'_>) {
 /// connection, to keep it open until the cancel is confirmed.
 async fn send_cancel(token: &CancelToken, to: &CancelTarget<'_>) -> Result<Socket, PgError> {
     let ep = to.endpoint;
-    let mut held = if ep.is_unix() {
-        unix_cancel(token, ep).await?
+    let sent = if ep.is_unix() {
+        unix_cancel(token, ep).await
     } else {
-        let tcp = TcpStream::connect((ep.connect_to.as_str(), ep.port))
-            .await
-            .map_err(io_error)?;
-        tcp.set_nodelay(true).map_err(io_error)?;
-        let std = tcp.into_std().map_err(io_error)?;
-        let keep = TcpStream::from_std(std.try_clone().map_err(io_error)?).map_err(io_error)?;
-        let stream = NoShutdown(TcpStream::from_std(std).map_err(io_error)?);
-        let mut make = to.tls.clone();
-        let tls =
-            MakeTlsConnect::<NoShutdown<TcpStream>>::make_tls_connect(&mut make, &ep.tls_name)
-                .map_err(io_error)?;
-        token.cancel_query_raw(stream, tls).await?;
-        Socket::Tcp(keep)
+        tcp_cancel(token, ep, to.tls).await
     };
+    let mut held = sent.map_err(|source| PgError::Cancel {
+        address: ep.address(),
+        source,
+    })?;
     let mut buf = [0u8; 64];
     let eof = async { while matches!(held.read(&mut buf).await, Ok(n) if n > 0) {} };
     let _ = tokio::time::timeout(to.grace, eof).await;
     Ok(held)
 }
 
-#[cfg(unix)]
-async fn unix_cancel(token: &CancelToken, ep: &Endpoint) -> Result<Socket, PgError> {
-    let sock = tokio::net::UnixStream::connect(ep.unix_socket())
+async fn tcp_cancel(token: &CancelToken, ep: &Endpoint, tls: &Tls) -> io::Result<Socket> {
+    let tcp = TcpStream::connect((ep.connect_to.as_str(), ep.port)).await?;
+    tcp.set_nodelay(true)?;
+    let std = tcp.into_std()?;
+    let keep = TcpStream::from_std(std.try_clone()?)?;
+    let stream = NoShutdown(TcpStream::from_std(std)?);
+    let mut make = tls.clone();
+    let tls = MakeTlsConnect::<NoShutdown<TcpStream>>::make_tls_connect(&mut make, &ep.tls_name)
+        .map_err(io::Error::other)?;
+    token
+        .cancel_query_raw(stream, tls)
         .await
-        .map_err(io_error)?;
-    let std = sock.into_std().map_err(io_error)?;
-    let keep =
-        tokio::net::UnixStream::from_std(std.try_clone().map_err(io_error)?).map_err(io_error)?;
-    let stream = NoShutdown(tokio::net::UnixStream::from_std(std).map_err(io_error)?);
+        .map_err(io::Error::other)?;
+    Ok(Socket::Tcp(keep))
+}
+
+#[cfg(unix)]
+async fn unix_cancel(token: &CancelToken, ep: &Endpoint) -> io::Result<Socket> {
+    let sock = tokio::net::UnixStream::connect(ep.unix_socket()).await?;
+    let std = sock.into_std()?;
+    let keep = tokio::net::UnixStream::from_std(std.try_clone()?)?;
+    let stream = NoShutdown(tokio::net::UnixStream::from_std(std)?);
     token
         .cancel_query_raw(stream, tokio_postgres::NoTls)
-        .await?;
+        .await
+        .map_err(io::Error::other)?;
     Ok(Socket::Unix(keep))
 }
 
 #[cfg(not(unix))]
-async fn unix_cancel(_: &CancelToken, _: &Endpoint) -> Result<Socket, PgError> {
-    Err(PgError::Unsupported("Unix sockets need a Unix platform"))
-}
-
-fn io_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> PgError {
-    PgError::Cancel(e.into().to_string())
+async fn unix_cancel(_: &CancelToken, _: &Endpoint) -> io::Result<Socket> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        crate::error::Unsupported::UnixSockets,
+    ))
 }

@@ -16,12 +16,12 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::config::pgconfig::{PgConfig, SslMode, TargetSessionAttrs};
-use crate::error::PgError;
+use crate::error::{PgError, SessionMismatch};
 use crate::net::endpoint::Endpoint;
 use crate::net::events::{DialEvent, DialObserver, Lookup, Next, Stage, TlsOutcome};
 use crate::net::socket::{Socket, SocketOptions};
 use crate::net::target::Target;
-use crate::net::tls::Tls;
+use crate::net::tls::{Attempted, Tls};
 use crate::net::tls_stream::{TlsInfo, TlsProbe};
 use crate::net::wire::{Tracked, TrackingTls, WireState};
 
@@ -300,7 +300,12 @@ impl Dialer {
             .map_err(|e| {
                 let refused =
                     wire.tls_answer() == Some(false) && config.get_ssl_mode() == TpSslMode::Require;
-                crate::net::tls::connect_error(e, self.sslmode, name, refused)
+                let to = Attempted {
+                    sslmode: self.sslmode,
+                    host: name,
+                    address: address.clone(),
+                };
+                crate::net::tls::connect_error(e, &to, refused)
             })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -391,7 +396,7 @@ async fn resolve(target: &Target) -> Result<(Vec<Addr>, Lookup), PgError> {
 
 /// libpq's `target_session_attrs` check, one round trip (none for `any`).
 /// `Err` names what the server is.
-async fn check_session(client: &Client, attrs: TargetSessionAttrs) -> Result<(), &'static str> {
+async fn check_session(client: &Client, attrs: TargetSessionAttrs) -> Result<(), SessionMismatch> {
     use TargetSessionAttrs as T;
     if matches!(attrs, T::Any) {
         return Ok(());
@@ -401,12 +406,12 @@ async fn check_session(client: &Client, attrs: TargetSessionAttrs) -> Result<(),
             "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('transaction_read_only')",
         )
         .await
-        .map_err(|_| "the session check failed")?;
+        .map_err(|_| SessionMismatch::CheckFailed)?;
     let Some((recovery, read_only)) = rows.iter().find_map(|m| match m {
         SimpleQueryMessage::Row(r) => Some((r.get(0) == Some("t"), r.get(1) == Some("on"))),
         _ => None,
     }) else {
-        return Err("the session check returned no row");
+        return Err(SessionMismatch::CheckReturnedNoRow);
     };
     session_matches(attrs, recovery, read_only)
 }
@@ -416,18 +421,19 @@ fn session_matches(
     attrs: TargetSessionAttrs,
     recovery: bool,
     read_only: bool,
-) -> Result<(), &'static str> {
+) -> Result<(), SessionMismatch> {
+    use SessionMismatch as M;
     use TargetSessionAttrs as T;
     match attrs {
-        T::ReadWrite if read_only => Err("the session is read-only"),
-        T::ReadOnly if !read_only => Err("the session is not read-only"),
-        T::Primary if recovery => Err("the server is in hot standby mode"),
-        T::Standby | T::PreferStandby if !recovery => Err("the server is not in hot standby mode"),
+        T::ReadWrite if read_only => Err(M::ReadOnly),
+        T::ReadOnly if !read_only => Err(M::NotReadOnly),
+        T::Primary if recovery => Err(M::InHotStandby),
+        T::Standby | T::PreferStandby if !recovery => Err(M::NotInHotStandby),
         _ => Ok(()),
     }
 }
 
-fn wrong_session(reason: &'static str, addr: &Addr, attrs: TargetSessionAttrs) -> PgError {
+fn wrong_session(reason: SessionMismatch, addr: &Addr, attrs: TargetSessionAttrs) -> PgError {
     PgError::WrongSession {
         address: addr.to_string(),
         reason,

@@ -15,6 +15,17 @@ impl Endpoint {
         self.connect_to.starts_with('/')
     }
 
+    /// `host:port` (the address connected to), or the Unix socket path.
+    pub(crate) fn address(&self) -> String {
+        if self.is_unix() {
+            self.unix_socket().display().to_string()
+        } else if self.connect_to.contains(':') {
+            format!("[{}]:{}", self.connect_to, self.port)
+        } else {
+            format!("{}:{}", self.connect_to, self.port)
+        }
+    }
+
     /// The socket file in a Unix socket directory (libpq's `.s.PGSQL.{port}`).
     pub(crate) fn unix_socket(&self) -> std::path::PathBuf {
         let dir = self.connect_to.trim_end_matches('/');

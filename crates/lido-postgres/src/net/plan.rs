@@ -11,7 +11,7 @@ use tokio_postgres::config::SslMode as TpSslMode;
 use tokio_postgres::Client;
 
 use crate::config::pgconfig::{PgConfig, SslMode, TargetSessionAttrs};
-use crate::error::PgError;
+use crate::error::{ConfigError, PgError};
 use crate::net::dial::{Dialer, Opened};
 use crate::net::events::{DialEvent, DialObserver, Next, Stage};
 use crate::net::startup::targets;
@@ -157,7 +157,7 @@ impl ConnectPlan {
                 }
             }
         }
-        Err(last.unwrap_or(PgError::Unsupported("no hosts configured")))
+        Err(last.unwrap_or(PgError::Config(ConfigError::NoHosts)))
     }
 }
 
@@ -229,7 +229,7 @@ pub async fn connect_traced(
         .iter()
         .find(|t| t.endpoint() == opened.endpoint)
         .cloned()
-        .ok_or(PgError::Unsupported("no hosts configured"))?;
+        .ok_or(PgError::Config(ConfigError::NoHosts))?;
     Ok(Dialed {
         client: opened.client,
         target,

@@ -250,26 +250,40 @@ fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustl
     None
 }
 
-/// Turns a failed startup into a typed error: a server rejection (with
-/// what to fix), TLS refused by the server (`tls_refused`: it answered `N`
-/// to the SSLRequest while TLS was required), or a rustls failure.
+/// Where a failed startup went: for its error.
+pub(crate) struct Attempted<'a> {
+    /// The sslmode in force.
+    pub(crate) sslmode: SslMode,
+    /// The host name TLS checks.
+    pub(crate) host: &'a str,
+    /// `host:port` or the Unix socket path connected to.
+    pub(crate) address: String,
+}
+
+/// Turns a failed startup into a typed error: the server's error at the
+/// target's address (with what to fix, where the settings are at fault),
+/// TLS refused by the server (`tls_refused`: it answered `N` to the
+/// SSLRequest while TLS was required), a rustls failure, or another
+/// startup failure at the target's address.
 pub(crate) fn connect_error(
     e: tokio_postgres::Error,
-    sslmode: SslMode,
-    host: &str,
+    to: &Attempted<'_>,
     tls_refused: bool,
 ) -> PgError {
     if e.as_db_error().is_some() {
-        return PgError::at_startup(e);
+        return PgError::at_startup(e, to.address.clone());
     }
     if tls_refused {
         return PgError::Tls(TlsError::ServerRefusedTls {
-            sslmode: sslmode.as_str(),
+            sslmode: to.sslmode.as_str(),
         });
     }
     match std::error::Error::source(&e).and_then(find_rustls) {
-        Some(rustls_error) => PgError::Tls(typed(rustls_error, host)),
-        None => PgError::Postgres(e),
+        Some(rustls_error) => PgError::Tls(typed(rustls_error, to.host)),
+        None => PgError::Startup {
+            address: to.address.clone(),
+            source: e,
+        },
     }
 }
 

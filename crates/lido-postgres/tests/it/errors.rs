@@ -36,6 +36,8 @@ async fn too_many_connections_is_transient() {
     let _b = m.connect().await.expect("second");
     let e = connect_error(&m).await;
     assert_eq!(code(&e), Some("53300"), "{e}");
+    let target = format!("127.0.0.1:{}: FATAL 53300: ", server.port());
+    assert!(e.to_string().starts_with(&target), "names the target: {e}");
     assert_eq!(m.classify(&e), ErrorClass::Transient);
 }
 
@@ -50,6 +52,7 @@ async fn cannot_connect_now_during_shutdown_is_transient() {
     server.begin_stop(StopMode::Smart).expect("smart stop");
     let e = connect_error(&m).await;
     assert_eq!(code(&e), Some("57P03"), "{e}");
+    assert!(e.to_string().contains("FATAL 57P03: "), "{e}");
     assert_eq!(m.classify(&e), ErrorClass::Transient);
     drop(held);
 }

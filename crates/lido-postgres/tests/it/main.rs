@@ -12,6 +12,7 @@ mod leaks;
 mod pg_metrics;
 mod pgbouncer;
 mod recovery;
+mod server_errors;
 mod session_attrs;
 mod setup;
 mod slow_query;

@@ -112,7 +112,10 @@ async fn transactions_and_settings_work_through_pgbouncer() {
         .prepare_cached("SELECT 1")
         .await
         .expect_err("named statements refused");
-    assert!(matches!(e, lido_postgres::PgError::Unsupported(_)));
+    assert!(matches!(
+        e,
+        lido_postgres::PgError::Unsupported(lido_postgres::Unsupported::PgBouncerNamedStatements)
+    ));
     let row = conn
         .query_one("SELECT name FROM app.t WHERE id = $1", &[&7i64])
         .await

@@ -1,105 +1,35 @@
 //! Typed errors: [`PgError`] for connections and queries, [`ConfigError`] for
 //! settings, [`TlsError`] for TLS, [`PgBuildError`] for building a pool.
+//! The bottom layer of the crate: it imports nothing else from it.
 //!
-//! No error here ever carries a password: configuration errors name the
-//! setting, never echo the connection string.
+//! Server errors display what the server said, as libpq shows it
+//! (`ERROR 42P01: relation "nope" does not exist`, then `DETAIL` and
+//! `HINT`); connect errors name the target tried (`127.0.0.1:5432: FATAL
+//! 28P01: password authentication failed for user "app"`). No error here
+//! ever carries a password: configuration errors name the setting, never
+//! echo the connection string; lido adds no parameter values.
 
-use std::path::PathBuf;
+pub(crate) mod kinds;
+pub(crate) mod server;
+
 use std::time::Duration;
 
 use lido_core::ErrorClass;
 use tokio_postgres::error::SqlState;
 
-/// A connection string or environment setting that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A key that libpq does not know (or lido does not support).
-    #[error("unknown connection parameter `{0}`")]
-    UnknownParameter(String),
-    /// A known key with a value that cannot be used.
-    #[error("invalid value for `{key}`: {reason}")]
-    InvalidValue {
-        /// The parameter.
-        key: &'static str,
-        /// Why (never the value of `password`).
-        reason: String,
-    },
-    /// The string is neither a `postgres://` URL nor `key=value` pairs.
-    #[error("malformed connection string: {0}")]
-    Syntax(String),
-    /// `hostaddr`, `host` and `port` lists of different lengths.
-    #[error("{0}")]
-    HostList(String),
-}
-
-/// A [`ConfigError::InvalidValue`] for `key`.
-pub(crate) fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::InvalidValue {
-        key,
-        reason: reason.into(),
-    }
-}
-
-/// A TLS failure, typed so callers can tell a wrong CA from a wrong name.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TlsError {
-    /// `sslmode` requires TLS but the server answered that it does not support it.
-    #[error("the server does not support TLS, but sslmode={sslmode} requires it (enable ssl on the server or lower sslmode)")]
-    ServerRefusedTls {
-        /// The sslmode in force.
-        sslmode: &'static str,
-    },
-    /// The server certificate is not signed by a trusted CA (`sslrootcert`).
-    #[error("the server certificate is not signed by a trusted CA (check sslrootcert)")]
-    UnknownCa,
-    /// The server certificate does not name the host connected to (sslmode=verify-full).
-    #[error("the server certificate is not valid for host `{host}` (sslmode=verify-full checks the name)")]
-    HostnameMismatch {
-        /// The host name checked.
-        host: String,
-    },
-    /// The server certificate has expired or is not valid yet.
-    #[error("the server certificate has expired or is not yet valid")]
-    CertificateExpired,
-    /// The handshake failed for another reason.
-    #[error("TLS handshake failed: {0}")]
-    Handshake(String),
-    /// A certificate or key file could not be read or holds nothing usable.
-    #[error("cannot use {what} file {}: {reason}", path.display())]
-    File {
-        /// `sslrootcert`, `sslcert` or `sslkey`.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// No trusted roots: no `sslrootcert` and no system roots could be loaded.
-    #[error(
-        "no trusted root certificates: set sslrootcert (none could be loaded from the system)"
-    )]
-    NoRoots,
-    /// rustls refused the configuration (for example a key that does not match the certificate).
-    #[error("invalid TLS configuration: {0}")]
-    Config(String),
-}
-
-impl TlsError {
-    /// Whether the configuration (not the network) is at fault.
-    fn is_permanent(&self) -> bool {
-        !matches!(self, Self::Handshake(_))
-    }
-}
+pub(crate) use kinds::invalid;
+pub use kinds::{ConfigError, ResetFailure, SessionMismatch, TlsError, Unsupported};
+use server::{classify_postgres, fix_for, ServerText};
 
 /// An error from a connection, a query, or a transaction.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PgError {
     /// From the server or the wire: SQL errors (see [`PgError::code`]),
-    /// authentication, I/O, a closed connection.
-    #[error(transparent)]
+    /// I/O, a closed connection. Displays as libpq does: `ERROR 42P01:
+    /// relation "nope" does not exist`, then `; DETAIL: …` and `; HINT: …`
+    /// when the server sent them.
+    #[error("{}", ServerText(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// A TLS failure while connecting.
     #[error(transparent)]
@@ -118,21 +48,38 @@ pub enum PgError {
     /// settings (or the server's configuration) can fix: wrong password
     /// (28P01), no `pg_hba.conf` entry or other authorization failure
     /// (28000), unknown database (3D000).
-    #[error("the server refused the connection: {}; to fix: {fix}", db_message(.source))]
+    ///
+    /// Displays as `127.0.0.1:5432: FATAL 28P01: password authentication
+    /// failed for user "app"; to fix: …`.
+    #[error("{address}: {}; to fix: {fix}", ServerText(.source))]
     Rejected {
+        /// `host:port`, or the Unix socket path, where the session was refused.
+        address: String,
         /// The server's error (see [`PgError::code`]).
         #[source]
         source: tokio_postgres::Error,
         /// What to change.
         fix: &'static str,
     },
+    /// A session could not be started at `address` once its socket was
+    /// open: the server's error (57P03 the database is starting up, 53300
+    /// too many connections, ...), or an authentication, protocol or I/O
+    /// failure during startup. Displays as `{address}: FATAL 53300: …`.
+    #[error("{address}: {}", ServerText(.source))]
+    Startup {
+        /// `host:port`, or the Unix socket path.
+        address: String,
+        /// What failed (see [`PgError::code`] for the server's SQLSTATE).
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// The server was reached but does not match `target_session_attrs`.
     #[error("{address}: {reason}, but target_session_attrs={wanted}")]
     WrongSession {
         /// `host:port`, or the Unix socket path.
         address: String,
-        /// What the server is (for example "the session is read-only").
-        reason: &'static str,
+        /// What the server is (for example [`SessionMismatch::ReadOnly`]).
+        reason: SessionMismatch,
         /// The `target_session_attrs` value.
         wanted: &'static str,
     },
@@ -175,11 +122,21 @@ pub enum PgError {
         index: usize,
     },
     /// A cancel request could not be sent (the connection is then closed).
-    #[error("could not send a cancel request: {0}")]
-    Cancel(String),
-    /// The operation is not available in this mode.
-    #[error("{0}")]
-    Unsupported(&'static str),
+    #[error("could not send a cancel request to {address}: {source}")]
+    Cancel {
+        /// `host:port`, or the Unix socket path, of the cancelled session.
+        address: String,
+        /// The socket, TLS or protocol error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operation is not available in this mode or on this platform.
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    /// A connection returned to the pool could not be cleaned for reuse
+    /// (the pool closes it).
+    #[error(transparent)]
+    Reset(ResetFailure),
     /// No connection could be leased from the pool.
     #[error(transparent)]
     Pool(Box<lido_core::Error<PgError>>),
@@ -205,22 +162,28 @@ impl PgError {
         Self::App(e.into())
     }
 
+    /// The tokio-postgres error inside, for errors from the server or the wire.
+    fn postgres(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            Self::Postgres(e)
+            | Self::Rejected { source: e, .. }
+            | Self::Startup { source: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+
     /// The SQLSTATE of a server error.
     pub fn code(&self) -> Option<&SqlState> {
         match self {
-            Self::Postgres(e) | Self::Rejected { source: e, .. } => e.code(),
             Self::RetriesExhausted { last, .. } => last.code(),
             Self::Pool(p) => p.backend().and_then(PgError::code),
-            _ => None,
+            _ => self.postgres().and_then(tokio_postgres::Error::code),
         }
     }
 
     /// The server's error details, when the server reported the error.
     pub fn as_db_error(&self) -> Option<&tokio_postgres::error::DbError> {
-        match self {
-            Self::Postgres(e) | Self::Rejected { source: e, .. } => e.as_db_error(),
-            _ => None,
-        }
+        self.postgres().and_then(tokio_postgres::Error::as_db_error)
     }
 
     /// 40001: the transaction lost a serialization conflict.
@@ -256,17 +219,20 @@ impl PgError {
 
     /// The connection is gone (closed by the server or the network).
     pub fn is_closed(&self) -> bool {
-        matches!(self, Self::Postgres(e) if e.is_closed())
+        matches!(self, Self::Postgres(e) | Self::Startup { source: e, .. } if e.is_closed())
     }
 
     /// Whether a connect failing with this error is worth retrying.
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Tls(t) if t.is_permanent() => ErrorClass::Permanent,
-            Self::Config(_) | Self::Unsupported(_) | Self::UnknownParamType { .. } => {
-                ErrorClass::Permanent
-            }
-            Self::Postgres(e) | Self::Rejected { source: e, .. } => classify_postgres(e),
+            Self::Config(_)
+            | Self::Unsupported(_)
+            | Self::Reset(_)
+            | Self::UnknownParamType { .. } => ErrorClass::Permanent,
+            Self::Postgres(e)
+            | Self::Rejected { source: e, .. }
+            | Self::Startup { source: e, .. } => classify_postgres(e),
             Self::Pool(p) => p.backend().map_or(ErrorClass::Transient, PgError::class),
             _ => ErrorClass::Transient,
         }
@@ -282,78 +248,18 @@ impl PgError {
         }
     }
 
-    /// Wraps a connect error from the server with what to fix, where the
-    /// SQLSTATE says the settings are at fault.
-    pub(crate) fn at_startup(e: tokio_postgres::Error) -> Self {
+    /// A failed startup at `address`: [`PgError::Rejected`] with what to
+    /// fix where the SQLSTATE says the settings are at fault, else
+    /// [`PgError::Startup`].
+    pub(crate) fn at_startup(e: tokio_postgres::Error, address: String) -> Self {
         match e.code().and_then(fix_for) {
-            Some(fix) => Self::Rejected { source: e, fix },
-            None => Self::Postgres(e),
+            Some(fix) => Self::Rejected {
+                address,
+                source: e,
+                fix,
+            },
+            None => Self::Startup { address, source: e },
         }
-    }
-}
-
-/// The server's message of a server error ("" otherwise).
-fn db_message(e: &tokio_postgres::Error) -> &str {
-    e.as_db_error().map_or("", |db| db.message())
-}
-
-/// What to fix for a startup error that retrying cannot cure.
-fn fix_for(code: &SqlState) -> Option<&'static str> {
-    Some(match code.code() {
-        "28P01" => "check the user name and password (password, PGPASSWORD, DATABASE_URL)",
-        "28000" => "check the user name and password, and that the server's pg_hba.conf has a line for this user, database, client address and sslmode (host/hostssl/hostnossl)",
-        "3D000" => "create the database (CREATE DATABASE) or fix dbname / PGDATABASE",
-        _ => return None,
-    })
-}
-
-/// Classifies a tokio-postgres error: by SQLSTATE when the server sent
-/// one; else a closed connection or a socket error is transient, and
-/// everything tokio-postgres itself refused (configuration such as a
-/// missing password, authentication such as required channel binding or a
-/// bad SCRAM signature, unexpected messages) is permanent.
-fn classify_postgres(e: &tokio_postgres::Error) -> ErrorClass {
-    match e.code() {
-        Some(code) => classify_code(code),
-        None if e.is_closed() || is_network(e) => ErrorClass::Transient,
-        None => ErrorClass::Permanent,
-    }
-}
-
-/// Whether the error's cause is a socket error (not a protocol or
-/// authentication failure reported through `io::Error`, which uses the
-/// InvalidInput/InvalidData kinds).
-fn is_network(e: &tokio_postgres::Error) -> bool {
-    use std::io::ErrorKind as K;
-    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
-    io.is_some_and(|io| !matches!(io.kind(), K::InvalidInput | K::InvalidData | K::Unsupported))
-}
-
-/// Shutdowns, overload and lost races are transient; authentication,
-/// unknown database, and SQL errors are permanent.
-fn classify_code(code: &SqlState) -> ErrorClass {
-    let transient = [
-        SqlState::ADMIN_SHUTDOWN,
-        SqlState::CRASH_SHUTDOWN,
-        SqlState::CANNOT_CONNECT_NOW,
-        SqlState::TOO_MANY_CONNECTIONS,
-        SqlState::CONNECTION_FAILURE,
-        SqlState::CONNECTION_EXCEPTION,
-        SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-        SqlState::OUT_OF_MEMORY,
-        SqlState::DISK_FULL,
-        SqlState::INSUFFICIENT_RESOURCES,
-        SqlState::QUERY_CANCELED,
-        SqlState::T_R_SERIALIZATION_FAILURE,
-        SqlState::T_R_DEADLOCK_DETECTED,
-        SqlState::LOCK_NOT_AVAILABLE,
-    ];
-    if transient.contains(code) || code.code().starts_with("08") {
-        ErrorClass::Transient
-    } else {
-        // 28P01 / 28000 authentication, 3D000 unknown database, 42xxx SQL
-        // errors in a hook, and anything else the server refuses outright.
-        ErrorClass::Permanent
     }
 }
 
@@ -392,24 +298,6 @@ mod tests {
     }
 
     #[test]
-    fn sqlstates_classify_for_retry() {
-        for transient in [
-            "57P01", "57P02", "57P03", "53300", "53000", "08006", "08001", "40001",
-        ] {
-            let code = SqlState::from_code(transient);
-            assert_eq!(classify_code(&code), ErrorClass::Transient, "{transient}");
-        }
-        for permanent in ["28P01", "28000", "3D000", "42501", "42P01"] {
-            let code = SqlState::from_code(permanent);
-            assert_eq!(classify_code(&code), ErrorClass::Permanent, "{permanent}");
-            let fixable = fix_for(&code).is_some();
-            assert_eq!(fixable, permanent.starts_with("28") || permanent == "3D000");
-        }
-        assert!(fix_for(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
-            .is_some_and(|f| f.contains("pg_hba.conf")));
-    }
-
-    #[test]
     fn timeouts_are_timeouts() {
         let e = PgError::QueryTimeout {
             timeout: Duration::from_millis(200),
@@ -418,5 +306,39 @@ mod tests {
         assert!(e.is_timeout());
         assert!(e.to_string().contains("still usable"));
         assert!(!e.is_retryable_transaction_error());
+    }
+
+    #[test]
+    fn typed_variants_keep_their_class_and_text() {
+        let e = PgError::from(Unsupported::PgBouncerNamedStatements);
+        assert!(matches!(
+            e,
+            PgError::Unsupported(Unsupported::PgBouncerNamedStatements)
+        ));
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        assert!(e.to_string().contains("PgBouncer in transaction mode"));
+        let e = PgError::Reset(ResetFailure::NotIdleAfterRollback);
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        assert_eq!(
+            e.to_string(),
+            "the connection did not return to idle after ROLLBACK"
+        );
+        let e = PgError::Cancel {
+            address: "127.0.0.1:5432".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert!(e
+            .to_string()
+            .starts_with("could not send a cancel request to 127.0.0.1:5432: "));
+        let e = PgError::WrongSession {
+            address: "/tmp/.s.PGSQL.5432".into(),
+            reason: SessionMismatch::ReadOnly,
+            wanted: "read-write",
+        };
+        assert_eq!(
+            e.to_string(),
+            "/tmp/.s.PGSQL.5432: the session is read-only, but target_session_attrs=read-write"
+        );
     }
 }
