@@ -36,22 +36,26 @@
 #![warn(missing_docs)]
 
 mod acquire;
+mod after;
 mod backoff;
 pub mod blocking;
 mod breaker;
 mod builder;
+mod commit;
 mod config;
 mod connector;
 mod error;
 mod guard;
 mod histogram;
 mod leaks;
+mod live;
 mod maintenance;
 mod manager;
 mod observer;
 mod out;
 mod pool;
 mod shared;
+mod state;
 #[cfg(test)]
 mod state_model;
 mod stats;
