@@ -365,6 +365,12 @@ impl<M: Manager> State<M> {
         self.idle.iter().map(|l| &l.conn)
     }
 
+    /// Whether the waiter `key` still waits for a delivery.
+    #[cfg(test)]
+    pub fn is_queued(&self, key: usize) -> bool {
+        self.waiters.is_queued(key)
+    }
+
     /// Entries in the lease registry (one per open connection).
     #[cfg(test)]
     pub fn lease_entries(&self) -> usize {

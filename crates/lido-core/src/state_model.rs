@@ -10,7 +10,8 @@
 //! Loom runs every interleaving (within a preemption bound); the checks
 //! assert that the counts add up, no connection is lost or duplicated, no
 //! waiter is stranded (a waiter never served blocks its thread, which loom
-//! reports as a deadlock), and a closed pool ends empty.
+//! reports as a deadlock), callers are served first come, first served, and
+//! a closed pool ends empty.
 
 use std::task::{Poll, Waker};
 
@@ -50,6 +51,8 @@ struct Book {
     opened: u32,
     /// Ids of the connections the pool closed.
     closed: Vec<u32>,
+    /// Keys of the callers in the queue or not yet served, in arrival order.
+    arrived: Vec<usize>,
 }
 
 struct Model {
@@ -101,6 +104,7 @@ impl Model {
             st,
             opened,
             closed: Vec::new(),
+            arrived: Vec::new(),
         };
         let model = Self {
             book: Mutex::new(book),
@@ -171,7 +175,9 @@ fn take(m: &Arc<Model>) -> Result<Option<Conn>, usize> {
                 waker: Waker::noop(),
                 again: false,
             };
-            Err(b.st.join_queue(waiter, step))
+            let key = b.st.join_queue(waiter, step);
+            b.arrived.push(key);
+            Err(key)
         }
     })
 }
@@ -193,6 +199,31 @@ fn sweep(m: &Arc<Model>) {
     wakers.into_iter().for_each(Waker::wake);
 }
 
+/// `Take`'s later polls: what was delivered to `key`, if anything. A caller
+/// served while someone who arrived before it still waits would break first
+/// come, first served.
+fn delivered(m: &Model, key: usize, waker: &Waker) -> Option<Delivery<Fake>> {
+    let mut b = m.lock();
+    let d = b.st.take_delivery(key, waker)?;
+    let pos = b.arrived.iter().position(|k| *k == key).expect("arrived");
+    for earlier in &b.arrived[..pos] {
+        assert!(
+            !b.st.is_queued(*earlier),
+            "first come, first served: served while an earlier caller waits"
+        );
+    }
+    b.arrived.remove(pos);
+    Some(d)
+}
+
+/// `Take`'s drop: `key` leaves the queue.
+fn cancel(m: &Arc<Model>, key: usize) {
+    apply(m, |b, step| {
+        b.arrived.retain(|k| *k != key);
+        b.st.cancel_waiter(key, step);
+    });
+}
+
 fn served(d: Delivery<Fake>) -> Option<Conn> {
     match d {
         Delivery::Conn(live) => Some(live),
@@ -206,21 +237,18 @@ fn caller(m: &Arc<Model>, patient: bool) {
     let got = match take(m) {
         Ok(got) => got,
         Err(key) if patient => loom::future::block_on(std::future::poll_fn(|cx| {
-            match m.lock().st.take_delivery(key, cx.waker()) {
+            match delivered(m, key, cx.waker()) {
                 Some(d) => Poll::Ready(served(d)),
                 None => Poll::Pending,
             }
         })),
-        Err(key) => {
-            let got = m.lock().st.take_delivery(key, Waker::noop());
-            match got {
-                Some(d) => served(d),
-                None => {
-                    apply(m, |b, step| b.st.cancel_waiter(key, step));
-                    None
-                }
+        Err(key) => match delivered(m, key, Waker::noop()) {
+            Some(d) => served(d),
+            None => {
+                cancel(m, key);
+                None
             }
-        }
+        },
     };
     if let Some(live) = got {
         release(m, live);
@@ -245,6 +273,7 @@ fn check_at_rest(m: &Model) {
     let b = m.lock();
     let s = b.st.status();
     assert_eq!(s.waiters, 0, "no waiter stranded");
+    assert!(b.arrived.is_empty(), "every caller served or gone");
     assert_eq!(s.connecting, 0, "every reserved connect completed");
     assert_eq!(s.in_use, 0, "nothing leased, counts add up");
     assert!(s.size <= s.max_size, "never above max");
