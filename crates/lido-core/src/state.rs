@@ -371,6 +371,12 @@ impl<M: Manager> State<M> {
         self.waiters.is_queued(key)
     }
 
+    /// Connections out for a keepalive ping.
+    #[cfg(test)]
+    pub fn pings_out(&self) -> usize {
+        self.pinging
+    }
+
     /// Entries in the lease registry (one per open connection).
     #[cfg(test)]
     pub fn lease_entries(&self) -> usize {

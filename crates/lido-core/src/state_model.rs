@@ -25,6 +25,7 @@ use crate::config::{BreakerConfig, Config};
 use crate::error::{ConnectFailure, Error};
 use crate::live::{Delivery, Live};
 use crate::manager::Manager;
+use crate::state::upkeep::Reaping;
 use crate::state::{Checkout, State, Step, Waiter};
 use crate::waiters::Priority;
 
@@ -191,6 +192,27 @@ fn close(m: &Arc<Model>) {
     apply(m, |b, step| b.st.close(step));
 }
 
+/// `Pool::resize` down to one connection.
+fn shrink_to_one(m: &Arc<Model>) {
+    apply(m, |b, step| b.st.resize(1, step));
+}
+
+/// The maintenance round taking out every idle connection for a keepalive
+/// ping (they are all due).
+fn take_for_ping(m: &Arc<Model>) -> Vec<Conn> {
+    let reaping = Reaping {
+        now: deadline(),
+        idle_timeout: None,
+        keepalive: Some(std::time::Duration::ZERO),
+    };
+    apply(m, |b, step| b.st.reap(reaping, step))
+}
+
+/// A keepalive ping passed: the connection comes back.
+fn ping_passed(m: &Arc<Model>, live: Conn) {
+    apply(m, |b, step| b.st.come_back(live, true, None, step));
+}
+
 /// The sweeper's round, at a time past every waiter's deadline.
 fn sweep(m: &Arc<Model>) {
     let later = deadline() + std::time::Duration::from_secs(1);
@@ -276,6 +298,7 @@ fn check_at_rest(m: &Model) {
     assert!(b.arrived.is_empty(), "every caller served or gone");
     assert_eq!(s.connecting, 0, "every reserved connect completed");
     assert_eq!(s.in_use, 0, "nothing leased, counts add up");
+    assert_eq!(b.st.pings_out(), 0, "every keepalive ping came back");
     assert!(s.size <= s.max_size, "never above max");
     assert_eq!(
         b.st.lease_entries(),
@@ -383,6 +406,43 @@ fn a_failed_connect_racing_a_cancel_strands_nobody() {
         let impatient = spawn(&m, |m| caller(m, false));
         caller(&m, true);
         impatient.join().expect("impatient");
+        join_connects(&m);
+        check_at_rest(&m);
+    });
+}
+
+#[test]
+fn a_shrink_racing_returns_and_a_waiter_ends_within_the_new_max() {
+    model(|| {
+        let (m, mut held) = Model::new(2, 0, 2, false);
+        let shrinker = spawn(&m, shrink_to_one);
+        let releaser = spawn_release(&m, held.remove(0));
+        let other = spawn(&m, |m| caller(m, true));
+        release(&m, held.remove(0));
+        other.join().expect("other");
+        releaser.join().expect("releaser");
+        shrinker.join().expect("shrinker");
+        join_connects(&m);
+        check_at_rest(&m);
+        assert_eq!(m.lock().st.status().max_size, 1, "shrunk");
+    });
+}
+
+#[test]
+fn a_keepalive_ping_coming_back_racing_close_and_a_caller_leaves_an_empty_pool() {
+    model(|| {
+        let (m, _) = Model::new(1, 1, 0, false);
+        let mut pinged = take_for_ping(&m);
+        assert_eq!(pinged.len(), 1, "the idle connection is out for a ping");
+        let pinger = {
+            let m = Arc::clone(&m);
+            let live = pinged.remove(0);
+            thread::spawn(move || ping_passed(&m, live))
+        };
+        let closer = spawn(&m, close);
+        caller(&m, true);
+        closer.join().expect("closer");
+        pinger.join().expect("pinger");
         join_connects(&m);
         check_at_rest(&m);
     });
