@@ -2,7 +2,8 @@
 //! [`State`] (with a stand-in manager whose connections are numbers) under
 //! loom's mutex, and each model thread calls the real transitions — take
 //! idle or join the queue (reserving a connect), a connect finishing or
-//! failing, a return, a cancel, `close()`, the sweeper's expiry — then does
+//! failing, a return, a cancel, `close()`, the sweeper's expiry, a resize,
+//! a keepalive ping going out and coming back — then does
 //! their deferred work ([`After`]) the way `commit::finish` does: wakes the
 //! wakers, starts one thread per reserved connect. A change to a transition
 //! is a change to what this checks.
@@ -12,6 +13,11 @@
 //! waiter is stranded (a waiter never served blocks its thread, which loom
 //! reports as a deadlock), callers are served first come, first served, and
 //! a closed pool ends empty.
+//!
+//! To see it bite, break a transition in `state.rs` (say, make
+//! `cancel_waiter` drop a delivered connection) and run
+//! `cargo test -p lido-core --lib state_model`: a deadlock (a stranded
+//! waiter) or one of the assertions below names what went wrong.
 
 use std::task::{Poll, Waker};
 
