@@ -168,9 +168,9 @@ impl Script {
         if self.down.load(Ordering::SeqCst) {
             return Err(FakeError::Transient);
         }
-        let fail_next =
-            self.fail_next
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
+        let fail_next = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
         if fail_next.is_ok() {
             return Err(FakeError::Transient);
         }
