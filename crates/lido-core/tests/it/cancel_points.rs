@@ -4,15 +4,13 @@
 //! a return, and combinations. After each drop the pool must come to rest with
 //! every connection accounted for, and serve the next caller.
 
-mod common;
-
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{advance, assert_at_rest, settle, Fake, Script};
 use futures::poll;
 use lido_core::{Pool, RetryConfig};
+use lido_testkit::fake::{advance, assert_at_rest, settle, Fake, Script};
 
 #[derive(Debug, Clone, Copy)]
 struct Situation {

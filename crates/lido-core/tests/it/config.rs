@@ -1,12 +1,10 @@
 //! Settings: the production defaults, every validation error (each one names
 //! the setting and how to fix it), and serde round-trips behind the feature.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Fake;
 use lido_core::{BreakerConfig, BuildError, Config, Pool, RetryConfig, ReuseOrder};
+use lido_testkit::fake::Fake;
 
 #[test]
 fn defaults_never_wait_forever_and_validate_after_half_a_second_idle() {

@@ -1,14 +1,12 @@
 //! Retry and backoff, circuit breaker, timeouts, FIFO fairness and priority
 //! lanes — on tokio's paused clock.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{advance, assert_at_rest, settle, Fake, FakeError};
 use lido_core::{BreakerConfig, BreakerState, ConnectFailure, Error, Pool, Priority, RetryConfig};
+use lido_testkit::fake::{advance, assert_at_rest, settle, Fake, FakeError};
 use parking_lot::Mutex;
 
 fn ms(v: u64) -> Duration {

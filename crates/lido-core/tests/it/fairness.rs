@@ -3,16 +3,14 @@
 //! failure rate, lets `half_open_trials` through, and reports every event to
 //! the observer.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{advance, assert_at_rest, settle, Fake};
 use lido_core::{
     BreakerConfig, BreakerState, Error, Event, Observer, Pool, RetryConfig, ReuseOrder,
 };
+use lido_testkit::fake::{advance, assert_at_rest, settle, Fake};
 use parking_lot::Mutex;
 
 #[tokio::test(start_paused = true)]

@@ -3,14 +3,12 @@
 //! durations do not panic; `retain`'s predicate may call back into the pool;
 //! a failed warm-up reaches waiters at once.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{advance, assert_at_rest, secs, settle, Fake};
 use lido_core::{BreakerConfig, ConnectFailure, Error, ErrorClass, Manager, Pool, RetryConfig};
+use lido_testkit::fake::{advance, assert_at_rest, secs, settle, Fake};
 
 /// Panics in whichever step the test asks for.
 #[derive(Default)]

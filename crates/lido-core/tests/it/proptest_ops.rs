@@ -2,14 +2,13 @@
 //! connect and check / resize / close sequences never leak, never exceed
 //! max_size, and answer every waiter.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{advance, assert_at_rest, settle, Fake};
 use lido_core::{BreakerConfig, Pool, Priority, RetryConfig};
+use lido_testkit::fake::{advance, assert_at_rest, settle, Fake};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -155,7 +154,14 @@ fn run(max: usize, min_idle: usize, ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // Saved failures live next to this file (proptest_ops.proptest-regressions):
+    // proptest's default would look beside the test binary's main.rs, in
+    // tests/proptest-regressions/.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_sequences_leak_nothing(max in 1usize..5, min_idle in 0usize..3, ops in prop::collection::vec(op(), 1..60)) {

@@ -1,13 +1,11 @@
 //! `close()` drains on every way a slot can free up, and a connection that
 //! reaches a waiter just as it leaves never lingers in a closed pool.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{assert_at_rest, settle, Fake};
 use futures::poll;
 use lido_core::{CloseReason, Error, Pool, RetryConfig};
+use lido_testkit::fake::{assert_at_rest, settle, Fake};
 
 #[tokio::test(start_paused = true)]
 async fn close_returns_as_soon_as_an_inflight_connect_fails() {

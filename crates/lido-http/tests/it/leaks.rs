@@ -1,8 +1,8 @@
 //! A lease held past `leak_threshold` is reported once, with the call site
 //! of the `get()` that took it, in the health report and the metrics.
 
-mod common;
-
+use crate::common;
+use lido_testkit::fake::{advance, Fake};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,7 +37,7 @@ async fn a_leak_is_reported_once_with_this_call_site() {
     let (checker, metrics) = readers(&pool);
 
     let (guard, line) = (pool.get().await.expect("lease"), line!());
-    common::advance(Duration::from_secs(1)).await;
+    advance(Duration::from_secs(1)).await;
 
     assert_eq!(
         pool.stats().leaks(),
@@ -73,7 +73,7 @@ async fn a_leak_is_reported_once_with_this_call_site() {
     );
 
     drop(guard);
-    common::advance(Duration::from_secs(1)).await;
+    advance(Duration::from_secs(1)).await;
     assert_eq!(pool.stats().leaks(), 1);
     let report = checker.run().await;
     assert_eq!(
@@ -85,7 +85,7 @@ async fn a_leak_is_reported_once_with_this_call_site() {
 }
 
 /// A health checker and an exporter over `pool`, both reading its leases.
-fn readers(pool: &lido_core::Pool<common::Fake>) -> (HealthChecker, Metrics) {
+fn readers(pool: &lido_core::Pool<Fake>) -> (HealthChecker, Metrics) {
     let checker = HealthChecker::new(HealthConfig::default()).pool("main", pool.clone());
     let metrics = Metrics::builder()
         .pool("main", pool.clone())
@@ -138,7 +138,7 @@ impl Warnings {
 
 /// Maintenance every 10 s, leak threshold 100 ms: a lease is past the
 /// threshold long before maintenance looks at it.
-async fn leaky_pool(backtrace: bool) -> lido_core::Pool<common::Fake> {
+async fn leaky_pool(backtrace: bool) -> lido_core::Pool<Fake> {
     let (builder, _knobs) = common::builder(4);
     builder
         .leak_threshold(Some(Duration::from_millis(100)))
@@ -160,7 +160,7 @@ async fn reads_before_maintenance_do_not_swallow_the_leak_report() {
     let (checker, metrics) = readers(&pool);
 
     let (guard, line) = (pool.get().await.expect("lease"), line!());
-    common::advance(Duration::from_millis(200)).await;
+    advance(Duration::from_millis(200)).await;
     for _ in 0..3 {
         let report = checker.run().await;
         assert_eq!(
@@ -177,7 +177,7 @@ async fn reads_before_maintenance_do_not_swallow_the_leak_report() {
     assert_eq!(pool.stats().leaks(), 0, "maintenance has not run yet");
     assert!(warnings.leaks().is_empty());
 
-    common::advance(Duration::from_secs(10)).await;
+    advance(Duration::from_secs(10)).await;
     assert_eq!(
         pool.stats().leaks(),
         1,
@@ -185,7 +185,7 @@ async fn reads_before_maintenance_do_not_swallow_the_leak_report() {
     );
     checker.run().await;
     metrics.encode().expect("encode");
-    common::advance(Duration::from_secs(20)).await;
+    advance(Duration::from_secs(20)).await;
     assert_eq!(pool.stats().leaks(), 1, "and only once");
 
     let leaks = warnings.leaks();
@@ -203,7 +203,7 @@ async fn leak_backtrace_puts_the_checkout_backtrace_in_the_report() {
     let _guard = warnings.install();
     let pool = leaky_pool(true).await;
     let guard = take_a_lease(&pool).await;
-    common::advance(Duration::from_secs(11)).await;
+    advance(Duration::from_secs(11)).await;
 
     let held = pool.leaks();
     assert_eq!(held.len(), 1);
@@ -220,6 +220,6 @@ async fn leak_backtrace_puts_the_checkout_backtrace_in_the_report() {
 }
 
 #[inline(never)]
-async fn take_a_lease(pool: &lido_core::Pool<common::Fake>) -> lido_core::Pooled<common::Fake> {
+async fn take_a_lease(pool: &lido_core::Pool<Fake>) -> lido_core::Pooled<Fake> {
     pool.get().await.expect("lease")
 }

@@ -1,13 +1,11 @@
 //! Lifetime, idle, keepalive, validation, warm-up, resize, retain, overflow,
 //! detach, reset and close — on tokio's paused clock.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{advance, assert_at_rest, secs, settle, Fake};
 use lido_core::{CloseReason, Pool};
+use lido_testkit::fake::{advance, assert_at_rest, secs, settle, Fake};
 
 #[tokio::test(start_paused = true)]
 async fn build_warms_up_to_min_idle_and_lazy_does_not_wait() {

@@ -1,7 +1,6 @@
 //! The report serializes as draft-inadarei-api-health-check `application/health+json`.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use lido_http::{FnCheck, HealthChecker, HealthConfig, Observation, ServiceInfo, Status};

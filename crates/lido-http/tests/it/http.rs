@@ -1,8 +1,8 @@
 //! Every endpoint through a real TCP listener: status codes, content types,
 //! bodies, and a probe storm that adds no database load.
 
-mod common;
-
+use crate::common;
+use lido_testkit::fake::{Fake, Script};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -57,7 +57,7 @@ fn json(r: &Reply) -> serde_json::Value {
 }
 
 /// Leases and connects so far: what a probe must not add to.
-fn load(pool: &Pool<common::Fake>, knobs: &common::Knobs) -> (u64, u64, u64) {
+fn load(pool: &Pool<Fake>, knobs: &Script) -> (u64, u64, u64) {
     let s = pool.stats();
     let gets = s.gets_direct() + s.gets_waited() + s.get_errors() + s.acquire_timeouts();
     (gets, s.created(), knobs.checks())
@@ -162,7 +162,7 @@ fn gauge(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     }
 }
 
-fn check_metrics(text: &str, primary: &Pool<common::Fake>, replica: &Pool<common::Fake>) {
+fn check_metrics(text: &str, primary: &Pool<Fake>, replica: &Pool<Fake>) {
     let s = parse(text);
     for (name, pool) in [("primary", primary), ("replica", replica)] {
         let st = pool.status();

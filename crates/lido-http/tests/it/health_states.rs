@@ -1,11 +1,10 @@
 //! Drives pools into each health state with real causes and back.
 
-mod common;
-
+use lido_testkit::fake::{advance, settle};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{advance, pool, settle};
+use crate::common::{builder, pool};
 use lido_core::BreakerState;
 use lido_http::health::keys;
 use lido_http::{
@@ -271,7 +270,7 @@ fn liveness_fails_once_the_health_loop_and_maintenance_stop() {
         .build()
         .expect("runtime");
     let (monitor, _pool) = rt.block_on(async {
-        let (b, _knobs) = common::builder(2);
+        let (b, _knobs) = builder(2);
         let pool = b
             .maintenance_interval(Duration::from_millis(100))
             .check_timeout(Duration::from_millis(400))

@@ -2,8 +2,8 @@
 //! counters, a check with its own timeout, `pool.health()`, and the refusal
 //! of two pools under one name.
 
-mod common;
-
+use crate::common;
+use lido_testkit::fake::{advance, Fake};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,7 @@ impl Counts {
 /// A backend pool: a core pool plus statement counters.
 #[derive(Clone)]
 struct Backend {
-    core: Pool<common::Fake>,
+    core: Pool<Fake>,
     counts: Arc<Counts>,
 }
 
@@ -102,8 +102,8 @@ impl MetricsExtension for StatementMetrics {
 }
 
 impl PoolBackend for Backend {
-    type Manager = common::Fake;
-    fn core_pool(&self) -> &Pool<common::Fake> {
+    type Manager = Fake;
+    fn core_pool(&self) -> &Pool<Fake> {
         &self.core
     }
     fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {
@@ -150,7 +150,7 @@ async fn backend_error_rate_is_judged_over_the_window() {
     assert!(c.output.contains("since the pool started"), "{}", c.output);
 
     db.counts.run(90, 10);
-    common::advance(Duration::from_secs(1)).await;
+    advance(Duration::from_secs(1)).await;
     let c = rate(&checker.run().await).expect("rate");
     assert_eq!(c.status, Status::Warn, "{c:#?}");
     assert_eq!(
@@ -166,7 +166,7 @@ async fn backend_error_rate_is_judged_over_the_window() {
     );
 
     db.counts.run(0, 100);
-    common::advance(Duration::from_secs(1)).await;
+    advance(Duration::from_secs(1)).await;
     let report = checker.run().await;
     let c = rate(&report).expect("rate");
     assert_eq!(
@@ -177,7 +177,7 @@ async fn backend_error_rate_is_judged_over_the_window() {
     assert_eq!(report.status, Status::Fail);
 
     db.counts.run(3, 3);
-    common::advance(Duration::from_secs(10)).await;
+    advance(Duration::from_secs(10)).await;
     let c = rate(&checker.run().await).expect("rate");
     assert_eq!(
         c.status,

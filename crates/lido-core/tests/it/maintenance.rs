@@ -3,10 +3,8 @@
 //! counts idle connections (not open ones) against `min_idle`, and the task
 //! really ends with the last `Pool` handle.
 
-mod common;
-
-use common::{advance, assert_at_rest, secs, settle, Fake};
 use lido_core::{CloseReason, Pool};
+use lido_testkit::fake::{advance, assert_at_rest, secs, settle, Fake};
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_pings_neither_grow_the_pool_nor_defeat_idle_timeout() {

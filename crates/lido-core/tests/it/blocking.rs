@@ -1,14 +1,12 @@
 //! The blocking API from many OS threads, with no runtime in the callers.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Fake;
 use lido_core::blocking::{BlockingError, BlockingPool};
 use lido_core::Pool;
+use lido_testkit::fake::Fake;
 
 #[test]
 fn sixty_four_threads_share_a_blocking_pool() {

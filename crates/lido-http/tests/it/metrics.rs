@@ -1,8 +1,8 @@
 //! `/metrics` text: parsed by prometheus-parse, series present, values equal
 //! to `status()` and `stats()`, one family per name across pools, extensions.
 
-mod common;
-
+use crate::common;
+use lido_testkit::fake::Fake;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -73,11 +73,7 @@ impl MetricsExtension for BuildInfo {
     }
 }
 
-async fn busy_pools() -> (
-    Pool<common::Fake>,
-    Pool<common::Fake>,
-    Vec<lido_core::Pooled<common::Fake>>,
-) {
+async fn busy_pools() -> (Pool<Fake>, Pool<Fake>, Vec<lido_core::Pooled<Fake>>) {
     let (primary, _) = common::pool(4).await;
     let held = vec![
         primary.get().await.expect("a"),

@@ -1,14 +1,12 @@
 //! Dropping `get()` at every await point never leaks a slot or a connection,
 //! and a connection being created for a waiter that left is kept for the next.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{advance, assert_at_rest, settle, Fake};
 use futures::poll;
 use lido_core::{CloseReason, Pool};
+use lido_testkit::fake::{advance, assert_at_rest, settle, Fake};
 
 #[tokio::test(start_paused = true)]
 async fn dropped_before_first_poll() {
