@@ -1,12 +1,11 @@
 //! `lido check`, `lido bench` and `lido serve` against a real throwaway
 //! PostgreSQL server (lido-testkit), through the real binary.
 
-mod common;
-
 use std::path::Path;
 
-use common::{closed_port, get_until, lido, serve, text};
 use lido_testkit::PgServer;
+
+use crate::common::{closed_port, get_until, lido, serve, text};
 
 fn db() -> (&'static PgServer, String) {
     let server = PgServer::shared();

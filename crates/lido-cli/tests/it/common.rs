@@ -1,5 +1,4 @@
 //! Shared by the CLI tests: run the real `lido` binary, talk HTTP to `lido serve`.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

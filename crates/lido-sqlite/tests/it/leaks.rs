@@ -33,7 +33,7 @@ fn first_leak(
 fn assert_points_here(found: &[LeakReport], line: u32) {
     assert_eq!(found.len(), 1, "{found:?}");
     let at = found[0].location;
-    assert!(at.file().ends_with("tests/leaks.rs"), "{at}");
+    assert!(at.file().ends_with("tests/it/leaks.rs"), "{at}");
     assert_eq!(at.line(), line, "{at}");
 }
 

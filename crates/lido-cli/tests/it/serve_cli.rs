@@ -1,11 +1,9 @@
 //! `lido serve` on the embedded SQLite default, through the real binary.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{get, get_until, lido, serve, text};
+use crate::common::{closed_port, get, get_until, lido, serve, text};
 
 #[test]
 fn serves_health_probes_metrics_and_dashboard() {
@@ -141,7 +139,7 @@ fn every_command_has_meaningful_help() {
 
 #[test]
 fn serve_keeps_running_while_postgres_is_unreachable() {
-    let port = common::closed_port();
+    let port = closed_port();
     let url = format!("postgres://u:hunter2@127.0.0.1:{port}/db");
     let s = serve(&[&url]);
     let health = get_until(s.addr, "/health", |r| r.status == 503);
