@@ -24,11 +24,13 @@ use lido_core::blocking::{BlockingError, BlockingPool};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::error::{PgBuildError, PgError};
+use crate::conn::exec::Timed;
+use crate::conn::pgconn::PgConn;
+use crate::conn::transaction::Transaction;
+use crate::conn::tx_sql::TxOptions;
+use crate::error::{PgBuildError, PgError, Unsupported};
 use crate::manager::PgManager;
 use crate::pool::{PgPool, PgPoolBuilder, PgPooled};
-use crate::transaction::{Transaction, TxOptions};
-use crate::PgConn;
 
 /// Why a blocking pool could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +47,7 @@ pub enum BlockingBuildError {
 fn blocking_error(e: BlockingError<PgError>) -> PgError {
     match e {
         BlockingError::Pool(p) => PgError::from(p),
-        _ => PgError::Unsupported(
-            "lido's blocking API was called from inside a tokio runtime; use the async PgPool there",
-        ),
+        _ => Unsupported::BlockingInsideRuntime.into(),
     }
 }
 
@@ -160,7 +160,7 @@ macro_rules! blocking_statements {
 impl BlockingConn {
     blocking_statements!(timed);
 
-    fn timed(&self) -> crate::Timed<'_> {
+    fn timed(&self) -> Timed<'_> {
         self.conn.exec()
     }
 
@@ -216,7 +216,7 @@ impl std::fmt::Debug for BlockingTx<'_, '_> {
 impl BlockingTx<'_, '_> {
     blocking_statements!(timed);
 
-    fn timed(&self) -> crate::Timed<'_> {
+    fn timed(&self) -> Timed<'_> {
         self.tx.exec()
     }
 

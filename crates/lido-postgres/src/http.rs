@@ -24,8 +24,8 @@ use lido_http::{
 
 use crate::manager::PgManager;
 use crate::obs::statements::{StatementOrder, StatementStats};
+use crate::obs::stats::{Operation, PgStats};
 use crate::pool::PgPool;
-use crate::stats::{Operation, PgStats};
 
 /// Metric family names [`PgMetrics`] writes (counters get `_total` on export).
 pub mod names {

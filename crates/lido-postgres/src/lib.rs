@@ -15,6 +15,11 @@
 //!   LRU statement cache that survives DDL.
 //! - PgBouncer transaction mode ([`PgPoolBuilder::pgbouncer`]): unnamed
 //!   statements only, no session state.
+//! - [`PgError`] says what the server said, as libpq shows it:
+//!   `ERROR 42P01: relation "nope" does not exist` (then `DETAIL` and
+//!   `HINT`), and for connect errors the target tried:
+//!   `127.0.0.1:5432: FATAL 28P01: password authentication failed for user
+//!   "app"`. Never the password; lido adds no parameter values.
 //!
 //! ## Observability
 //!
@@ -84,45 +89,35 @@
 pub mod blocking;
 mod config;
 mod conn;
-mod connect;
-mod conninfo;
-mod env;
 mod error;
-mod exec;
 #[cfg(feature = "http")]
 pub mod http;
 mod manager;
+mod net;
 mod obs;
-mod params;
 mod pool;
-mod retry;
-mod secret;
-mod session;
-mod stats;
-mod stmt_cache;
-mod timeout;
-mod tls;
-mod transaction;
-mod url;
-mod wire;
 
-pub use config::{PgConfig, RootCert, Secret, SslMode, TargetSessionAttrs};
-pub use conn::PgConn;
-pub use env::PG_ENV;
-pub use error::{ConfigError, PgBuildError, PgError, TlsError};
-pub use exec::{Sql, SqlRef, Timed};
+pub use config::env::PG_ENV;
+pub use config::pgconfig::{PgConfig, RootCert, SslMode, TargetSessionAttrs};
+pub use config::secret::Secret;
+pub use config::session::SessionSettings;
+pub use conn::exec::{Sql, SqlRef, Timed};
+pub use conn::params::infer_type;
+pub use conn::pgconn::PgConn;
+pub use conn::transaction::Transaction;
+pub use conn::tx_sql::{IsolationLevel, TxOptions};
+pub use error::{
+    ConfigError, PgBuildError, PgError, ResetFailure, SessionMismatch, TlsError, Unsupported,
+};
 pub use manager::{Hook, PgManager};
+pub use net::tls::{verification, Verification};
+pub use net::wire::TxStatus;
 pub use obs::normalize::{fingerprint, normalize_sql};
 pub use obs::slowlog::SQL_LOG_CHARS;
 pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
-pub use params::infer_type;
+pub use obs::stats::{Operation, PgStats};
 pub use pool::{PgPool, PgPoolBuilder, PgPooled, PoolError};
-pub use session::SessionSettings;
-pub use stats::{Operation, PgStats};
-pub use tls::{verification, Verification};
-pub use transaction::{IsolationLevel, Transaction, TxOptions};
-pub use wire::TxStatus;
 
 #[cfg(feature = "http")]
 pub use http::PgMetrics;

@@ -9,15 +9,16 @@ use futures::future::BoxFuture;
 use lido_core::{BreakerState, Config, Observer, Pool, Pooled, Priority, Stats, Status};
 use tracing::Instrument;
 
-use crate::config::PgConfig;
-use crate::conn::{ConnContext, PgConn};
+use crate::config::pgconfig::PgConfig;
+use crate::config::session::SessionSettings;
+use crate::conn::pgconn::{ConnContext, PgConn};
+use crate::conn::transaction::Transaction;
+use crate::conn::tx_sql::TxOptions;
 use crate::error::{PgBuildError, PgError};
 use crate::manager::{Hook, ManagerParts, PgManager};
 use crate::obs::settings::ObsSettings;
 use crate::obs::statements::StatementStats;
-use crate::session::SessionSettings;
-use crate::stats::PgStats;
-use crate::transaction::{Transaction, TxOptions};
+use crate::obs::stats::PgStats;
 
 /// A leased connection: derefs to [`PgConn`], which derefs to
 /// [`tokio_postgres::Client`]. Dropping it returns the connection.
@@ -267,7 +268,7 @@ impl PgPoolBuilder {
             tracing::info!("lido-postgres: PgBouncer mode applies session settings only inside lido transactions (SET LOCAL)");
         }
         let ctx = ConnContext {
-            tls: crate::tls::connector(&self.config)?,
+            tls: crate::net::tls::connector(&self.config)?,
             query_timeout: self.query_timeout,
             cancel_grace: self.cancel_grace,
             pgbouncer: self.pgbouncer,

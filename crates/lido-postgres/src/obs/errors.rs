@@ -33,8 +33,12 @@ impl<'e> ErrorKind<'e> {
             PgError::TransactionTimeout { .. } => Self::TransactionTimeout,
             PgError::RetriesExhausted { last, .. } => Self::of(last),
             PgError::Tls(_) => Self::Tls,
-            PgError::Postgres(pe) if pe.is_closed() || is_io(pe) => Self::Connection,
-            PgError::Cancel(_) | PgError::Connect { .. } | PgError::WrongSession { .. } => {
+            PgError::Postgres(pe) | PgError::Startup { source: pe, .. }
+                if pe.is_closed() || is_io(pe) =>
+            {
+                Self::Connection
+            }
+            PgError::Cancel { .. } | PgError::Connect { .. } | PgError::WrongSession { .. } => {
                 Self::Connection
             }
             _ => Self::Other,

@@ -1,162 +1,19 @@
-//! Observability of statements: durations and errors in [`PgStats`],
-//! per-statement statistics, the slow-query log, and `tracing` spans with
-//! OpenTelemetry's database attributes.
-//!
-//! [`PgStats`]: crate::PgStats
+//! Observability, above [`crate::net`] and below [`crate::conn`]:
+//! counters and durations ([`stats`]), naming errors ([`errors`]),
+//! per-statement statistics ([`statements`], with [`normalize`], [`shape`]
+//! and [`summary`]), the slow-query log ([`slowlog`]), `tracing` spans with
+//! OpenTelemetry's database attributes ([`spans`]), and recording a finished
+//! call ([`record`]). Everything here takes plain data ([`call`]), never a
+//! connection.
 
+pub(crate) mod call;
 pub(crate) mod errors;
 pub(crate) mod normalize;
+pub(crate) mod record;
 pub(crate) mod settings;
 pub(crate) mod shape;
 pub(crate) mod slowlog;
 pub(crate) mod spans;
 pub(crate) mod statements;
+pub(crate) mod stats;
 pub(crate) mod summary;
-
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Row, SimpleQueryMessage};
-
-use crate::conn::PgConn;
-use crate::error::PgError;
-use crate::stats::Operation;
-use statements::{Entry, StatementStats};
-
-/// Where a pool connects, for span attributes.
-#[derive(Debug, Clone)]
-pub(crate) struct DbInfo {
-    /// `db.namespace`: the database name.
-    pub(crate) namespace: Arc<str>,
-    /// `server.address` of the first host.
-    pub(crate) address: Arc<str>,
-    /// `server.port` of the first host.
-    pub(crate) port: u16,
-}
-
-/// A pool's observability settings and per-statement table.
-#[derive(Debug)]
-pub(crate) struct Obs {
-    pub(crate) statistics: bool,
-    pub(crate) slow_threshold: Option<Duration>,
-    pub(crate) log_parameters: bool,
-    pub(crate) query_text: bool,
-    pub(crate) statements: Arc<StatementStats>,
-    pub(crate) db: DbInfo,
-}
-
-/// Per-call settings that override the pool's.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CallOpts {
-    pub(crate) slow: Option<Option<Duration>>,
-    pub(crate) log_parameters: Option<bool>,
-}
-
-impl Obs {
-    fn slow_limit(&self, opts: CallOpts) -> Option<Duration> {
-        opts.slow.unwrap_or(self.slow_threshold)
-    }
-
-    /// Whether a call must be timed at all.
-    pub(crate) fn wants_timing(&self, opts: CallOpts) -> bool {
-        self.statistics || self.slow_limit(opts).is_some()
-    }
-}
-
-/// The parameters of a call (shown in the slow-query log only on request).
-#[derive(Clone, Copy)]
-pub(crate) enum Params<'q> {
-    None,
-    Plain(&'q [&'q (dyn ToSql + Sync)]),
-    Typed(&'q [(&'q (dyn ToSql + Sync), Type)]),
-}
-
-/// One statement call, as statistics, the slow log and spans see it.
-pub(crate) struct Call<'q> {
-    pub(crate) op: Operation,
-    /// The SQL text; `None` for an already prepared `Statement`.
-    pub(crate) sql: Option<&'q str>,
-    pub(crate) params: Params<'q>,
-}
-
-/// Rows a statement returned or changed.
-pub(crate) trait RowCount {
-    fn rows(&self) -> u64;
-}
-
-impl RowCount for Vec<Row> {
-    fn rows(&self) -> u64 {
-        self.len() as u64
-    }
-}
-
-impl RowCount for Row {
-    fn rows(&self) -> u64 {
-        1
-    }
-}
-
-impl RowCount for Option<Row> {
-    fn rows(&self) -> u64 {
-        u64::from(self.is_some())
-    }
-}
-
-impl RowCount for u64 {
-    fn rows(&self) -> u64 {
-        *self
-    }
-}
-
-impl RowCount for () {
-    fn rows(&self) -> u64 {
-        0
-    }
-}
-
-impl RowCount for Vec<SimpleQueryMessage> {
-    fn rows(&self) -> u64 {
-        self.iter()
-            .map(|m| match m {
-                SimpleQueryMessage::CommandComplete(n) => *n,
-                _ => 0,
-            })
-            .sum()
-    }
-}
-
-/// Records a finished call: durations and errors, the statement's entry
-/// (`known`: its lookup before the call), and the slow-query log.
-pub(crate) fn finish<T: RowCount>(
-    conn: &PgConn,
-    call: &Call<'_>,
-    known: Option<&Entry>,
-    opts: CallOpts,
-    took: Duration,
-    result: &Result<T, PgError>,
-) {
-    let obs = &conn.ctx.obs;
-    let rows = result.as_ref().map_or(0, RowCount::rows);
-    let err = result.as_ref().err();
-    if obs.statistics {
-        conn.ctx.stats.record_query(call.op, took, err);
-        if let Some(sql) = call.sql {
-            obs.statements.record(sql, known, took, err.is_some(), rows);
-        }
-    }
-    if let Some(limit) = obs.slow_limit(opts) {
-        if took >= limit {
-            crate::stats::bump(&conn.ctx.stats.slow_queries);
-            let with_params = opts.log_parameters.unwrap_or(obs.log_parameters);
-            let slow = slowlog::Slow {
-                took,
-                limit,
-                rows,
-                err,
-                with_params,
-            };
-            slowlog::log(conn, call, known.map(|e| &e.shape), &slow);
-        }
-    }
-}

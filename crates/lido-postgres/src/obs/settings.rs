@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::statements::StatementStats;
-use super::{DbInfo, Obs};
-use crate::config::PgConfig;
+use crate::config::defaults::{default_host, default_user};
+use crate::config::pgconfig::PgConfig;
+use crate::obs::call::{DbInfo, Obs};
+use crate::obs::statements::StatementStats;
 
 /// What `PgPoolBuilder` collects for observability.
 #[derive(Debug, Clone)]
@@ -49,12 +50,12 @@ fn db_info(config: &PgConfig) -> DbInfo {
         .dbname
         .clone()
         .or_else(|| config.user.clone())
-        .unwrap_or_else(crate::manager::default_user);
+        .unwrap_or_else(default_user);
     let address = match (config.hosts.first(), config.hostaddrs.first()) {
         (Some(h), _) => h.clone(),
         (None, Some(a)) => a.to_string(),
         // libpq's default, as the connections use (`manager::targets`).
-        (None, None) => crate::manager::default_host(),
+        (None, None) => default_host(),
     };
     DbInfo {
         namespace: namespace.into(),

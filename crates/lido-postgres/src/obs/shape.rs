@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::normalize::{fingerprint, normalize_sql};
-use super::summary::{summarize, Summary};
+use crate::obs::normalize::{fingerprint, normalize_sql};
+use crate::obs::summary::{summarize, Summary};
 
 /// One statement's normalized text, fingerprint and summary.
 #[derive(Debug, Clone)]

@@ -9,11 +9,10 @@
 
 use std::time::Duration;
 
-use super::errors::ErrorKind;
-use super::shape::Shape;
-use super::{Call, Params};
-use crate::conn::PgConn;
 use crate::error::PgError;
+use crate::obs::call::{Call, Params};
+use crate::obs::errors::ErrorKind;
+use crate::obs::shape::Shape;
 
 /// Longest SQL (and parameter list) the slow-query log writes, in characters.
 pub const SQL_LOG_CHARS: usize = 200;
@@ -48,9 +47,9 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Logs one slow call; `known` is the statement's shape when the
-/// per-statement table has it.
-pub(crate) fn log(conn: &PgConn, call: &Call<'_>, known: Option<&Shape>, slow: &Slow<'_>) {
+/// Logs one slow call on database `db`; `known` is the statement's shape
+/// when the per-statement table has it.
+pub(crate) fn log(db: &str, call: &Call<'_>, known: Option<&Shape>, slow: &Slow<'_>) {
     let shape = Shape::known_or_of(known, call.sql);
     let (fp, sql) = match &shape {
         Some(s) => (
@@ -62,7 +61,6 @@ pub(crate) fn log(conn: &PgConn, call: &Call<'_>, known: Option<&Shape>, slow: &
     let kind = slow.err.map(ErrorKind::of);
     let error = kind.as_ref().map(ErrorKind::error_type);
     let (took, limit) = (ms(slow.took), ms(slow.limit));
-    let db = &*conn.ctx.obs.db.namespace;
     let op = call.op.as_str();
     let rows = slow.rows;
     if slow.with_params {

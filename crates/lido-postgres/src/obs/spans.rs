@@ -11,11 +11,10 @@
 use tracing::field::Empty;
 use tracing::Span;
 
-use super::errors::ErrorKind;
-use super::shape::Shape;
-use super::{Call, DbInfo, RowCount};
-use crate::conn::PgConn;
 use crate::error::PgError;
+use crate::obs::call::{Call, DbInfo, Obs, RowCount};
+use crate::obs::errors::ErrorKind;
+use crate::obs::shape::Shape;
 
 /// Integers go to spans as `i64`: tracing-opentelemetry exports `u64`
 /// fields as strings, and the conventions want `server.port` and
@@ -30,17 +29,23 @@ pub const DB_SYSTEM: &str = "postgresql";
 /// The target of lido-postgres's spans.
 pub const SPAN_TARGET: &str = "lido::postgres";
 
-/// The span of one statement call, entered while it runs; `known` is the
-/// statement's shape when the per-statement table has it.
-pub(crate) fn query(conn: &PgConn, call: &Call<'_>, known: Option<&Shape>) -> Span {
-    let obs = &conn.ctx.obs;
+/// The span of one statement call on `server` (host name and port),
+/// entered while it runs; `known` is the statement's shape when the
+/// per-statement table has it.
+pub(crate) fn query(
+    obs: &Obs,
+    server: (&str, u16),
+    call: &Call<'_>,
+    known: Option<&Shape>,
+) -> Span {
+    let (address, port) = server;
     let span = tracing::info_span!(target: "lido::postgres", "lido.query",
         otel.name = Empty, otel.kind = "client", otel.status_code = Empty,
         db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
         db.namespace = &*obs.db.namespace,
         db.operation.name = Empty, db.collection.name = Empty,
         db.query.summary = Empty, db.query.text = Empty,
-        server.address = conn.endpoint.tls_name.as_str(), server.port = int(conn.endpoint.port),
+        server.address = address, server.port = int(port),
         db.response.returned_rows = Empty, db.response.status_code = Empty,
         error.type = Empty, lido.operation = call.op.as_str());
     if span.is_disabled() {
@@ -156,17 +161,17 @@ impl<'s> Unfinished<'s> {
         Self { span, done: false }
     }
 
-    /// Records where the connect landed, or why it failed.
-    pub(crate) fn finish(mut self, result: &Result<PgConn, PgError>) {
+    /// Records where the connect landed (host name and port), or why it failed.
+    pub(crate) fn finish(mut self, result: Result<(&str, u16), &PgError>) {
         self.done = true;
         let span = self.span;
         if span.is_disabled() {
             return;
         }
         match result {
-            Ok(conn) => {
-                span.record("server.address", conn.endpoint.tls_name.as_str());
-                span.record("server.port", int(conn.endpoint.port));
+            Ok((address, port)) => {
+                span.record("server.address", address);
+                span.record("server.port", int(port));
             }
             Err(e) => failed(span, &ErrorKind::of(e)),
         }

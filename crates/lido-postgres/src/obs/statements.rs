@@ -20,8 +20,8 @@ use foldhash::fast::RandomState;
 use lido_core::Histogram;
 use parking_lot::{Mutex, RwLock};
 
-use super::normalize::normalize_sql;
-use super::shape::Shape;
+use crate::obs::normalize::normalize_sql;
+use crate::obs::shape::Shape;
 
 const SHARDS: usize = 16;
 

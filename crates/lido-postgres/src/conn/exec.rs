@@ -1,0 +1,402 @@
+//! [`Timed`]: statements run under a time limit. On expiry lido sends the
+//! server a cancel request, waits until the connection answers again, and
+//! returns [`PgError::QueryTimeout`]; a connection whose cancel cannot be
+//! confirmed is closed instead of reused.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Row, SimpleQueryMessage, Statement};
+use tracing::Instrument;
+
+use crate::conn::pgconn::PgConn;
+use crate::error::{PgError, Unsupported};
+use crate::net::wire::TxStatus;
+use crate::obs::call::{Call, CallOpts, Params, RowCount};
+use crate::obs::stats::{bump, Operation};
+use crate::obs::{record, spans};
+
+/// SQL text or a prepared statement: what the query methods accept.
+pub trait Sql: Send + Sync {
+    /// The statement to run.
+    fn sql(&self) -> SqlRef<'_>;
+}
+
+/// See [`Sql`].
+#[derive(Debug, Clone, Copy)]
+pub enum SqlRef<'a> {
+    /// SQL text: prepared through the cache (or unnamed in PgBouncer mode).
+    Text(&'a str),
+    /// A statement prepared already.
+    Prepared(&'a Statement),
+}
+
+impl<'a> SqlRef<'a> {
+    /// The SQL text, when this is text (a prepared `Statement` does not keep it).
+    pub fn text(&self) -> Option<&'a str> {
+        match self {
+            Self::Text(s) => Some(s),
+            Self::Prepared(_) => None,
+        }
+    }
+}
+
+impl Sql for str {
+    fn sql(&self) -> SqlRef<'_> {
+        SqlRef::Text(self)
+    }
+}
+
+impl Sql for String {
+    fn sql(&self) -> SqlRef<'_> {
+        SqlRef::Text(self)
+    }
+}
+
+impl Sql for Statement {
+    fn sql(&self) -> SqlRef<'_> {
+        SqlRef::Prepared(self)
+    }
+}
+
+/// Which limit ran out.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Query(Duration),
+    Transaction(Duration),
+}
+
+/// A statement limit and the enclosing transaction's deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limit {
+    query: Option<Duration>,
+    tx: Option<(Instant, Duration)>,
+}
+
+impl Limit {
+    pub(crate) fn query(query: Option<Duration>) -> Self {
+        Self { query, tx: None }
+    }
+
+    pub(crate) fn with_tx(mut self, tx: Option<(Instant, Duration)>) -> Self {
+        self.tx = tx;
+        self
+    }
+
+    fn effective(&self) -> Option<(Instant, Kind)> {
+        let q = self.query.map(|d| (Instant::now() + d, Kind::Query(d)));
+        let t = self.tx.map(|(at, total)| (at, Kind::Transaction(total)));
+        match (q, t) {
+            (Some(q), Some(t)) => Some(if t.0 < q.0 { t } else { q }),
+            (q, t) => q.or(t),
+        }
+    }
+}
+
+fn text_call<'q>(op: Operation, sql: &'q str, params: Params<'q>) -> Call<'q> {
+    Call {
+        op,
+        sql: Some(sql),
+        params,
+    }
+}
+
+/// Marks the connection when a call's future is dropped before it finished.
+struct CallGuard<'a>(Option<&'a AtomicBool>);
+
+impl CallGuard<'_> {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(flag) = self.0 {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Statements on a connection under a time limit. Get one from
+/// [`PgConn::exec`], [`PgConn::timeout`] or [`Transaction`](crate::Transaction).
+///
+/// Per-call settings chain: `conn.timeout(d).slow_query_threshold(Some(t)).query(..)`.
+/// It is `Copy`, and its statement methods take it by value, so their
+/// futures borrow only the connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed<'a> {
+    conn: &'a PgConn,
+    limit: Limit,
+    in_tx: bool,
+    opts: CallOpts,
+}
+
+macro_rules! statement_method {
+    ($(#[$doc:meta])* $name:ident, $typed:ident, $op:ident, $out:ty) => {
+        $(#[$doc])*
+        pub async fn $name(
+            self,
+            q: &(impl Sql + ?Sized),
+            params: &[&(dyn ToSql + Sync)],
+        ) -> Result<$out, PgError> {
+            let c = &self.conn.client;
+            let sql = q.sql();
+            let call = Call { op: Operation::$op, sql: sql.text(), params: Params::Plain(params) };
+            self.observed(&call, async {
+                match sql {
+                    SqlRef::Prepared(s) => Ok(c.$name(s, params).await?),
+                    SqlRef::Text(sql) if self.conn.ctx.pgbouncer => {
+                        let typed = crate::conn::params::typed(params)?;
+                        Ok(c.$typed(sql, &typed).await?)
+                    }
+                    SqlRef::Text(sql) => {
+                        self.cached(sql, |s| async move { c.$name(&s, params).await }).await
+                    }
+                }
+            })
+            .await
+        }
+    };
+}
+
+macro_rules! delegate {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) -> $out:ty) => {
+        $(#[$doc])*
+        pub async fn $name(&self, $($arg: $ty),*) -> Result<$out, PgError> {
+            self.exec().$name($($arg),*).await
+        }
+    };
+}
+
+impl PgConn {
+    /// Statements with the pool's default per-query timeout.
+    pub fn exec(&self) -> Timed<'_> {
+        Timed::new(self, Limit::query(self.ctx.query_timeout), false)
+    }
+
+    /// Statements with their own timeout instead of the pool's default.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &lido_postgres::PgConn) -> Result<(), lido_postgres::PgError> {
+    /// use std::time::Duration;
+    /// let rows = conn.timeout(Duration::from_millis(200)).query("SELECT pg_sleep(30)", &[]).await;
+    /// assert!(rows.unwrap_err().is_timeout());
+    /// # Ok(()) }
+    /// ```
+    pub fn timeout(&self, limit: Duration) -> Timed<'_> {
+        Timed::new(self, Limit::query(Some(limit)), false)
+    }
+
+    /// Statements with no client-side timeout (the server's `statement_timeout` still applies).
+    pub fn no_timeout(&self) -> Timed<'_> {
+        Timed::new(self, Limit::query(None), false)
+    }
+
+    delegate!(/// Runs a statement and returns its rows (cached prepared statement, or unnamed in PgBouncer mode).
+        query(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> Vec<Row>);
+    delegate!(/// Runs a statement that returns exactly one row.
+        query_one(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> Row);
+    delegate!(/// Runs a statement that returns at most one row.
+        query_opt(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> Option<Row>);
+    delegate!(/// Runs a statement and returns the number of rows it changed.
+        execute(q: &(impl Sql + ?Sized), params: &[&(dyn ToSql + Sync)]) -> u64);
+    delegate!(/// Runs one or more statements with the simple protocol, discarding results.
+        batch_execute(sql: &str) -> ());
+    delegate!(/// Runs one or more statements with the simple protocol, returning text results.
+        simple_query(sql: &str) -> Vec<SimpleQueryMessage>);
+    delegate!(/// Runs a statement as an unnamed statement with explicit parameter types.
+        query_typed(sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Vec<Row>);
+
+    /// The prepared statement for `sql`, from this connection's cache when there.
+    /// In PgBouncer mode named statements cannot be used: this returns
+    /// [`PgError::Unsupported`] ([`Unsupported::PgBouncerNamedStatements`]).
+    pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, PgError> {
+        if self.ctx.pgbouncer {
+            return Err(Unsupported::PgBouncerNamedStatements.into());
+        }
+        self.exec()
+            .run(async { Ok(self.statement(sql).await?) })
+            .await
+    }
+}
+
+impl<'a> Timed<'a> {
+    pub(crate) fn new(conn: &'a PgConn, limit: Limit, in_tx: bool) -> Self {
+        Self {
+            conn,
+            limit,
+            in_tx,
+            opts: CallOpts::default(),
+        }
+    }
+
+    /// Overrides the pool's slow-query threshold for these statements
+    /// (`None`: never logged as slow).
+    pub fn slow_query_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.opts.slow = Some(threshold);
+        self
+    }
+
+    /// Whether the slow-query log shows these statements' parameter values
+    /// (default: the pool's setting, off).
+    pub fn log_parameters(mut self, yes: bool) -> Self {
+        self.opts.log_parameters = Some(yes);
+        self
+    }
+
+    statement_method!(/// Runs a statement and returns its rows.
+        query, query_typed, Query, Vec<Row>);
+    statement_method!(/// Runs a statement that returns exactly one row.
+        query_one, query_typed_one, Query, Row);
+    statement_method!(/// Runs a statement that returns at most one row.
+        query_opt, query_typed_opt, Query, Option<Row>);
+    statement_method!(/// Runs a statement and returns the number of rows it changed.
+        execute, execute_typed, Execute, u64);
+
+    /// Runs statements with the simple protocol, discarding results.
+    pub async fn batch_execute(self, sql: &str) -> Result<(), PgError> {
+        let call = text_call(Operation::Execute, sql, Params::None);
+        self.observed(&call, async {
+            Ok(self.conn.client.batch_execute(sql).await?)
+        })
+        .await
+    }
+
+    /// Runs statements with the simple protocol, returning text results.
+    pub async fn simple_query(self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
+        let call = text_call(Operation::Query, sql, Params::None);
+        self.observed(&call, async {
+            Ok(self.conn.client.simple_query(sql).await?)
+        })
+        .await
+    }
+
+    /// Runs an unnamed statement with explicit parameter types (works through PgBouncer).
+    pub async fn query_typed(
+        self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, PgError> {
+        let call = text_call(Operation::Query, sql, Params::Typed(params));
+        self.observed(&call, async {
+            Ok(self.conn.client.query_typed(sql, params).await?)
+        })
+        .await
+    }
+
+    /// Runs a statement call under this limit, inside its span, and records
+    /// it (statistics, slow-query log).
+    async fn observed<T: RowCount>(
+        &self,
+        call: &Call<'_>,
+        fut: impl Future<Output = Result<T, PgError>>,
+    ) -> Result<T, PgError> {
+        let obs = &self.conn.ctx.obs;
+        // Once per call: the statement's entry (statistics on, seen before)
+        // serves the span, the statistics and the slow-query log alike.
+        let known = call.sql.and_then(|sql| obs.statements.lookup(sql));
+        let known = known.as_deref();
+        let ep = &self.conn.endpoint;
+        let server = (ep.tls_name.as_str(), ep.port);
+        let span = spans::query(obs, server, call, known.map(|e| &e.shape));
+        let started = obs.wants_timing(self.opts).then(std::time::Instant::now);
+        let result = if span.is_disabled() {
+            self.run(fut).await
+        } else {
+            self.run(fut).instrument(span.clone()).await
+        };
+        if let Some(t0) = started {
+            let took = t0.elapsed();
+            // Inside the span: the slow-query event belongs to its trace.
+            let stats = &self.conn.ctx.stats;
+            let done = record::Done {
+                took,
+                opts: self.opts,
+                result: &result,
+            };
+            span.in_scope(|| record::finish(obs, stats, call, known, &done));
+        }
+        spans::finish(&span, &result);
+        result
+    }
+
+    /// Runs `fut` under this limit; on expiry cancels the server-side statement.
+    pub(crate) async fn run<T>(
+        &self,
+        fut: impl Future<Output = Result<T, PgError>>,
+    ) -> Result<T, PgError> {
+        self.conn.settle().await?;
+        self.conn.recover_abandoned_call().await?;
+        if let Some((at, total)) = self.limit.tx {
+            if at <= Instant::now() {
+                // Past the transaction's deadline: nothing more is sent.
+                return Err(self.conn.transaction_expired(total));
+            }
+        }
+        let call = CallGuard(Some(&self.conn.abandoned_call));
+        let result = match self.limit.effective() {
+            None => fut.await,
+            Some((deadline, kind)) => match tokio::time::timeout_at(deadline, fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // `call` stays armed while cancelling: if this future is
+                    // dropped mid-cancel, the next user cancels again.
+                    let e = self.expired(kind).await;
+                    call.done();
+                    return Err(e);
+                }
+            },
+        };
+        call.done();
+        result
+    }
+
+    async fn expired(&self, kind: Kind) -> PgError {
+        let cancelled = self.conn.cancel_and_confirm().await;
+        match kind {
+            Kind::Query(timeout) => {
+                bump(&self.conn.ctx.stats.query_timeouts);
+                PgError::QueryTimeout { timeout, cancelled }
+            }
+            Kind::Transaction(timeout) => self.conn.transaction_expired(timeout),
+        }
+    }
+
+    /// Runs `f` with the cached statement for `sql`; after DDL made the
+    /// cached plan stale, prepares it again and retries once (outside a
+    /// transaction, where the failed statement did not abort anything).
+    async fn cached<T, F, Fut>(&self, sql: &str, f: F) -> Result<T, PgError>
+    where
+        F: Fn(Statement) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let conn = self.conn;
+        if !conn.cache_enabled() {
+            let s = conn.client.prepare(sql).await?;
+            return Ok(f(s).await?);
+        }
+        let s = conn.statement(sql).await?;
+        // Before the call: a failed statement inside a transaction block
+        // aborts it, so only outside one may it simply run again.
+        let outside_tx = !self.in_tx && conn.wire.status() == TxStatus::Idle;
+        let err = match f(s).await {
+            Ok(v) => return Ok(v),
+            Err(e) => PgError::from(e),
+        };
+        if !err.is_cached_plan_stale() {
+            return Err(err);
+        }
+        conn.forget(sql);
+        if !outside_tx {
+            return Err(err);
+        }
+        tracing::debug!("lido-postgres: cached plan went stale after DDL; preparing it again");
+        bump(&conn.ctx.stats.stmt_reprepared);
+        let s = conn.statement(sql).await?;
+        Ok(f(s).await?)
+    }
+}

@@ -1,0 +1,213 @@
+//! [`PgConn`]: a tokio-postgres [`Client`] plus what lido tracks about it —
+//! the server's transaction status (read off the wire, see `net/wire.rs`),
+//! abandoned calls, its statement cache.
+//!
+//! `PgConn` derefs to [`Client`], so the whole tokio-postgres API is there.
+//! Its own `query`, `query_one`, `query_opt`, `execute`, `batch_execute`,
+//! `simple_query` and `query_typed` (in `exec.rs`) shadow the client's: they
+//! add the pool's per-query timeout (with a cancel request), the statement
+//! cache, and PgBouncer mode. Recovery after unfinished calls is in
+//! `recover.rs`, transactions in `transaction.rs`.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio_postgres::{Client, Statement};
+
+use crate::conn::stmt_cache::StmtCache;
+use crate::error::PgError;
+use crate::net::cancel::{cancel_in_background, CancelTarget};
+use crate::net::dial::Opened;
+use crate::net::endpoint::Endpoint;
+use crate::net::tls::Tls;
+use crate::net::wire::{TxStatus, WireState};
+use crate::obs::call::Obs;
+use crate::obs::stats::{bump, PgStats};
+
+/// Per-pool settings every connection shares.
+pub(crate) struct ConnContext {
+    pub(crate) tls: Tls,
+    pub(crate) query_timeout: Option<Duration>,
+    pub(crate) cancel_grace: Duration,
+    pub(crate) pgbouncer: bool,
+    pub(crate) stmt_cache: usize,
+    /// PgBouncer mode: session settings applied at the start of each transaction.
+    pub(crate) set_local: Option<String>,
+    pub(crate) stats: Arc<PgStats>,
+    /// Statistics, slow-query log and span settings.
+    pub(crate) obs: Obs,
+}
+
+/// A pooled PostgreSQL connection. Derefs to [`tokio_postgres::Client`].
+pub struct PgConn {
+    pub(crate) client: Client,
+    /// Where it is connected (for cancel requests).
+    pub(crate) endpoint: Endpoint,
+    pub(crate) ctx: Arc<ConnContext>,
+    cache: Mutex<StmtCache<Statement>>,
+    /// Open transaction levels started through lido (1 = BEGIN, 2+ = savepoints).
+    pub(crate) depth: AtomicU32,
+    /// A [`Transaction`](crate::Transaction) at this depth was dropped
+    /// unfinished: roll back to it before the next statement (0 = none).
+    pub(crate) abandoned_depth: AtomicU32,
+    /// A call's future was dropped mid-flight: the server may still be running it.
+    pub(crate) abandoned_call: AtomicBool,
+    /// The open transaction ran past its deadline (counted once).
+    pub(crate) tx_expired: AtomicBool,
+    /// The server's transaction status, whatever ran on the connection.
+    pub(crate) wire: Arc<WireState>,
+    /// A timeout's cancel could not be confirmed: close instead of reuse.
+    pub(crate) broken: AtomicBool,
+}
+
+impl std::fmt::Debug for PgConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConn")
+            .field("closed", &self.client.is_closed())
+            .field("tx_depth", &self.depth.load(Ordering::Relaxed))
+            .field("tx_status", &self.wire.status())
+            .field("cached_statements", &self.cache.lock().len())
+            .field("pgbouncer", &self.ctx.pgbouncer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Closing a connection whose statement still runs cancels it on the server.
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        if self.wire.status() == TxStatus::Busy {
+            cancel_in_background(self.client.cancel_token(), self.cancel_target());
+        }
+    }
+}
+
+impl Deref for PgConn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl PgConn {
+    pub(crate) fn new(opened: Opened, ctx: Arc<ConnContext>) -> Self {
+        let Opened {
+            client,
+            wire,
+            endpoint,
+        } = opened;
+        let cache = Mutex::new(StmtCache::new(if ctx.pgbouncer {
+            0
+        } else {
+            ctx.stmt_cache
+        }));
+        Self {
+            client,
+            endpoint,
+            ctx,
+            cache,
+            depth: AtomicU32::new(0),
+            abandoned_depth: AtomicU32::new(0),
+            abandoned_call: AtomicBool::new(false),
+            tx_expired: AtomicBool::new(false),
+            wire,
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    /// The tokio-postgres client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Statements in this connection's cache.
+    pub fn cached_statements(&self) -> usize {
+        self.cache.lock().len()
+    }
+
+    /// Whether the connection is closed or marked unfit for reuse.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed) || self.client.is_closed() || self.wire.is_lost()
+    }
+
+    /// Whether a lido transaction is open on this connection.
+    pub fn in_transaction(&self) -> bool {
+        self.depth.load(Ordering::Relaxed) > 0
+    }
+
+    /// The session's transaction status as the server last reported it
+    /// (its `ReadyForQuery` messages), whatever ran on the connection:
+    /// lido's methods, prepared statements, or the tokio-postgres client.
+    pub fn transaction_status(&self) -> TxStatus {
+        self.wire.status()
+    }
+
+    /// The server process id (`pg_backend_pid()`), one round trip.
+    pub async fn backend_pid(&self) -> Result<i32, PgError> {
+        let row = self
+            .client
+            .query_typed_one("SELECT pg_backend_pid()", &[])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// The error for a transaction past its deadline; counts the
+    /// transaction as timed out the first time.
+    pub(crate) fn transaction_expired(&self, timeout: Duration) -> PgError {
+        if !self.tx_expired.swap(true, Ordering::Relaxed) {
+            bump(&self.ctx.stats.tx_timed_out);
+        }
+        PgError::TransactionTimeout {
+            timeout,
+            rolled_back: false,
+        }
+    }
+
+    /// Prepares `sql` through the cache.
+    pub(crate) async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        let stats = &self.ctx.stats;
+        if let Some(s) = self.cache.lock().get(sql) {
+            bump(&stats.stmt_hits);
+            return Ok(s);
+        }
+        bump(&stats.stmt_misses);
+        let stmt = self.client.prepare(sql).await?;
+        let evicted = self.cache.lock().insert(sql, stmt.clone());
+        if evicted > 0 {
+            stats
+                .stmt_evictions
+                .fetch_add(evicted as u64, Ordering::Relaxed);
+        }
+        Ok(stmt)
+    }
+
+    /// Forgets a cached statement (its plan went stale).
+    pub(crate) fn forget(&self, sql: &str) {
+        self.cache.lock().remove(sql);
+    }
+
+    pub(crate) fn cache_enabled(&self) -> bool {
+        self.ctx.stmt_cache > 0 && !self.ctx.pgbouncer
+    }
+
+    /// Whether the pool must clean this connection before reuse: a lido
+    /// transaction or call left unfinished, or a session that the server
+    /// says is not idle.
+    pub(crate) fn needs_reset(&self) -> bool {
+        self.depth.load(Ordering::Relaxed) > 0
+            || self.abandoned_depth.load(Ordering::Relaxed) > 0
+            || self.abandoned_call.load(Ordering::Relaxed)
+            || self.wire.status() != TxStatus::Idle
+    }
+
+    /// Where this connection's cancel requests go.
+    pub(crate) fn cancel_target(&self) -> CancelTarget<'_> {
+        CancelTarget {
+            endpoint: &self.endpoint,
+            tls: &self.ctx.tls,
+            grace: self.ctx.cancel_grace,
+        }
+    }
+}

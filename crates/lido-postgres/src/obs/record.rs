@@ -1,0 +1,51 @@
+//! Recording a finished call: durations and errors in [`PgStats`], the
+//! statement's entry in the per-statement table, and the slow-query log.
+
+use std::time::Duration;
+
+use crate::error::PgError;
+use crate::obs::call::{Call, CallOpts, Obs, RowCount};
+use crate::obs::slowlog;
+use crate::obs::statements::Entry;
+use crate::obs::stats::{bump, PgStats};
+
+/// How a call ended: how long it took, its per-call settings, its result.
+pub(crate) struct Done<'r, T> {
+    pub(crate) took: Duration,
+    pub(crate) opts: CallOpts,
+    pub(crate) result: &'r Result<T, PgError>,
+}
+
+/// Records a finished call: durations and errors, the statement's entry
+/// (`known`: its lookup before the call), and the slow-query log.
+pub(crate) fn finish<T: RowCount>(
+    obs: &Obs,
+    stats: &PgStats,
+    call: &Call<'_>,
+    known: Option<&Entry>,
+    done: &Done<'_, T>,
+) {
+    let Done { took, opts, result } = *done;
+    let rows = result.as_ref().map_or(0, RowCount::rows);
+    let err = result.as_ref().err();
+    if obs.statistics {
+        stats.record_query(call.op, took, err);
+        if let Some(sql) = call.sql {
+            obs.statements.record(sql, known, took, err.is_some(), rows);
+        }
+    }
+    if let Some(limit) = obs.slow_limit(opts) {
+        if took >= limit {
+            bump(&stats.slow_queries);
+            let with_params = opts.log_parameters.unwrap_or(obs.log_parameters);
+            let slow = slowlog::Slow {
+                took,
+                limit,
+                rows,
+                err,
+                with_params,
+            };
+            slowlog::log(&obs.db.namespace, call, known.map(|e| &e.shape), &slow);
+        }
+    }
+}

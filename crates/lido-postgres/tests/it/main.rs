@@ -1,0 +1,25 @@
+//! lido-postgres integration tests, one binary: each module is one area and
+//! starts its own throwaway PostgreSQL servers through lido-testkit.
+
+mod common;
+
+mod blocking;
+mod dirty;
+mod errors;
+mod faults;
+mod health;
+mod leaks;
+mod pg_metrics;
+mod pgbouncer;
+mod recovery;
+mod server_errors;
+mod session_attrs;
+mod setup;
+mod slow_query;
+mod statement_stats;
+mod stmt_cache;
+mod timeouts;
+mod tls;
+mod tls_hba;
+mod tracing_spans;
+mod transactions;
