@@ -98,15 +98,12 @@ fn timeout_error<M: Manager>(shared: &Shared<M>, start: Instant) -> Error<M::Err
         shared.stats.acquire_wait.record(waited);
     }
     shared.emit(Event::AcquireTimeout { waited });
-    let (in_use, max_size, waiters) = {
-        let st = shared.lock();
-        (st.size - st.idle.len(), st.max_size, st.waiters.len())
-    };
+    let status = shared.lock().status();
     let err = Error::AcquireTimeout {
         waited,
-        in_use,
-        max_size,
-        waiters,
+        in_use: status.in_use,
+        max_size: status.max_size,
+        waiters: status.waiters,
         last_connect_error: shared.breaker.last_error(),
     };
     tracing::warn!(error = %err, "lido: acquire timed out");

@@ -27,15 +27,18 @@ macro_rules! setter {
     };
 }
 
-impl<M: Manager> PoolBuilder<M> {
-    pub(crate) fn new(manager: M) -> Self {
-        Self {
+impl<M: Manager> Pool<M> {
+    /// Starts configuring a pool around `manager`.
+    pub fn builder(manager: M) -> PoolBuilder<M> {
+        PoolBuilder {
             manager,
             config: Config::default(),
             observer: None,
         }
     }
+}
 
+impl<M: Manager> PoolBuilder<M> {
     /// Replaces every setting at once.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;

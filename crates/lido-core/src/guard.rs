@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use tokio::time::{Duration, Instant};
 
+use crate::commit::{apply, discard, put_back};
+use crate::live::Live;
 use crate::manager::Manager;
 use crate::observer::Event;
 use crate::out::{Out, Work};
-use crate::shared::{Live, Shared};
+use crate::shared::Shared;
 use crate::stats::CloseReason;
 
 /// A connection leased from a [`Pool`](crate::Pool). Derefs to the connection;
@@ -58,7 +60,7 @@ impl<M: Manager> Pooled<M> {
     /// Closes the connection inside the guard with `reason` (during validation).
     pub(crate) fn close(mut self, reason: CloseReason) {
         if let Some(live) = self.live.take() {
-            self.shared.discard(live, reason);
+            discard(&self.shared, live, reason);
         }
     }
 
@@ -70,15 +72,7 @@ impl<M: Manager> Pooled<M> {
     /// may open another in its place.
     pub fn detach(mut self) -> M::Connection {
         let live = self.live.take().expect("live until dropped");
-        let mut after = crate::shared::After::default();
-        {
-            let mut st = self.shared.lock();
-            st.leases.close(live.slot);
-            st.size -= 1;
-            after.freed = true;
-            self.shared.spawn_for_waiters(&mut st, &mut after);
-        }
-        self.shared.finish(after);
+        apply(&self.shared, |st, step| st.detach(live.slot, step));
         self.shared.stats.count_close(CloseReason::Detached);
         self.shared.emit(Event::Closed {
             reason: CloseReason::Detached,
@@ -138,15 +132,15 @@ impl<M: Manager> Pooled<M> {
             None
         };
         if let Some(reason) = reason {
-            shared.discard(live, reason);
+            discard(shared, live, reason);
         } else if shared.manager.needs_reset(&mut live.conn) {
             if shared.cfg.leak_threshold.is_some() {
-                shared.lock().leases.end(live.slot);
+                shared.lock().end_lease(live.slot);
             }
             spawn_reset(Arc::clone(shared), live);
         } else {
             live.last_used = now;
-            shared.put_back(live);
+            put_back(shared, live);
         }
     }
 }
@@ -180,7 +174,7 @@ impl<M: Manager> Drop for Pooled<M> {
             return;
         };
         if self.validating {
-            self.shared.discard(live, CloseReason::Cancelled);
+            discard(&self.shared, live, CloseReason::Cancelled);
         } else {
             self.release(live);
         }

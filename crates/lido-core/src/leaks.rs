@@ -46,6 +46,12 @@ impl Leases {
         self.slab.insert(None)
     }
 
+    /// Entries (one per open connection).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
     /// The connection left the pool (closed or detached).
     pub fn close(&mut self, slot: usize) {
         self.slab.try_remove(slot);

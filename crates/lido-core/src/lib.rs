@@ -35,23 +35,37 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// Layers, bottom up (every `use crate::` points down; `scripts/check-layers`):
+// - plain parts: config, error, manager, stats (histogram, stripe), breaker,
+//   backoff, time, leaks, waiters, observer;
+// - the locked state: live (a connection, a delivery), after (deferred
+//   work), state (+ state/upkeep: the fields and their named transitions);
+// - shared (what a pool's handles and tasks share), connector (connect with
+//   retry), commit (apply a transition, then its deferred work; connect tasks);
+// - take, out, guard, acquire, maintenance, sweeper;
+// - pool (the handle), builder (Pool::builder), blocking.
+
 mod acquire;
+mod after;
 mod backoff;
 pub mod blocking;
 mod breaker;
 mod builder;
+mod commit;
 mod config;
 mod connector;
 mod error;
 mod guard;
 mod histogram;
 mod leaks;
+mod live;
 mod maintenance;
 mod manager;
 mod observer;
 mod out;
 mod pool;
 mod shared;
+mod state;
 #[cfg(test)]
 mod state_model;
 mod stats;

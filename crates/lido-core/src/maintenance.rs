@@ -7,9 +7,12 @@ use std::sync::{Arc, Weak};
 
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::commit::apply;
+use crate::live::Live;
 use crate::manager::Manager;
 use crate::out::{Out, Work};
-use crate::shared::{After, Live, Shared};
+use crate::shared::Shared;
+use crate::state::upkeep::Reaping;
 use crate::stats::CloseReason;
 
 pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
@@ -35,7 +38,7 @@ fn run_once<M: Manager>(weak: &Weak<Shared<M>>) -> bool {
     };
     // The last `Pool` handle is gone (guards may still be out): nobody can
     // call `get()` again, so there is nothing left to maintain.
-    if shared.lock().closed || shared.handles.load(Ordering::Acquire) == 0 {
+    if shared.lock().is_closed() || shared.handles.load(Ordering::Acquire) == 0 {
         return false;
     }
     let beat = shared.started.elapsed().as_millis();
@@ -45,47 +48,19 @@ fn run_once<M: Manager>(weak: &Weak<Shared<M>>) -> bool {
     report_leaks(&shared);
     let pings = reap(&shared);
     keepalive(&shared, pings);
-    let mut after = After::default();
-    {
-        let mut st = shared.lock();
-        shared.spawn_for_min_idle(&mut st, &mut after);
-    }
-    shared.finish(after);
+    apply(&shared, |st, step| st.spawn_for_min_idle(step));
     true
 }
 
 /// Closes expired and idle-timed-out connections; takes out those due a
 /// keepalive ping (counted in `pinging` until they come back).
 fn reap<M: Manager>(shared: &Arc<Shared<M>>) -> Vec<Live<M::Connection>> {
-    let now = Instant::now();
-    let cfg = &shared.cfg;
-    let mut after = After::default();
-    let mut pings = Vec::new();
-    {
-        let mut st = shared.lock();
-        let idle = std::mem::take(&mut st.idle);
-        // Idle connections not (yet) closed: idle_timeout never takes the
-        // pool's idle count below min_idle, however many are in use.
-        let mut idle_left = idle.len();
-        // Oldest-returned first, so the longest idle go first.
-        for live in idle {
-            let idle_for = now.saturating_duration_since(live.last_used);
-            if live.expired(now) {
-                idle_left -= 1;
-                shared.close_locked(&mut st, live, CloseReason::Lifetime, &mut after);
-            } else if cfg.idle_timeout.is_some_and(|t| idle_for >= t) && idle_left > cfg.min_idle {
-                idle_left -= 1;
-                shared.close_locked(&mut st, live, CloseReason::Idle, &mut after);
-            } else if cfg.keepalive.is_some_and(|k| live.unchecked_for(now) >= k) {
-                st.pinging += 1;
-                pings.push(live);
-            } else {
-                st.idle.push_back(live);
-            }
-        }
-    }
-    shared.finish(after);
-    pings
+    let reaping = Reaping {
+        now: Instant::now(),
+        idle_timeout: shared.cfg.idle_timeout,
+        keepalive: shared.cfg.keepalive,
+    };
+    apply(shared, |st, step| st.reap(reaping, step))
 }
 
 /// Pings each due connection on its own task, so a hung database cannot hold
@@ -122,7 +97,9 @@ fn report_leaks<M: Manager>(shared: &Shared<M>) {
     let Some(threshold) = shared.cfg.leak_threshold else {
         return;
     };
-    let leaks = shared.lock().leases.over(Instant::now(), threshold, true);
+    let leaks = shared
+        .lock()
+        .overdue_leases(Instant::now(), threshold, true);
     for leak in leaks {
         crate::stats::bump(&shared.stats.leaks);
         match &leak.backtrace {

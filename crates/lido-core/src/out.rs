@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use crate::commit::apply;
+use crate::live::Live;
 use crate::manager::Manager;
-use crate::shared::{After, Live, Shared};
+use crate::shared::Shared;
 use crate::stats::CloseReason;
 
 /// What the background work is (keepalive pings are counted in `pinging`).
@@ -56,19 +58,10 @@ impl<M: Manager> Out<M> {
     }
 
     fn settle(&self, live: Live<M::Connection>, failed: Option<CloseReason>) {
-        let shared = &self.shared;
-        let mut after = After::default();
-        {
-            let mut st = shared.lock();
-            if self.work == Work::Ping {
-                st.pinging -= 1;
-            }
-            match failed {
-                Some(reason) => shared.close_locked(&mut st, live, reason, &mut after),
-                None => shared.return_locked(&mut st, live, &mut after),
-            }
-        }
-        shared.finish(after);
+        let pinged = self.work == Work::Ping;
+        apply(&self.shared, |st, step| {
+            st.come_back(live, pinged, failed, step);
+        });
     }
 }
 

@@ -9,13 +9,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::breaker::BreakerState;
-use crate::builder::PoolBuilder;
+use crate::commit::{apply, finish, run_connect};
 use crate::config::Config;
 use crate::error::{BuildError, Error};
 use crate::guard::Pooled;
+use crate::live::Live;
 use crate::manager::Manager;
-use crate::shared::{After, Shared};
-use crate::stats::{CloseReason, Stats, Status};
+use crate::shared::Shared;
+use crate::state::Step;
+use crate::stats::{Stats, Status};
 use crate::waiters::Priority;
 
 /// An async connection pool. Cheap to clone: every clone shares the same connections.
@@ -109,11 +111,6 @@ pub struct ConnInfo {
 }
 
 impl<M: Manager> Pool<M> {
-    /// Starts configuring a pool around `manager`.
-    pub fn builder(manager: M) -> PoolBuilder<M> {
-        PoolBuilder::new(manager)
-    }
-
     /// Leases a connection, waiting up to `acquire_timeout`. Callers are served
     /// strictly in arrival order. Cancellation-safe at every point.
     #[track_caller]
@@ -171,16 +168,7 @@ impl<M: Manager> Pool<M> {
 
     /// A point-in-time view: size, idle, in use, waiters, connecting, max.
     pub fn status(&self) -> Status {
-        let st = self.shared.lock();
-        Status {
-            size: st.size,
-            idle: st.idle.len(),
-            in_use: st.size - st.idle.len(),
-            waiters: st.waiters.len(),
-            connecting: st.connecting,
-            max_size: st.max_size,
-            min_idle: self.shared.cfg.min_idle,
-        }
+        self.shared.lock().status()
     }
 
     /// Cumulative counters and time distributions.
@@ -206,7 +194,7 @@ impl<M: Manager> Pool<M> {
     /// Leases currently held past `leak_threshold` (empty when leak detection is off).
     pub fn leaks(&self) -> Vec<crate::LeakReport> {
         match self.shared.cfg.leak_threshold {
-            Some(t) => self.shared.lock().leases.over(Instant::now(), t, false),
+            Some(t) => self.shared.lock().overdue_leases(Instant::now(), t, false),
             None => Vec::new(),
         }
     }
@@ -259,7 +247,7 @@ impl<M: Manager> Pool<M> {
 
     /// Whether `close()` was called.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().closed
+        self.shared.lock().is_closed()
     }
 
     /// Changes `max_size` at runtime. Shrinking closes idle connections above the
@@ -274,20 +262,7 @@ impl<M: Manager> Pool<M> {
                 max_size,
             });
         }
-        let mut after = After::default();
-        {
-            let mut st = self.shared.lock();
-            st.max_size = max_size;
-            while st.size > max_size {
-                let Some(live) = st.idle.pop_front() else {
-                    break;
-                };
-                self.shared
-                    .close_locked(&mut st, live, CloseReason::Resize, &mut after);
-            }
-            self.shared.spawn_for_waiters(&mut st, &mut after);
-        }
-        self.shared.finish(after);
+        apply(&self.shared, |st, step| st.resize(max_size, step));
         tracing::info!(max_size, "lido: pool resized");
         Ok(())
     }
@@ -301,7 +276,7 @@ impl<M: Manager> Pool<M> {
         let now = Instant::now();
         let mut sorting = Sorting {
             shared: &self.shared,
-            rest: std::mem::take(&mut self.shared.lock().idle),
+            rest: self.shared.lock().lend_idle(),
             kept: Vec::new(),
             rejected: Vec::new(),
         };
@@ -323,12 +298,7 @@ impl<M: Manager> Pool<M> {
     /// Connects go through the circuit breaker and, on failure, serve waiters
     /// like any other connect; the last failure is returned.
     pub async fn warm_up(&self) -> Result<(), Error<M::Error>> {
-        let mut after = After::default();
-        let trials = {
-            let mut st = self.shared.lock();
-            self.shared.reserve_for_min_idle(&mut st, &mut after)
-        };
-        self.shared.finish(after);
+        let trials = apply(&self.shared, |st, step| st.reserve_for_min_idle(step));
         // Detached tasks (not a JoinSet, which would abort them if this future
         // is dropped): a cancelled warm-up still finishes its connects.
         let tasks: Vec<_> = trials
@@ -337,7 +307,7 @@ impl<M: Manager> Pool<M> {
                 let shared = Arc::clone(&self.shared);
                 self.shared
                     .runtime
-                    .spawn(async move { crate::connector::run(&shared, trial).await })
+                    .spawn(async move { run_connect(&shared, trial).await })
             })
             .collect();
         let mut result = Ok(());
@@ -354,27 +324,13 @@ impl<M: Manager> Pool<M> {
     /// (they are closed as they return).
     pub async fn close(&self, deadline: Duration) -> CloseReport {
         let until = crate::time::add(Instant::now(), deadline);
-        let mut after = After::default();
-        {
-            let mut st = self.shared.lock();
-            st.closed = true;
-            self.shared
-                .fail_waiters(&mut st, || Error::Closed, &mut after);
-            while let Some(live) = st.idle.pop_front() {
-                self.shared
-                    .close_locked(&mut st, live, CloseReason::PoolClosed, &mut after);
-            }
-        }
-        self.shared.finish(after);
+        apply(&self.shared, |st, step| st.close(step));
         tracing::info!("lido: pool closing");
         loop {
             let notified = self.shared.returned.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let outstanding = {
-                let st = self.shared.lock();
-                st.size + st.connecting
-            };
+            let outstanding = self.shared.lock().outstanding();
             if outstanding == 0 {
                 return CloseReport {
                     outstanding: 0,
@@ -399,24 +355,19 @@ impl<M: Manager> Pool<M> {
 /// unwinding from a panicking predicate) puts them back or closes them.
 struct Sorting<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
-    rest: std::collections::VecDeque<crate::shared::Live<M::Connection>>,
-    kept: Vec<crate::shared::Live<M::Connection>>,
-    rejected: Vec<crate::shared::Live<M::Connection>>,
+    rest: std::collections::VecDeque<Live<M::Connection>>,
+    kept: Vec<Live<M::Connection>>,
+    rejected: Vec<Live<M::Connection>>,
 }
 
 impl<M: Manager> Drop for Sorting<'_, M> {
     fn drop(&mut self) {
-        let mut after = After::default();
+        let mut step = Step::new(&self.shared.breaker);
         {
+            let kept = self.kept.drain(..).chain(self.rest.drain(..));
             let mut st = self.shared.lock();
-            for live in self.rejected.drain(..) {
-                self.shared
-                    .close_locked(&mut st, live, CloseReason::Retain, &mut after);
-            }
-            for live in self.kept.drain(..).chain(self.rest.drain(..)) {
-                self.shared.return_locked(&mut st, live, &mut after);
-            }
+            st.retained(self.rejected.drain(..), kept, &mut step);
         }
-        self.shared.finish(after);
+        finish(self.shared, step.after);
     }
 }

@@ -1,241 +1,325 @@
-//! Loom model check of the pool's state machine: open count, connects in
-//! flight, idle list and the real [`WaitQueue`], under one mutex, with the
-//! critical sections `take.rs`, `connector.rs`, `shared.rs` (return, close)
-//! and `sweeper.rs` run: take-or-queue-and-reserve-a-connect, a connect
-//! completing (delivered to the oldest waiter or parked idle, or closed if
-//! the pool closed), a return, a cancel, `close()`, the sweeper's expiry.
+//! Loom model check of the pool's state machine. The model holds the real
+//! [`State`] (with a stand-in manager whose connections are numbers) under
+//! loom's mutex, and each model thread calls the real transitions — take
+//! idle or join the queue (reserving a connect), a connect finishing or
+//! failing, a return, a cancel, `close()`, the sweeper's expiry, a resize,
+//! a keepalive ping going out and coming back — then does
+//! their deferred work ([`After`]) the way `commit::finish` does: wakes the
+//! wakers, starts one thread per reserved connect. A change to a transition
+//! is a change to what this checks.
+//!
 //! Loom runs every interleaving (within a preemption bound); the checks
-//! assert that the counts add up,
-//! no connection is lost or duplicated, no waiter is stranded, and a closed
-//! pool ends empty.
+//! assert that the counts add up, no connection is lost or duplicated, no
+//! waiter is stranded (a waiter never served blocks its thread, which loom
+//! reports as a deadlock), callers are served first come, first served, and
+//! a closed pool ends empty.
+//!
+//! To see it bite, break a transition in `state.rs` (say, make
+//! `cancel_waiter` drop a delivered connection) and run
+//! `cargo test -p lido-core --lib state_model`: a deadlock (a stranded
+//! waiter) or one of the assertions below names what went wrong.
 
 use std::task::{Poll, Waker};
 
-use loom::sync::{Arc, Mutex};
+use loom::sync::{Arc, Mutex, MutexGuard};
 use loom::thread;
 use tokio::time::Instant;
 
-use crate::waiters::{Priority, WaitQueue};
+use crate::after::After;
+use crate::breaker::Breaker;
+use crate::config::{BreakerConfig, Config};
+use crate::error::{ConnectFailure, Error};
+use crate::live::{Delivery, Live};
+use crate::manager::Manager;
+use crate::state::upkeep::Reaping;
+use crate::state::{Checkout, State, Step, Waiter};
+use crate::waiters::Priority;
 
-enum Delivery {
-    Conn(u32),
-    Failed,
-    TimedOut,
+/// A manager the model never calls: it only gives [`State`] its types.
+struct Fake;
+
+impl Manager for Fake {
+    type Connection = u32;
+    type Error = std::io::Error;
+
+    async fn connect(&self) -> Result<u32, std::io::Error> {
+        Err(std::io::Error::other("the model opens connections itself"))
+    }
+
+    async fn check(&self, _conn: &mut u32) -> Result<(), std::io::Error> {
+        Ok(())
+    }
 }
 
-struct State {
-    idle: Vec<u32>,
-    waiters: WaitQueue<Delivery>,
-    size: usize,
-    connecting: usize,
-    max: usize,
-    closed: bool,
-    next_id: u32,
-    closed_conns: usize,
+/// The real state plus the model's own ledger, under one lock.
+struct Book {
+    st: State<Fake>,
+    /// Connections opened so far (ids `0..opened`).
+    opened: u32,
+    /// Ids of the connections the pool closed.
+    closed: Vec<u32>,
+    /// Keys of the callers in the queue or not yet served, in arrival order.
+    arrived: Vec<usize>,
 }
 
 struct Model {
-    st: Mutex<State>,
+    book: Mutex<Book>,
+    gate: Breaker<std::io::Error>,
+    /// Every connect fails (else every connect succeeds).
+    failing: bool,
     /// Connect tasks spawned (one thread per reserved connect, as
-    /// `connector::spawn` starts a task), joined at the end.
+    /// `commit::spawn_connect` starts a task), joined at the end.
     connects: Mutex<Vec<thread::JoinHandle<()>>>,
 }
+
+type Conn = Live<u32>;
 
 fn deadline() -> Instant {
     static AT: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     *AT.get_or_init(Instant::now)
 }
 
+fn conn(id: u32) -> Conn {
+    Live::new(id, u64::from(id), deadline(), None)
+}
+
 impl Model {
     /// A pool of `max` with `idle` idle connections and `held` leased ones
-    /// (ids `idle..idle + held`, returned by the test with [`release`]).
-    fn new(max: usize, idle: u32, held: u32) -> Arc<Self> {
-        Arc::new(Self {
-            st: Mutex::new(State {
-                idle: (0..idle).collect(),
-                waiters: WaitQueue::default(),
-                size: (idle + held) as usize,
-                connecting: 0,
-                max,
-                closed: false,
-                next_id: idle + held,
-                closed_conns: 0,
-            }),
+    /// (returned with their leases, for the test to give back with
+    /// [`release`]), set up through the real transitions.
+    fn new(max: usize, idle: u32, held: u32, failing: bool) -> (Arc<Self>, Vec<Conn>) {
+        let cfg = Config {
+            max_size: max,
+            min_idle: (idle + held) as usize,
+            ..Config::default()
+        };
+        let gate = Breaker::new(BreakerConfig::default());
+        let mut st = State::new(&cfg);
+        let mut step = Step::new(&gate);
+        let opened = st.reserve_for_min_idle(&mut step).len() as u32;
+        for id in 0..opened {
+            st.connected(conn(id), &mut step);
+        }
+        assert!(step.after.is_empty(), "setup leaves nothing to do");
+        let leased = (0..held)
+            .map(|_| match st.checkout() {
+                Checkout::Idle(live) => live,
+                _ => panic!("setup: an idle connection to lease"),
+            })
+            .collect();
+        let book = Book {
+            st,
+            opened,
+            closed: Vec::new(),
+            arrived: Vec::new(),
+        };
+        let model = Self {
+            book: Mutex::new(book),
+            gate,
+            failing,
             connects: Mutex::new(Vec::new()),
-        })
+        };
+        (Arc::new(model), leased)
     }
 
-    fn lock(&self) -> loom::sync::MutexGuard<'_, State> {
-        self.st.lock().expect("lock")
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().expect("lock")
     }
 }
 
-/// `Take::first`: an idle connection, a failure, or a queued key (reserving a
-/// connect when there is room, as `spawn_for_waiters` does, and starting it
-/// once the lock is released, as `Shared::finish` does).
-fn take(m: &Arc<Model>) -> Result<Result<u32, ()>, usize> {
-    let (key, reserved) = {
-        let mut st = m.lock();
-        if st.closed {
-            return Ok(Err(()));
-        }
-        if st.waiters.is_empty() {
-            if let Some(c) = st.idle.pop() {
-                return Ok(Ok(c));
-            }
-        }
-        let key = st.waiters.push(Priority::Normal, deadline(), Waker::noop());
-        let reserve = st.waiters.len() > st.connecting && st.size + st.connecting < st.max;
-        if reserve {
-            st.connecting += 1;
-        }
-        (key, reserve)
+/// One transition under the lock, then its deferred work: what
+/// `commit::apply` does.
+fn apply<R>(m: &Arc<Model>, f: impl FnOnce(&mut Book, &mut Step<'_, Fake>) -> R) -> R {
+    let mut step = Step::new(&m.gate);
+    let out = {
+        let mut book = m.lock();
+        let out = f(&mut book, &mut step);
+        let closed = step.after.closed.drain(..).map(|(c, _)| c);
+        book.closed.extend(closed);
+        out
     };
-    if reserved {
+    finish(m, step.after);
+    out
+}
+
+/// `commit::finish`: wake the wakers, start the reserved connects.
+fn finish(m: &Arc<Model>, after: After<u32>) {
+    after.wakers.wake_all();
+    for _trial in after.spawn {
         let task = Arc::clone(m);
-        let handle = thread::spawn(move || connected(&task));
+        let handle = thread::spawn(move || connect(&task));
         m.connects.lock().expect("lock").push(handle);
     }
-    Err(key)
 }
 
-/// `Shared::return_locked`: closed pool closes it, else oldest waiter or
-/// idle. Returns the waiter's waker, to wake after the lock is released.
-fn give_back(st: &mut State, conn: u32) -> Option<Waker> {
-    if st.closed {
-        st.size -= 1;
-        st.closed_conns += 1;
-        return None;
-    }
-    match st.waiters.deliver(Delivery::Conn(conn)) {
-        Ok(w) => w,
-        Err(Delivery::Conn(c)) => {
-            st.idle.push(c);
-            None
+/// A connect task: its connection joins the pool, or its failure goes to
+/// the oldest waiter.
+fn connect(m: &Arc<Model>) {
+    apply(m, |b, step| {
+        if m.failing {
+            let err = Error::Connect {
+                cause: ConnectFailure::Backend(std::sync::Arc::new(std::io::Error::other("down"))),
+                attempts: 1,
+            };
+            b.st.connect_failed(err, step);
+        } else {
+            let id = b.opened;
+            b.opened += 1;
+            b.st.connected(conn(id), step);
         }
-        Err(_) => None,
-    }
+    });
 }
 
-fn wake(w: Option<Waker>) {
-    if let Some(w) = w {
-        w.wake();
-    }
-}
-
-fn release(m: &Model, conn: u32) {
-    let w = give_back(&mut m.lock(), conn);
-    wake(w);
-}
-
-/// `Take::drop`: leave the queue, passing on whatever was delivered.
-fn cancel(m: &Model, key: usize) {
-    let w = {
-        let mut st = m.lock();
-        match st.waiters.cancel(key) {
-            Some(Delivery::Conn(c)) => give_back(&mut st, c),
-            Some(Delivery::Failed) => st.waiters.deliver(Delivery::Failed).ok().flatten(),
-            Some(Delivery::TimedOut) | None => None,
+/// `Take::first`: an idle connection, `None` (closed), or a queued key.
+fn take(m: &Arc<Model>) -> Result<Option<Conn>, usize> {
+    apply(m, |b, step| match b.st.checkout() {
+        Checkout::Closed => Ok(None),
+        Checkout::Idle(live) => Ok(Some(live)),
+        Checkout::Queue => {
+            let waiter = Waiter {
+                priority: Priority::Normal,
+                deadline: deadline(),
+                waker: Waker::noop(),
+                again: false,
+            };
+            let key = b.st.join_queue(waiter, step);
+            b.arrived.push(key);
+            Err(key)
         }
-    };
-    wake(w);
+    })
 }
 
-/// A connect task finishing: `connector::add_new`.
-fn connected(m: &Model) {
-    let w = {
-        let mut st = m.lock();
-        st.connecting -= 1;
-        st.size += 1;
-        let id = st.next_id;
-        st.next_id += 1;
-        give_back(&mut st, id)
-    };
-    wake(w);
+/// A guard dropped: the connection goes back.
+fn release(m: &Arc<Model>, live: Conn) {
+    apply(m, |b, step| b.st.put_back(live, step));
 }
 
-/// `Pool::close`: fail the waiters, close the idle connections.
-fn close(m: &Model) {
-    let wakers = {
-        let mut st = m.lock();
-        st.closed = true;
-        let wakers = st.waiters.deliver_all(|| Delivery::Failed);
-        let n = st.idle.len();
-        st.idle.clear();
-        st.size -= n;
-        st.closed_conns += n;
-        wakers
-    };
-    wakers.into_iter().for_each(Waker::wake);
+fn close(m: &Arc<Model>) {
+    apply(m, |b, step| b.st.close(step));
 }
 
-fn sweep(m: &Model) {
+/// `Pool::resize` down to one connection.
+fn shrink_to_one(m: &Arc<Model>) {
+    apply(m, |b, step| b.st.resize(1, step));
+}
+
+/// The maintenance round taking out every idle connection for a keepalive
+/// ping (they are all due).
+fn take_for_ping(m: &Arc<Model>) -> Vec<Conn> {
+    let reaping = Reaping {
+        now: deadline(),
+        idle_timeout: None,
+        keepalive: Some(std::time::Duration::ZERO),
+    };
+    apply(m, |b, step| b.st.reap(reaping, step))
+}
+
+/// A keepalive ping passed: the connection comes back.
+fn ping_passed(m: &Arc<Model>, live: Conn) {
+    apply(m, |b, step| b.st.come_back(live, true, None, step));
+}
+
+/// The sweeper's round, at a time past every waiter's deadline.
+fn sweep(m: &Arc<Model>) {
     let later = deadline() + std::time::Duration::from_secs(1);
     let mut wakers = Vec::new();
-    m.lock()
-        .waiters
-        .expire(later, || Delivery::TimedOut, &mut wakers);
+    m.lock().st.expire_waiters(later, &mut wakers);
     wakers.into_iter().for_each(Waker::wake);
 }
 
-/// A caller: waits until served (patient) or gives up after one poll.
-fn caller(m: &Arc<Model>, patient: bool) {
-    let served = match take(m) {
-        Ok(r) => r.ok(),
-        Err(key) if patient => {
-            let d = loom::future::block_on(std::future::poll_fn(|cx| {
-                match m.lock().waiters.poll_take(key, cx.waker()) {
-                    Some(d) => Poll::Ready(d),
-                    None => Poll::Pending,
-                }
-            }));
-            match d {
-                Delivery::Conn(c) => Some(c),
-                Delivery::Failed | Delivery::TimedOut => None,
-            }
-        }
-        Err(key) => {
-            let got = m.lock().waiters.poll_take(key, Waker::noop());
-            match got {
-                Some(Delivery::Conn(c)) => Some(c),
-                Some(_) => None,
-                None => {
-                    cancel(m, key);
-                    None
-                }
-            }
-        }
-    };
-    if let Some(c) = served {
-        release(m, c);
+/// `Take`'s later polls: what was delivered to `key`, if anything. A caller
+/// served while someone who arrived before it still waits would break first
+/// come, first served.
+fn delivered(m: &Model, key: usize, waker: &Waker) -> Option<Delivery<Fake>> {
+    let mut b = m.lock();
+    let d = b.st.take_delivery(key, waker)?;
+    let pos = b.arrived.iter().position(|k| *k == key).expect("arrived");
+    for earlier in &b.arrived[..pos] {
+        assert!(
+            !b.st.is_queued(*earlier),
+            "first come, first served: served while an earlier caller waits"
+        );
+    }
+    b.arrived.remove(pos);
+    Some(d)
+}
+
+/// `Take`'s drop: `key` leaves the queue.
+fn cancel(m: &Arc<Model>, key: usize) {
+    apply(m, |b, step| {
+        b.arrived.retain(|k| *k != key);
+        b.st.cancel_waiter(key, step);
+    });
+}
+
+fn served(d: Delivery<Fake>) -> Option<Conn> {
+    match d {
+        Delivery::Conn(live) => Some(live),
+        Delivery::Failed(_) | Delivery::TimedOut => None,
     }
 }
 
-/// Joins every connect task (they may have been spawned by any thread).
+/// A caller: waits until served (patient) or gives up after one poll
+/// (`Take`'s drop cancels), then returns what it got.
+fn caller(m: &Arc<Model>, patient: bool) {
+    let got = match take(m) {
+        Ok(got) => got,
+        Err(key) if patient => loom::future::block_on(std::future::poll_fn(|cx| {
+            match delivered(m, key, cx.waker()) {
+                Some(d) => Poll::Ready(served(d)),
+                None => Poll::Pending,
+            }
+        })),
+        Err(key) => match delivered(m, key, Waker::noop()) {
+            Some(d) => served(d),
+            None => {
+                cancel(m, key);
+                None
+            }
+        },
+    };
+    if let Some(live) = got {
+        release(m, live);
+    }
+}
+
+/// Joins every connect task (they may have been spawned by any thread,
+/// connect tasks included).
 fn join_connects(m: &Model) {
-    let handles = std::mem::take(&mut *m.connects.lock().expect("lock"));
-    for h in handles {
-        h.join().expect("connect task");
+    loop {
+        let handles = std::mem::take(&mut *m.connects.lock().expect("lock"));
+        if handles.is_empty() {
+            return;
+        }
+        for h in handles {
+            h.join().expect("connect task");
+        }
     }
 }
 
 fn check_at_rest(m: &Model) {
-    let st = m.lock();
-    assert!(st.waiters.is_empty(), "no waiter stranded");
-    assert_eq!(st.connecting, 0, "every reserved connect completed");
-    assert_eq!(st.size, st.idle.len(), "nothing leased, counts add up");
-    assert!(st.size <= st.max, "never above max");
-    let mut ids = st.idle.clone();
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!(ids.len(), st.idle.len(), "no connection duplicated");
+    let b = m.lock();
+    let s = b.st.status();
+    assert_eq!(s.waiters, 0, "no waiter stranded");
+    assert!(b.arrived.is_empty(), "every caller served or gone");
+    assert_eq!(s.connecting, 0, "every reserved connect completed");
+    assert_eq!(s.in_use, 0, "nothing leased, counts add up");
+    assert_eq!(b.st.pings_out(), 0, "every keepalive ping came back");
+    assert!(s.size <= s.max_size, "never above max");
     assert_eq!(
-        st.size + st.closed_conns,
-        st.next_id as usize,
-        "every connection opened is open or closed, none lost"
+        b.st.lease_entries(),
+        s.size,
+        "one lease entry per open connection"
     );
-    if st.closed {
-        assert_eq!(st.size, 0, "a closed pool ends empty");
+    let mut ids: Vec<u32> = b.st.idle_conns().chain(&b.closed).copied().collect();
+    ids.sort_unstable();
+    let opened: Vec<u32> = (0..b.opened).collect();
+    assert_eq!(
+        ids, opened,
+        "every connection opened is idle or closed, once: none lost or duplicated"
+    );
+    if b.st.is_closed() {
+        assert_eq!(s.size, 0, "a closed pool ends empty");
     }
 }
 
@@ -250,10 +334,15 @@ fn spawn(m: &Arc<Model>, f: fn(&Arc<Model>)) -> thread::JoinHandle<()> {
     thread::spawn(move || f(&m))
 }
 
+fn spawn_release(m: &Arc<Model>, live: Conn) -> thread::JoinHandle<()> {
+    let m = Arc::clone(m);
+    thread::spawn(move || release(&m, live))
+}
+
 #[test]
 fn callers_a_connect_and_a_cancel_keep_the_counts_right() {
     model(|| {
-        let m = Model::new(1, 0, 0);
+        let (m, _) = Model::new(1, 0, 0, false);
         let impatient = spawn(&m, |m| caller(m, false));
         caller(&m, true);
         impatient.join().expect("impatient");
@@ -265,8 +354,8 @@ fn callers_a_connect_and_a_cancel_keep_the_counts_right() {
 #[test]
 fn close_racing_callers_and_a_connect_leaves_an_empty_pool() {
     model(|| {
-        let m = Model::new(2, 1, 0);
-        let closer = spawn(&m, |m| close(m));
+        let (m, _) = Model::new(2, 1, 0, false);
+        let closer = spawn(&m, close);
         let other = spawn(&m, |m| caller(m, true));
         caller(&m, true);
         other.join().expect("other");
@@ -279,8 +368,8 @@ fn close_racing_callers_and_a_connect_leaves_an_empty_pool() {
 #[test]
 fn the_sweeper_racing_a_connect_strands_nobody() {
     model(|| {
-        let m = Model::new(1, 0, 0);
-        let sweeper = spawn(&m, |m| sweep(m));
+        let (m, _) = Model::new(1, 0, 0, false);
+        let sweeper = spawn(&m, sweep);
         caller(&m, true);
         sweeper.join().expect("sweeper");
         join_connects(&m);
@@ -291,8 +380,8 @@ fn the_sweeper_racing_a_connect_strands_nobody() {
 #[test]
 fn a_return_racing_a_cancel_hands_the_connection_on() {
     model(|| {
-        let m = Model::new(1, 0, 1);
-        let releaser = spawn(&m, |m| release(m, 0));
+        let (m, mut held) = Model::new(1, 0, 1, false);
+        let releaser = spawn_release(&m, held.remove(0));
         caller(&m, false);
         releaser.join().expect("releaser");
         join_connects(&m);
@@ -303,14 +392,63 @@ fn a_return_racing_a_cancel_hands_the_connection_on() {
 #[test]
 fn the_sweeper_racing_a_return_and_patient_callers_strands_nobody() {
     model(|| {
-        let m = Model::new(1, 0, 1);
-        let sweeper = spawn(&m, |m| sweep(m));
-        let releaser = spawn(&m, |m| release(m, 0));
+        let (m, mut held) = Model::new(1, 0, 1, false);
+        let sweeper = spawn(&m, sweep);
+        let releaser = spawn_release(&m, held.remove(0));
         let other = spawn(&m, |m| caller(m, true));
         caller(&m, false);
         other.join().expect("other");
         releaser.join().expect("releaser");
         sweeper.join().expect("sweeper");
+        join_connects(&m);
+        check_at_rest(&m);
+    });
+}
+
+#[test]
+fn a_failed_connect_racing_a_cancel_strands_nobody() {
+    model(|| {
+        let (m, _) = Model::new(1, 0, 0, true);
+        let impatient = spawn(&m, |m| caller(m, false));
+        caller(&m, true);
+        impatient.join().expect("impatient");
+        join_connects(&m);
+        check_at_rest(&m);
+    });
+}
+
+#[test]
+fn a_shrink_racing_returns_and_a_waiter_ends_within_the_new_max() {
+    model(|| {
+        let (m, mut held) = Model::new(2, 0, 2, false);
+        let shrinker = spawn(&m, shrink_to_one);
+        let releaser = spawn_release(&m, held.remove(0));
+        let other = spawn(&m, |m| caller(m, true));
+        release(&m, held.remove(0));
+        other.join().expect("other");
+        releaser.join().expect("releaser");
+        shrinker.join().expect("shrinker");
+        join_connects(&m);
+        check_at_rest(&m);
+        assert_eq!(m.lock().st.status().max_size, 1, "shrunk");
+    });
+}
+
+#[test]
+fn a_keepalive_ping_coming_back_racing_close_and_a_caller_leaves_an_empty_pool() {
+    model(|| {
+        let (m, _) = Model::new(1, 1, 0, false);
+        let mut pinged = take_for_ping(&m);
+        assert_eq!(pinged.len(), 1, "the idle connection is out for a ping");
+        let pinger = {
+            let m = Arc::clone(&m);
+            let live = pinged.remove(0);
+            thread::spawn(move || ping_passed(&m, live))
+        };
+        let closer = spawn(&m, close);
+        caller(&m, true);
+        closer.join().expect("closer");
+        pinger.join().expect("pinger");
         join_connects(&m);
         check_at_rest(&m);
     });

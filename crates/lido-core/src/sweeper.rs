@@ -5,7 +5,7 @@
 //! entry in the runtime's timer wheel on every wait, under its lock. Since all
 //! waiters wait for the same `acquire_timeout` and each lane is first come,
 //! first served, the lane fronts always hold the earliest deadlines: this task
-//! sleeps until the earliest one, delivers [`Delivery::TimedOut`] to every
+//! sleeps until the earliest one, delivers `TimedOut` to every
 //! waiter that is due, and sleeps again. With nobody waiting it parks until a
 //! caller joins an empty queue. It holds only a weak reference and stops when
 //! the pool is gone.
@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::manager::Manager;
-use crate::shared::{Delivery, Shared};
+use crate::shared::Shared;
 
 pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
     let weak = Arc::downgrade(shared);
@@ -47,14 +47,7 @@ async fn run<M: Manager>(weak: Weak<Shared<M>>, signal: Arc<Notify>) {
 fn sweep_once<M: Manager>(weak: &Weak<Shared<M>>) -> Option<Option<Instant>> {
     let shared = weak.upgrade()?;
     let mut wakers = Vec::new();
-    let next = {
-        let mut st = shared.lock();
-        let next = st
-            .waiters
-            .expire(Instant::now(), || Delivery::TimedOut, &mut wakers);
-        st.sweeper_parked = next.is_none();
-        next
-    };
+    let next = shared.lock().expire_waiters(Instant::now(), &mut wakers);
     for w in wakers {
         w.wake();
     }

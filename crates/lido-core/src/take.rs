@@ -16,9 +16,12 @@ use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 
+use crate::commit::{apply, finish};
 use crate::error::Error;
+use crate::live::{Delivery, Live};
 use crate::manager::Manager;
-use crate::shared::{After, Delivery, Live, Shared};
+use crate::shared::Shared;
+use crate::state::{Checkout, LeaseSite, State, Step, Waiter};
 use crate::waiters::Priority;
 
 /// Where and when a `get()` began.
@@ -71,11 +74,14 @@ impl<'a, M: Manager> Take<'a, M> {
     }
 
     /// Starts the lease in the connection's registry entry (leak detection on).
-    fn lease(&self, st: &mut crate::shared::State<M>, live: &Live<M::Connection>, since: Instant) {
+    fn lease(&self, st: &mut State<M>, live: &Live<M::Connection>, since: Instant) {
         if self.shared.cfg.leak_threshold.is_some() {
-            let bt = self.caller.backtrace.clone();
-            st.leases
-                .begin(live.slot, live.id, since, self.caller.location, bt);
+            let site = LeaseSite {
+                since,
+                location: self.caller.location,
+                backtrace: self.caller.backtrace.clone(),
+            };
+            st.begin_lease(live, site);
         }
     }
 
@@ -83,14 +89,12 @@ impl<'a, M: Manager> Take<'a, M> {
     fn first(&mut self, cx: &Context<'_>) -> Polled<M> {
         let shared = self.shared;
         let caller = self.caller;
-        let mut after = After::default();
+        let mut step = Step::new(&shared.breaker);
         {
             let mut st = shared.lock();
-            if st.closed {
-                return Poll::Ready(Err(Missed::Failed(Error::Closed)));
-            }
-            if st.waiters.is_empty() {
-                if let Some(live) = shared.pop_idle(&mut st) {
+            match st.checkout() {
+                Checkout::Closed => return Poll::Ready(Err(Missed::Failed(Error::Closed))),
+                Checkout::Idle(live) => {
                     self.lease(&mut st, &live, caller.start);
                     return Poll::Ready(Ok(Got {
                         live,
@@ -98,6 +102,7 @@ impl<'a, M: Manager> Take<'a, M> {
                         waited: false,
                     }));
                 }
+                Checkout::Queue => {}
             }
             if let Some((retry_in, last_error)) = shared.breaker.rejects_get(caller.start) {
                 let e = Error::CircuitOpen {
@@ -106,19 +111,15 @@ impl<'a, M: Manager> Take<'a, M> {
                 };
                 return Poll::Ready(Err(Missed::Failed(e)));
             }
-            let (priority, deadline, waker) = (caller.priority, caller.deadline, cx.waker());
-            self.key = Some(if self.again {
-                st.waiters.push_front(priority, deadline, waker)
-            } else {
-                st.waiters.push(priority, deadline, waker)
-            });
-            if st.sweeper_parked {
-                st.sweeper_parked = false;
-                after.wake_sweeper = true;
-            }
-            shared.spawn_for_waiters(&mut st, &mut after);
+            let waiter = Waiter {
+                priority: caller.priority,
+                deadline: caller.deadline,
+                waker: cx.waker(),
+                again: self.again,
+            };
+            self.key = Some(st.join_queue(waiter, &mut step));
         }
-        shared.finish(after);
+        finish(shared, step.after);
         Poll::Pending
     }
 
@@ -128,7 +129,7 @@ impl<'a, M: Manager> Take<'a, M> {
         // time the connection was taken (and no second reading is needed).
         let now = Instant::now();
         let mut st = self.shared.lock();
-        let Some(delivery) = st.waiters.poll_take(key, cx.waker()) else {
+        let Some(delivery) = st.take_delivery(key, cx.waker()) else {
             return Poll::Pending;
         };
         self.done = true;
@@ -168,23 +169,6 @@ impl<M: Manager> Drop for Take<'_, M> {
         let Some(key) = self.key.filter(|_| !self.done) else {
             return;
         };
-        let shared = self.shared;
-        let mut after = After::default();
-        {
-            let mut st = shared.lock();
-            match st.waiters.cancel(key) {
-                // Handed over just before the caller left: return it like a
-                // guard would (it may be closed if the pool closed or shrank).
-                Some(Delivery::Conn(live)) => shared.return_locked(&mut st, live, &mut after),
-                // A connect failure meant for someone: the next waiter learns it.
-                Some(Delivery::Failed(e)) => {
-                    if let Ok(w) = st.waiters.deliver(Delivery::Failed(e)) {
-                        after.wakers.extend(w);
-                    }
-                }
-                Some(Delivery::TimedOut) | None => {}
-            }
-        }
-        shared.finish(after);
+        apply(self.shared, |st, step| st.cancel_waiter(key, step));
     }
 }

@@ -68,6 +68,12 @@ impl<T> WaitQueue<T> {
         self.lanes.iter().all(VecDeque::is_empty)
     }
 
+    /// Whether `key` still waits in its lane (nothing delivered to it yet).
+    #[cfg(test)]
+    pub fn is_queued(&self, key: usize) -> bool {
+        self.lanes.iter().any(|lane| lane.contains(&key))
+    }
+
     /// Joins the back of `priority`'s lane, to be woken through `waker`;
     /// returns the waiter's key. `deadline` must not be earlier than that of
     /// any waiter already in the lane.

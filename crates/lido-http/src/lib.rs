@@ -68,12 +68,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod future;
 pub mod health;
 mod json;
 pub mod metrics;
 mod router;
 mod source;
 
+pub use future::BoxFuture;
 pub use health::{
     error_rate, health, BackendCheck, Check, CheckContext, FnCheck, HealthCheck, HealthChecker,
     HealthConfig, HealthExt, HealthMonitor, HealthMonitorBuilder, HealthReport, Limits,
@@ -85,4 +87,4 @@ pub use metrics::{
     MetricsExtension, OPENMETRICS_CONTENT_TYPE,
 };
 pub use router::{router, Endpoints};
-pub use source::{BoxFuture, NamedPool, PingFailure, PingFailureKind, PoolBackend, PoolSource};
+pub use source::{NamedPool, PingFailure, PingFailureKind, PoolBackend, PoolSource};

@@ -2,18 +2,14 @@
 //! metrics read, implemented for every [`lido_core::Pool`].
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lido_core::{BreakerState, Config, Error, LeakReport, Manager, PingError, Pool, Stats, Status};
 
-use crate::health::BackendCheck;
-use crate::metrics::MetricsExtension;
-
-/// A boxed, `Send` future (what object-safe async methods return).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::future::BoxFuture;
+use crate::health::backend::BackendCheck;
+use crate::metrics::sink::MetricsExtension;
 
 /// What kind of failure a [`PoolSource::ping`] met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

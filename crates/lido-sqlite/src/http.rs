@@ -1,4 +1,4 @@
-//! lido-http integration (feature `http`): [`PoolSource`] for
+//! lido-http integration (feature `http`): [`PoolSource`](lido_http::PoolSource) for
 //! [`SqlitePool`], so a pool registers with health checks and the exporter
 //! as it is. The readers' lido-core pool gives the built-in checks and
 //! families; the writer lane adds [`WriterPing`] (`writer:responseTime`: a

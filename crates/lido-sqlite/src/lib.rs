@@ -53,6 +53,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// Layers, bottom up (a module imports only from those below it): error,
+// exec, cap -> options -> connect -> manager (readers), writer (the lane) ->
+// database -> pool -> blocking, files, http.
 pub mod blocking;
 mod cap;
 mod connect;

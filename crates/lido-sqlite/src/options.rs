@@ -107,7 +107,8 @@ pub type AfterConnect = Arc<dyn Fn(&Connection, Role) -> rusqlite::Result<()> + 
 /// A hook run once per pool on the writer connection before anything else.
 pub type Startup = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
 
-/// Configures and builds a [`SqlitePool`](crate::SqlitePool).
+/// Configures and builds a [`SqlitePool`](crate::SqlitePool); finish with
+/// [`build`](Self::build).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -337,11 +338,5 @@ impl Builder {
         }
         self.readers.validate()?;
         Ok(())
-    }
-
-    /// Builds the pool: opens the writer, runs the startup hook, starts the
-    /// writer thread and warms up `min_idle` readers.
-    pub async fn build(self) -> Result<crate::SqlitePool> {
-        crate::pool::build(self).await
     }
 }

@@ -129,34 +129,38 @@ async fn startup(db: &Database, opts: &Builder) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn build(opts: Builder) -> Result<SqlitePool> {
-    runtime()?;
-    opts.validate()?;
-    let opts = Arc::new(opts);
-    let (permit, reserve) = match &opts.cap {
-        Some(cap) => {
-            let (p, r) = cap::acquire_pool(cap).await?;
-            (Some(p), Some(r))
-        }
-        None => (None, None),
-    };
-    let db = Database::open(&opts, permit).await?;
-    startup(&db, &opts).await?;
-    let manager = SqliteManager::shared(Arc::clone(&opts), Role::Reader, reserve.clone());
-    let readers = Pool::builder(manager)
-        .config(opts.readers.clone())
-        .build_lazy()?;
-    let inner = Arc::new(Inner {
-        readers,
-        db,
-        opts,
-        closed: AtomicBool::new(false),
-        reserve,
-    });
-    inner.readers.warm_up().await?;
-    tracing::info!(source = %inner.opts.source.describe(), max_readers = inner.opts.readers.max_size,
-        "lido-sqlite: pool ready");
-    Ok(SqlitePool { inner })
+impl Builder {
+    /// Builds the pool: opens the writer, runs the startup hook, starts the
+    /// writer thread and warms up `min_idle` readers.
+    pub async fn build(self) -> Result<SqlitePool> {
+        runtime()?;
+        self.validate()?;
+        let opts = Arc::new(self);
+        let (permit, reserve) = match &opts.cap {
+            Some(cap) => {
+                let (p, r) = cap::acquire_pool(cap).await?;
+                (Some(p), Some(r))
+            }
+            None => (None, None),
+        };
+        let db = Database::open(&opts, permit).await?;
+        startup(&db, &opts).await?;
+        let manager = SqliteManager::shared(Arc::clone(&opts), Role::Reader, reserve.clone());
+        let readers = Pool::builder(manager)
+            .config(opts.readers.clone())
+            .build_lazy()?;
+        let inner = Arc::new(Inner {
+            readers,
+            db,
+            opts,
+            closed: AtomicBool::new(false),
+            reserve,
+        });
+        inner.readers.warm_up().await?;
+        tracing::info!(source = %inner.opts.source.describe(), max_readers = inner.opts.readers.max_size,
+            "lido-sqlite: pool ready");
+        Ok(SqlitePool { inner })
+    }
 }
 
 /// Runs a read closure on a leased reader (blocking thread or caller thread).

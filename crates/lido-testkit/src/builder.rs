@@ -1,9 +1,7 @@
 //! [`PgServerBuilder`] and [`StopMode`].
 
-use crate::error::TestkitError;
-use crate::server::PgServer;
-
-/// How [`PgServer::restart`] (or [`PgServer::stop_with`]) stops the server.
+/// How [`PgServer::restart`](crate::PgServer::restart) (or
+/// [`PgServer::stop_with`](crate::PgServer::stop_with)) stops the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopMode {
     /// `pg_ctl stop -m fast`: roll back open transactions, close client
@@ -14,7 +12,8 @@ pub enum StopMode {
     Immediate,
     /// `pg_ctl stop -m smart`: refuse new connections (57P03
     /// cannot_connect_now) and stop once the last session has ended. Use it
-    /// with [`PgServer::begin_stop`] while sessions are open.
+    /// with [`PgServer::begin_stop`](crate::PgServer::begin_stop) while
+    /// sessions are open.
     Smart,
 }
 
@@ -28,7 +27,9 @@ impl StopMode {
     }
 }
 
-/// Options for a [`PgServer`]; made by [`PgServer::builder`].
+/// Options for a [`PgServer`](crate::PgServer); made by
+/// [`PgServer::builder`](crate::PgServer::builder); finish with
+/// [`start`](Self::start).
 #[derive(Debug, Clone)]
 pub struct PgServerBuilder {
     pub(crate) tls: bool,
@@ -74,15 +75,10 @@ impl PgServerBuilder {
     /// and the same for `::1`); the Unix-socket line the testkit's `psql`
     /// uses stays first. For example
     /// `"hostssl all all 127.0.0.1/32 cert"` (client certificates, see
-    /// [`PgServer::client_cert`]) or
+    /// [`PgServer::client_cert`](crate::PgServer::client_cert)) or
     /// `"hostnossl all all 127.0.0.1/32 scram-sha-256"`.
     pub fn hba_line(mut self, line: impl Into<String>) -> Self {
         self.hba.push(line.into());
         self
-    }
-
-    /// Creates and starts the server.
-    pub fn start(self) -> Result<PgServer, TestkitError> {
-        PgServer::start_with(self)
     }
 }

@@ -363,6 +363,13 @@ impl PgServer {
     }
 }
 
+impl PgServerBuilder {
+    /// Creates and starts the server.
+    pub fn start(self) -> Result<PgServer, TestkitError> {
+        PgServer::start_with(self)
+    }
+}
+
 impl Drop for PgServer {
     fn drop(&mut self) {
         if *self.lock() || self.data_dir.join("postmaster.pid").exists() {

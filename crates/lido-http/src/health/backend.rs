@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use super::checks::window_text;
 use super::config::{HealthConfig, Threshold};
 use super::custom::bounded;
+use super::judge::{rate, window_text};
 use super::report::{Check, Observation};
-use crate::source::BoxFuture;
+use crate::future::BoxFuture;
 
 /// A check that comes with a pool: a backend returns its checks from
 /// [`PoolSource::backend_checks`](crate::PoolSource::backend_checks), and
@@ -110,7 +110,7 @@ pub fn error_rate(
     what: &str,
     ctx: &CheckContext<'_>,
 ) -> Observation {
-    super::checks::rate(threshold, min_samples, failed, total, what, ctx.covers)
+    rate(threshold, min_samples, failed, total, what, ctx.covers)
 }
 
 /// Runs `check` under its timeout; a panic or a timeout fails it.

@@ -6,7 +6,9 @@ use std::time::Duration;
 use lido_core::{BreakerConfig, BreakerState, LeakReport, Status as PoolStatus};
 
 use super::config::{HealthConfig, Limits, Threshold};
-use super::report::{Check, Observation, Status};
+use super::judge::{count, level, ms, percent, rate, window_text};
+use super::report::{Check, Observation};
+use super::status::Status;
 use super::window::Delta;
 use crate::source::{PingFailure, PingFailureKind, PoolSource};
 
@@ -69,29 +71,6 @@ impl Snapshot {
     }
 }
 
-/// Milliseconds as a JSON-friendly float rounded to microseconds.
-pub(crate) fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        return 0.0;
-    }
-    (part as f64 * 1e4 / whole as f64).round() / 100.0
-}
-
-/// A count judged against `t`, reported as an integer.
-fn count(n: u64, unit: &str, t: Threshold, why: String) -> Observation {
-    let mut o = Observation::judged(n as f64, unit, t, why);
-    o.value = Some(n.into());
-    o
-}
-
-fn level(t: &Threshold, s: Status) -> String {
-    t.level(s).map(|l| format!(" (>= {l})")).unwrap_or_default()
-}
-
 /// Connectivity and round trip from a ping's outcome; `waited` is how long
 /// the ping ran (the value of a failed one).
 pub(crate) fn response_time(
@@ -152,14 +131,6 @@ pub(crate) fn waiters(cfg: &HealthConfig, s: &PoolStatus) -> Observation {
     count(s.waiters as u64, "callers", t, why)
 }
 
-/// "in the last 60 s", or "since the pool started" without a baseline.
-pub(crate) fn window_text(covers: Option<Duration>) -> String {
-    match covers {
-        Some(c) => format!("in the last {:.0} s", c.as_secs_f64()),
-        None => "since the pool started".to_owned(),
-    }
-}
-
 pub(crate) fn acquire_timeouts(cfg: &HealthConfig, d: &Delta) -> Observation {
     let t = cfg.acquire_timeouts;
     let n = d.counts.acquire_timeouts;
@@ -169,30 +140,6 @@ pub(crate) fn acquire_timeouts(cfg: &HealthConfig, d: &Delta) -> Observation {
         level(&t, t.judge(n as f64))
     );
     count(n, "count", t, why)
-}
-
-/// `failed` of `total` as a percentage judged against `t` (passes below `min` attempts).
-pub(crate) fn rate(
-    t: Threshold,
-    min: u64,
-    failed: u64,
-    total: u64,
-    what: &str,
-    covers: Option<Duration>,
-) -> Observation {
-    let v = percent(failed, total);
-    let when = window_text(covers);
-    if total < min {
-        let why =
-            format!("{failed} of {total} {what} failed {when}; fewer than {min}, too few to judge");
-        return Observation::pass()
-            .value(v, "percent")
-            .output(why)
-            .threshold(t);
-    }
-    let s = t.judge(v);
-    let why = format!("{failed} of {total} {what} failed {when}{}", level(&t, s));
-    Observation::judged(v, "percent", t, why)
 }
 
 pub(crate) fn connect_errors(cfg: &HealthConfig, d: &Delta) -> Observation {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::report::Status;
+use super::status::Status;
 
 /// Warn and fail levels for a measurement: a value at or above `warn` warns,
 /// at or above `fail` fails; `None` never does.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use super::report::{Check, Observation};
-use crate::source::BoxFuture;
+use super::status::Status;
+use crate::future::BoxFuture;
 
 /// A custom health check, run with the built-in ones in every round and
 /// bounded by its own timeout (a timed-out check fails with a reason).
@@ -173,7 +174,7 @@ pub(crate) async fn run_custom(check: &dyn HealthCheck, default_timeout: Duratio
     if obs.output.is_empty() {
         obs.output = default_reason(&obs);
     }
-    if obs.status != super::Status::Pass {
+    if obs.status != Status::Pass {
         tracing::debug!(check = check.key(), status = %obs.status, output = %obs.output, "lido: custom health check");
     }
     obs.into_check(check.key(), check.component_id(), check.component_type())

@@ -3,7 +3,8 @@
 use super::checker::health;
 use super::config::HealthConfig;
 use super::report::HealthReport;
-use crate::source::{BoxFuture, PoolSource};
+use crate::future::BoxFuture;
+use crate::source::PoolSource;
 
 /// `pool.health().await` for every [`PoolSource`]: a [`lido_core::Pool`],
 /// and with their `http` features lido-postgres's `PgPool` and lido-sqlite's

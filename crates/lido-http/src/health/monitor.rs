@@ -15,7 +15,9 @@ use super::checker::HealthChecker;
 use super::checks::{self, keys, Snapshot};
 use super::config::{HealthConfig, Limits, Threshold};
 use super::custom::HealthCheck;
-use super::report::{Check, HealthReport, Observation, Probe, Status};
+use super::judge::ms;
+use super::report::{Check, HealthReport, Observation, Probe};
+use super::status::Status;
 use crate::source::{NamedPool, PoolSource};
 
 /// Why a monitor could not start.
@@ -267,7 +269,7 @@ impl HealthMonitor {
 
     fn loop_check(&self) -> Check {
         let (age, limit) = (self.loop_age(), self.shared.loop_limit());
-        let (v, max) = (checks::ms(age), checks::ms(limit));
+        let (v, max) = (ms(age), ms(limit));
         let t = Threshold::new(None, Some(max));
         let why = if t.judge(v) == Status::Pass {
             format!("health loop ran {v} ms ago (limit {max} ms)")
@@ -288,13 +290,13 @@ impl HealthMonitor {
 
     fn report_ready(&self) -> Check {
         let (age, limit) = (self.loop_age(), self.shared.loop_limit());
-        let stale = Threshold::new(None, Some(checks::ms(limit)));
+        let stale = Threshold::new(None, Some(ms(limit)));
         let o = match self.report() {
             None => Observation::fail("no health report yet"),
             Some(_) if age >= limit => Observation::fail(format!(
                 "the last health report is stale ({} ms old, limit {} ms): the health loop stopped",
-                checks::ms(age),
-                checks::ms(limit)
+                ms(age),
+                ms(limit)
             )),
             Some(r) if r.status == Status::Fail => Observation::fail(r.summary()),
             Some(r) if r.status == Status::Warn => {
@@ -302,7 +304,7 @@ impl HealthMonitor {
             }
             Some(_) => Observation::pass().output("last health report passed"),
         };
-        o.value(checks::ms(age), "ms")
+        o.value(ms(age), "ms")
             .threshold(stale)
             .into_check("health:report", None, "system")
     }

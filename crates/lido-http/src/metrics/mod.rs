@@ -4,7 +4,7 @@
 
 mod health;
 pub(crate) mod pool;
-mod sink;
+pub(crate) mod sink;
 
 use std::fmt;
 use std::sync::Arc;

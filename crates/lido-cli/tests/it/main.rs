@@ -1,0 +1,7 @@
+//! lido-cli's integration tests, in one binary: they run the real `lido`
+//! binary (SQLite by default, a throwaway PostgreSQL from lido-testkit).
+
+mod bench_cli;
+mod common;
+mod postgres_cli;
+mod serve_cli;

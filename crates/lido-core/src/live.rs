@@ -1,0 +1,54 @@
+//! What the pool's state holds: a connection with its bookkeeping
+//! ([`Live`]), and what a waiter receives ([`Delivery`]).
+
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::manager::Manager;
+
+/// A connection with its bookkeeping.
+pub(crate) struct Live<C> {
+    pub conn: C,
+    pub id: u64,
+    pub created: Instant,
+    pub expires: Option<Instant>,
+    /// When a caller last returned it (what `idle_timeout` counts from).
+    pub last_used: Instant,
+    /// When it was last known good: returned, or passed a keepalive ping
+    /// (what the validation bypass and keepalive count from).
+    pub last_checked: Instant,
+    /// Its entry in the lease registry (set when it joins the pool).
+    pub slot: usize,
+}
+
+impl<C> Live<C> {
+    /// A connection opened at `now`, not yet in the lease registry.
+    pub fn new(conn: C, id: u64, now: Instant, expires: Option<Instant>) -> Self {
+        Self {
+            conn,
+            id,
+            created: now,
+            expires,
+            last_used: now,
+            last_checked: now,
+            slot: usize::MAX,
+        }
+    }
+
+    pub fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|e| now >= e)
+    }
+
+    /// Time since the connection was last known good.
+    pub fn unchecked_for(&self, now: Instant) -> std::time::Duration {
+        now.saturating_duration_since(self.last_used.max(self.last_checked))
+    }
+}
+
+/// What a waiter receives.
+pub(crate) enum Delivery<M: Manager> {
+    Conn(Live<M::Connection>),
+    Failed(Error<M::Error>),
+    /// Its deadline passed (delivered by the sweeper).
+    TimedOut,
+}

@@ -1,0 +1,385 @@
+//! [`State`]: the pool's locked state — idle connections, waiters, the open
+//! count, connects in flight — and the named transitions that change it.
+//!
+//! Its fields are private: every change goes through one of the methods
+//! below (or those in [`upkeep`], for the background and administrative
+//! ones), each a whole critical section run under the pool's lock. A
+//! transition never wakes a waker, drops a connection or spawns a task
+//! itself: it records that work in [`Step::after`], for the caller to run
+//! once the lock is released. The loom model (`state_model.rs`) drives these
+//! same methods.
+
+pub(crate) mod upkeep;
+
+use std::backtrace::Backtrace;
+use std::collections::VecDeque;
+use std::panic::Location;
+use std::sync::Arc;
+use std::task::Waker;
+
+use tokio::time::Instant;
+
+use crate::after::After;
+use crate::breaker::{Admission, Breaker, BreakerState};
+use crate::config::{Config, ReuseOrder};
+use crate::error::Error;
+use crate::leaks::{LeakReport, Leases};
+use crate::live::{Delivery, Live};
+use crate::manager::Manager;
+use crate::stats::{CloseReason, Status};
+use crate::waiters::{Priority, WaitQueue};
+
+/// The settings transitions decide by (fixed when the pool is built).
+#[derive(Clone, Copy)]
+struct Rules {
+    reuse_order: ReuseOrder,
+    /// Connections above this are closed on return when nobody waits.
+    core: usize,
+    min_idle: usize,
+}
+
+/// The pool's state; lives under the pool's one lock.
+pub(crate) struct State<M: Manager> {
+    idle: VecDeque<Live<M::Connection>>,
+    waiters: WaitQueue<Delivery<M>>,
+    /// Open connections: idle plus in use (connects in flight not included).
+    size: usize,
+    connecting: usize,
+    /// Idle connections out for a keepalive ping (counted in `size`).
+    pinging: usize,
+    max_size: usize,
+    closed: bool,
+    /// One entry per open connection, holding its lease while checked out
+    /// (entries stay empty when leak detection is off).
+    leases: Leases,
+    /// The sweeper found no waiter and sleeps until told otherwise.
+    sweeper_parked: bool,
+    rules: Rules,
+}
+
+/// What a transition works with besides the state: the circuit breaker that
+/// admits connects, and the work it leaves for after the lock.
+pub(crate) struct Step<'a, M: Manager> {
+    pub gate: &'a Breaker<M::Error>,
+    pub after: After<M::Connection>,
+}
+
+impl<'a, M: Manager> Step<'a, M> {
+    pub fn new(gate: &'a Breaker<M::Error>) -> Self {
+        Self {
+            gate,
+            after: After::default(),
+        }
+    }
+}
+
+/// What [`State::checkout`] found.
+pub(crate) enum Checkout<C> {
+    /// The pool is closed.
+    Closed,
+    /// An idle connection, nobody ahead in the queue.
+    Idle(Live<C>),
+    /// Nothing idle for this caller: it must queue.
+    Queue,
+}
+
+/// Who joins the queue, for [`State::join_queue`].
+pub(crate) struct Waiter<'w> {
+    pub priority: Priority,
+    pub deadline: Instant,
+    pub waker: &'w Waker,
+    /// Served once already (its connection failed validation): keeps its
+    /// turn at the front of its lane.
+    pub again: bool,
+}
+
+/// Where and why a lease began, for leak reports.
+pub(crate) struct LeaseSite {
+    pub since: Instant,
+    pub location: &'static Location<'static>,
+    pub backtrace: Option<Arc<Backtrace>>,
+}
+
+impl<M: Manager> State<M> {
+    /// An empty, open pool built with `cfg`.
+    pub fn new(cfg: &Config) -> Self {
+        Self {
+            idle: VecDeque::with_capacity(cfg.max_size),
+            waiters: WaitQueue::default(),
+            size: 0,
+            connecting: 0,
+            pinging: 0,
+            max_size: cfg.max_size,
+            closed: false,
+            leases: Leases::default(),
+            sweeper_parked: false,
+            rules: Rules {
+                reuse_order: cfg.reuse_order,
+                core: cfg.core(),
+                min_idle: cfg.min_idle,
+            },
+        }
+    }
+
+    /// The counts `Pool::status` reports.
+    pub fn status(&self) -> Status {
+        Status {
+            size: self.size,
+            idle: self.idle.len(),
+            in_use: self.size - self.idle.len(),
+            waiters: self.waiters.len(),
+            connecting: self.connecting,
+            max_size: self.max_size,
+            min_idle: self.rules.min_idle,
+        }
+    }
+
+    /// Whether `close()` was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Connections open or being opened (what `close()` waits to reach zero).
+    pub fn outstanding(&self) -> usize {
+        self.size + self.connecting
+    }
+
+    /// Whether a connect retry still serves someone (a waiter, or `min_idle`).
+    pub fn connect_still_needed(&self) -> bool {
+        !self.closed
+            && (!self.waiters.is_empty() || self.size + self.connecting <= self.rules.min_idle)
+    }
+
+    /// Leases held past `threshold`; `only_new` reports each one once.
+    pub fn overdue_leases(
+        &mut self,
+        now: Instant,
+        threshold: std::time::Duration,
+        only_new: bool,
+    ) -> Vec<LeakReport> {
+        self.leases.over(now, threshold, only_new)
+    }
+
+    /// Take idle: an idle connection when nobody is queued ahead, in reuse order.
+    pub fn checkout(&mut self) -> Checkout<M::Connection> {
+        if self.closed {
+            return Checkout::Closed;
+        }
+        if !self.waiters.is_empty() {
+            return Checkout::Queue;
+        }
+        let live = match self.rules.reuse_order {
+            ReuseOrder::Lifo => self.idle.pop_back(),
+            ReuseOrder::Fifo => self.idle.pop_front(),
+        };
+        live.map_or(Checkout::Queue, Checkout::Idle)
+    }
+
+    /// A lease on `live` begins (recorded for leak detection).
+    pub fn begin_lease(&mut self, live: &Live<M::Connection>, site: LeaseSite) {
+        self.leases.begin(
+            live.slot,
+            live.id,
+            site.since,
+            site.location,
+            site.backtrace,
+        );
+    }
+
+    /// The lease on the connection in `slot` ends (it is out for a reset).
+    pub fn end_lease(&mut self, slot: usize) {
+        self.leases.end(slot);
+    }
+
+    /// Joins the queue (waking a parked sweeper) and reserves a connect for
+    /// it if none in flight covers it; returns the waiter's key.
+    pub fn join_queue(&mut self, w: Waiter<'_>, step: &mut Step<'_, M>) -> usize {
+        let key = if w.again {
+            self.waiters.push_front(w.priority, w.deadline, w.waker)
+        } else {
+            self.waiters.push(w.priority, w.deadline, w.waker)
+        };
+        if self.sweeper_parked {
+            self.sweeper_parked = false;
+            step.after.wake_sweeper = true;
+        }
+        self.spawn_for_waiters(step);
+        key
+    }
+
+    /// What was delivered to the waiter `key`, if anything (else its waker is
+    /// stored for the delivery to wake).
+    pub fn take_delivery(&mut self, key: usize, waker: &Waker) -> Option<Delivery<M>> {
+        self.waiters.poll_take(key, waker)
+    }
+
+    /// Cancel waiter: `key` leaves the queue; a connection delivered to it
+    /// meanwhile goes back as if returned, a connect failure meant for it goes
+    /// to the next waiter.
+    pub fn cancel_waiter(&mut self, key: usize, step: &mut Step<'_, M>) {
+        match self.waiters.cancel(key) {
+            Some(Delivery::Conn(live)) => self.return_conn(live, step),
+            Some(Delivery::Failed(e)) => {
+                if let Ok(w) = self.waiters.deliver(Delivery::Failed(e)) {
+                    step.after.wakers.extend(w);
+                }
+            }
+            Some(Delivery::TimedOut) | None => {}
+        }
+    }
+
+    /// Return: a checked-out connection comes back; its lease ends.
+    pub fn put_back(&mut self, live: Live<M::Connection>, step: &mut Step<'_, M>) {
+        self.leases.end(live.slot);
+        self.return_conn(live, step);
+    }
+
+    /// A connection not in the idle list goes back: closed if the pool is
+    /// closed, shrunk, or above `core_size` with nobody waiting; else to the
+    /// oldest waiter, or idle.
+    pub fn return_conn(&mut self, live: Live<M::Connection>, step: &mut Step<'_, M>) {
+        if self.closed {
+            self.close_conn(live, CloseReason::PoolClosed, step);
+        } else if self.size > self.max_size {
+            self.close_conn(live, CloseReason::Resize, step);
+        } else if self.waiters.is_empty() && self.size > self.rules.core {
+            self.close_conn(live, CloseReason::Overflow, step);
+        } else {
+            self.hand_off(live, step);
+        }
+    }
+
+    /// Close: a connection not in the idle list leaves the pool (its lease
+    /// entry with it); connects start for waiters if that made room.
+    pub fn close_conn(
+        &mut self,
+        live: Live<M::Connection>,
+        reason: CloseReason,
+        step: &mut Step<'_, M>,
+    ) {
+        self.size -= 1;
+        self.leases.close(live.slot);
+        step.after.closed.push((live.conn, reason));
+        self.spawn_for_waiters(step);
+    }
+
+    /// Detach: the checked-out connection in `slot` leaves the pool for good,
+    /// freeing its place.
+    pub fn detach(&mut self, slot: usize, step: &mut Step<'_, M>) {
+        self.leases.close(slot);
+        self.size -= 1;
+        step.after.freed = true;
+        self.spawn_for_waiters(step);
+    }
+
+    /// Connect finished: the reserved connect's new connection joins the
+    /// pool — to the oldest waiter, else idle; closed at once if the pool
+    /// closed or shrank meanwhile.
+    pub fn connected(&mut self, mut live: Live<M::Connection>, step: &mut Step<'_, M>) {
+        self.connecting -= 1;
+        self.size += 1;
+        live.slot = self.leases.open();
+        if self.closed {
+            self.close_conn(live, CloseReason::PoolClosed, step);
+        } else if self.size > self.max_size {
+            self.close_conn(live, CloseReason::Resize, step);
+        } else {
+            self.hand_off(live, step);
+            // A closed breaker (after a successful trial) may now admit more.
+            self.spawn_for_waiters(step);
+        }
+    }
+
+    /// Connect failed: the reservation is released and the oldest waiter gets
+    /// `err`; when the breaker is open every other waiter fails fast too,
+    /// else connects start for them.
+    pub fn connect_failed(&mut self, err: Error<M::Error>, step: &mut Step<'_, M>) {
+        self.connecting -= 1;
+        step.after.freed = true;
+        if let Ok(w) = self.waiters.deliver(Delivery::Failed(err)) {
+            step.after.wakers.extend(w);
+        }
+        if step.gate.state() == BreakerState::Open {
+            let err = Error::CircuitOpen {
+                retry_in: step.gate.retry_in(Instant::now()),
+                last_error: step.gate.last_error(),
+            };
+            self.fail_waiters(|| err.clone(), step);
+        } else {
+            self.spawn_for_waiters(step);
+        }
+    }
+
+    /// Hand to waiter or park idle.
+    fn hand_off(&mut self, live: Live<M::Connection>, step: &mut Step<'_, M>) {
+        if self.waiters.is_empty() {
+            self.idle.push_back(live);
+            return;
+        }
+        match self.waiters.deliver(Delivery::Conn(live)) {
+            Ok(w) => step.after.wakers.extend(w),
+            Err(Delivery::Conn(live)) => self.idle.push_back(live),
+            Err(Delivery::Failed(_) | Delivery::TimedOut) => {}
+        }
+    }
+
+    /// Fails every waiter with `make()`.
+    fn fail_waiters(&mut self, make: impl FnMut() -> Error<M::Error>, step: &mut Step<'_, M>) {
+        let mut make = make;
+        let wakers = self.waiters.deliver_all(|| Delivery::Failed(make()));
+        step.after.wakers.extend(wakers);
+    }
+
+    /// Starts connects for waiters no connect in flight already covers.
+    fn spawn_for_waiters(&mut self, step: &mut Step<'_, M>) {
+        let want = self.waiters.len().saturating_sub(self.connecting);
+        let trials = self.reserve(want, step);
+        step.after.spawn.extend(trials);
+    }
+
+    /// Open slot: reserves up to `want` connects within `max_size`, as the
+    /// breaker admits; returns their `trial` flags.
+    fn reserve(&mut self, want: usize, step: &mut Step<'_, M>) -> Vec<bool> {
+        let mut trials = Vec::new();
+        if self.closed {
+            return trials;
+        }
+        let room = self.max_size.saturating_sub(self.size + self.connecting);
+        for _ in 0..want.min(room) {
+            let (admission, t) = step.gate.admit(Instant::now());
+            step.after.transitions.extend(t);
+            match admission {
+                Admission::Allowed { trial } => {
+                    self.connecting += 1;
+                    trials.push(trial);
+                }
+                Admission::Rejected => break,
+            }
+        }
+        trials
+    }
+
+    /// The connections in the idle list (for the model check's invariants).
+    #[cfg(test)]
+    pub fn idle_conns(&self) -> impl Iterator<Item = &M::Connection> {
+        self.idle.iter().map(|l| &l.conn)
+    }
+
+    /// Whether the waiter `key` still waits for a delivery.
+    #[cfg(test)]
+    pub fn is_queued(&self, key: usize) -> bool {
+        self.waiters.is_queued(key)
+    }
+
+    /// Connections out for a keepalive ping.
+    #[cfg(test)]
+    pub fn pings_out(&self) -> usize {
+        self.pinging
+    }
+
+    /// Entries in the lease registry (one per open connection).
+    #[cfg(test)]
+    pub fn lease_entries(&self) -> usize {
+        self.leases.len()
+    }
+}

@@ -1,0 +1,15 @@
+//! lido-core's integration tests, in one binary (one link instead of one per
+//! file). The fake manager they drive is `lido_testkit::fake`.
+
+mod blocking;
+mod cancel;
+mod cancel_points;
+mod close;
+mod config;
+mod fairness;
+mod faults;
+mod lifecycle;
+mod maintenance;
+mod proptest_ops;
+mod robustness;
+mod smoke;

@@ -1,0 +1,94 @@
+//! The maintenance task in a pool that is not idle: keepalive pings neither
+//! grow the pool nor keep connections from `idle_timeout`, `idle_timeout`
+//! counts idle connections (not open ones) against `min_idle`, and the task
+//! really ends with the last `Pool` handle.
+
+use lido_core::{CloseReason, Pool};
+use lido_testkit::fake::{advance, assert_at_rest, secs, settle, Fake};
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_pings_neither_grow_the_pool_nor_defeat_idle_timeout() {
+    let (m, script) = Fake::new();
+    let pool = Pool::builder(m)
+        .max_size(8)
+        .min_idle(2)
+        .keepalive(Some(secs(2)))
+        .idle_timeout(Some(secs(7)))
+        .build()
+        .await
+        .expect("build");
+    // Four connections in use once, then idle: two above min_idle.
+    let held: Vec<_> = futures::future::join_all((0..4).map(|_| pool.get())).await;
+    drop(held);
+    assert_eq!(pool.status().idle, 4);
+    // Several keepalive rounds: pings in flight count as idle, so nothing is
+    // opened to replace them.
+    for _ in 0..5 {
+        advance(secs(1)).await;
+        let s = pool.status();
+        assert!(s.size <= 4, "keepalive opened extra connections: {s:?}");
+    }
+    assert!(script.checks() >= 4, "idle connections were pinged");
+    assert_eq!(pool.stats().created(), 4);
+    // Pings do not count as use: the two above min_idle still reach idle_timeout.
+    advance(secs(4)).await;
+    assert_eq!(pool.status().size, 2, "{:?}", pool.status());
+    assert_eq!(pool.stats().closed(CloseReason::Idle), 2);
+    assert_at_rest(&pool, &script);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_keeps_min_idle_idle_connections_while_others_are_in_use() {
+    let (m, script) = Fake::new();
+    let pool = Pool::builder(m)
+        .max_size(8)
+        .min_idle(2)
+        .idle_timeout(Some(secs(5)))
+        .build()
+        .await
+        .expect("build");
+    let mut held: Vec<_> = futures::future::join_all((0..6).map(|_| pool.get()))
+        .await
+        .into_iter()
+        .map(|c| c.expect("get"))
+        .collect();
+    // Return three; three stay in use.
+    held.truncate(3);
+    assert_eq!(pool.status().idle, 3);
+    advance(secs(8)).await;
+    let s = pool.status();
+    // One idle connection above min_idle went; the two min_idle ones stay,
+    // however many are leased (size 5 > min_idle must not reap them).
+    assert_eq!((s.idle, s.in_use), (2, 3), "{s:?}");
+    assert_eq!(pool.stats().closed(CloseReason::Idle), 1);
+    assert_eq!(pool.stats().created(), 6, "nothing reaped and reopened");
+    drop(held);
+    assert_at_rest(&pool, &script);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_maintenance_task_ends_with_the_last_handle_even_with_a_lease_out() {
+    let (m, script) = Fake::new();
+    let pool = Pool::builder(m)
+        .max_size(2)
+        .min_idle(1)
+        .build()
+        .await
+        .expect("build");
+    let metrics = tokio::runtime::Handle::current().metrics();
+    settle().await;
+    let with_pool = metrics.num_alive_tasks();
+    assert!(with_pool >= 2, "maintenance and sweeper run: {with_pool}");
+    let lease = pool.get().await.expect("get");
+    drop(pool);
+    advance(secs(3)).await;
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        with_pool - 1,
+        "maintenance ended; the sweeper waits for the pool to go"
+    );
+    drop(lease);
+    settle().await;
+    assert_eq!(metrics.num_alive_tasks(), 0, "sweeper ended with the pool");
+    assert_eq!(script.live(), 0, "every connection closed");
+}

@@ -1,0 +1,5 @@
+//! lido-testkit's integration tests, in one binary: real PostgreSQL servers,
+//! pgbouncer and the fault proxy.
+
+mod proxy;
+mod server;
