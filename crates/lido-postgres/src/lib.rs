@@ -97,6 +97,7 @@ mod net;
 mod obs;
 mod pool;
 
+pub use config::defaults::{default_host, default_user};
 pub use config::env::PG_ENV;
 pub use config::pgconfig::{PgConfig, RootCert, SslMode, TargetSessionAttrs};
 pub use config::secret::Secret;

@@ -36,6 +36,7 @@ pub struct PgServerBuilder {
     pub(crate) max_connections: u32,
     pub(crate) settings: Vec<(String, String)>,
     pub(crate) hba: Vec<String>,
+    pub(crate) socket_dirs: Vec<String>,
 }
 
 impl Default for PgServerBuilder {
@@ -45,11 +46,22 @@ impl Default for PgServerBuilder {
             max_connections: 100,
             settings: Vec::new(),
             hba: Vec::new(),
+            socket_dirs: Vec::new(),
         }
     }
 }
 
 impl PgServerBuilder {
+    /// Also listens on a Unix socket in `dir` (besides the server's own
+    /// directory), for example libpq's default socket directory to test
+    /// connection strings that name no host. `dir` must be writable by the
+    /// `postgres` OS user and hold no comma; the socket file is
+    /// `.s.PGSQL.<port>`.
+    pub fn socket_dir(mut self, dir: impl Into<String>) -> Self {
+        self.socket_dirs.push(dir.into());
+        self
+    }
+
     /// Whether the server offers TLS (`ssl = on`); on by default. Plain TCP
     /// connections are accepted either way.
     pub fn tls(mut self, on: bool) -> Self {

@@ -197,7 +197,14 @@ impl PgServer {
         let mut settings: Vec<(String, String)> = vec![
             ("listen_addresses", "127.0.0.1".to_owned()),
             ("port", self.port.to_string()),
-            ("unix_socket_directories", dir.to_string()),
+            // Its own directory first: the testkit's `psql` uses it.
+            (
+                "unix_socket_directories",
+                std::iter::once(dir.to_string())
+                    .chain(options.socket_dirs.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("max_connections", options.max_connections.to_string()),
             ("shared_buffers", "32MB".to_owned()),
             ("fsync", "off".to_owned()),

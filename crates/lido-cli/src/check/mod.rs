@@ -1,25 +1,27 @@
-//! `lido check`: connect once and report every step, stopping at the first
-//! that fails with one line that says what to fix.
+//! `lido check`: connect once, the way the pool does, and report every step,
+//! stopping at the first that fails with one line that says what to fix.
+//!
+//! The connection plan (which servers, in which order, with which TLS mode
+//! and session check) and the dialing come from lido-postgres itself
+//! ([`lido_postgres::ConnectPlan`], [`lido_postgres::connect_traced`]), so
+//! the check reports on the sockets the application would use; this module
+//! only words the steps and adds the queries after login.
 
-mod net;
+mod failure;
 mod report;
-mod session;
-mod tls;
-mod tls_stream;
+mod steps;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use lido_postgres::{PgConfig, SslMode, TargetSessionAttrs};
+use lido_postgres::tokio_postgres::{Client, SimpleQueryMessage};
+use lido_postgres::PgConfig;
 use serde_json::json;
 
 use crate::args::CheckArgs;
 use crate::dburl;
-use net::Endpoint;
 use report::{ms, Failure, Reporter, Step};
-use session::{Session, Wanted};
-use tls::TlsPolicy;
-use tls_stream::TlsState;
+use steps::Steps;
 
 /// Runs `lido check`.
 pub async fn run(args: CheckArgs) -> ExitCode {
@@ -33,10 +35,12 @@ pub async fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let mut rep = Reporter::new(args.json, cfg.to_string());
-    let outcome = Check::new(&cfg, &args).all_hosts(&mut rep).await;
+    let cfg = with_check_defaults(cfg, args.timeout);
+    let outcome = check(&cfg, &args, &mut rep).await;
     rep.finish(outcome)
 }
 
+/// The settings to check, as given.
 fn load_config(url: Option<&str>) -> Result<PgConfig, Failure> {
     let usage = |msg: String| {
         Failure::new(Step::Config, msg).hint(
@@ -66,163 +70,40 @@ fn load_config(url: Option<&str>) -> Result<PgConfig, Failure> {
     Ok(cfg)
 }
 
-struct Check<'a> {
-    cfg: &'a PgConfig,
-    timeout: Duration,
-    connect_timeout: Duration,
-    samples: u32,
-    tls: Option<Result<TlsPolicy, Failure>>,
+/// What the check adds to the settings: `connect_timeout` defaults to
+/// `--timeout` (each attempt is bounded), and the session is named `lido
+/// check` in `pg_stat_activity` unless the settings name it.
+fn with_check_defaults(mut cfg: PgConfig, timeout: Duration) -> PgConfig {
+    cfg.connect_timeout.get_or_insert(timeout);
+    cfg.fallback_application_name
+        .get_or_insert_with(|| "lido check".to_owned());
+    cfg
 }
 
-impl<'a> Check<'a> {
-    fn new(cfg: &'a PgConfig, args: &CheckArgs) -> Self {
-        Self {
-            cfg,
-            timeout: args.timeout,
-            connect_timeout: cfg.connect_timeout.unwrap_or(args.timeout),
-            samples: args.samples,
-            tls: (cfg.sslmode != SslMode::Disable).then(|| tls::policy(cfg)),
-        }
-    }
+async fn check(cfg: &PgConfig, args: &CheckArgs, rep: &mut Reporter) -> Result<(), Failure> {
+    let plan = cfg.plan();
+    steps::report_plan(&plan, rep);
+    let mut steps = Steps::new(cfg, rep);
+    let dialed = lido_postgres::connect_traced(cfg, &mut steps).await;
+    let client = steps.finish(dialed)?;
+    let q = Queries {
+        client: &client,
+        timeout: args.timeout,
+    };
+    q.server(rep).await?;
+    q.latency(args.samples, rep).await?;
+    q.connections(rep).await
+}
 
-    async fn all_hosts(&self, rep: &mut Reporter) -> Result<(), Failure> {
-        let eps = net::endpoints(self.cfg);
-        let mut last = None;
-        for (i, ep) in eps.iter().enumerate() {
-            let more = i + 1 < eps.len();
-            match self.host(ep, rep).await {
-                Ok(()) => return Ok(()),
-                Err(f) => {
-                    rep.failed(&f, if more { " (trying the next host)" } else { "" });
-                    last = Some(f);
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| Failure::new(Step::Config, "no host to check")))
-    }
+struct Queries<'a> {
+    client: &'a Client,
+    timeout: Duration,
+}
 
-    async fn host(&self, ep: &Endpoint, rep: &mut Reporter) -> Result<(), Failure> {
-        let session = self.login(ep, rep).await?;
-        self.server(&session, rep).await?;
-        self.latency(&session, rep).await?;
-        self.connections(&session, rep).await
-    }
-
-    /// resolve, connect, tls, auth (with sslmode=allow's retry over TLS).
-    async fn login(&self, ep: &Endpoint, rep: &mut Reporter) -> Result<Session, Failure> {
-        let (addrs, line) = net::resolve(ep, self.connect_timeout).await?;
-        let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-        rep.ok(Step::Resolve, line, None, json!({ "addresses": list }));
-        let first = self.wanted(ep);
-        let session = match self.attempt(ep, &addrs, first, rep).await {
-            Err(f)
-                if first == Wanted::Off
-                    && self.cfg.sslmode == SslMode::Allow
-                    && session::is_hba_rejection(&f) =>
-            {
-                rep.failed(&f, " (sslmode=allow: trying again over TLS)");
-                self.attempt(ep, &addrs, Wanted::Require, rep).await?
-            }
-            other => other?,
-        };
-        self.report_tls(ep, &session.tls, rep);
-        let user = session::user_of(self.cfg);
-        let db = self.cfg.dbname.clone().unwrap_or_else(|| user.clone());
-        rep.ok(
-            Step::Auth,
-            format!("logged in as user \"{user}\" to database \"{db}\""),
-            Some(session.auth_elapsed),
-            json!({ "user": user, "database": db }),
-        );
-        Ok(session)
-    }
-
-    fn wanted(&self, ep: &Endpoint) -> Wanted {
-        match (ep, self.cfg.sslmode) {
-            (Endpoint::Unix { .. }, _) | (_, SslMode::Disable | SslMode::Allow) => Wanted::Off,
-            (_, SslMode::Prefer) => Wanted::Prefer,
-            _ => Wanted::Require,
-        }
-    }
-
-    async fn attempt(
-        &self,
-        ep: &Endpoint,
-        addrs: &[std::net::SocketAddr],
-        wanted: Wanted,
-        rep: &mut Reporter,
-    ) -> Result<Session, Failure> {
-        let (conn, line, took) = net::connect(ep, addrs, self.connect_timeout).await?;
-        rep.ok(
-            Step::Connect,
-            line,
-            Some(took),
-            json!({ "endpoint": ep.label() }),
-        );
-        let policy = match (&self.tls, wanted) {
-            (_, Wanted::Off) | (None, _) => None,
-            (Some(Err(f)), _) => return Err(f.clone()),
-            (Some(Ok(p)), _) => Some((p.config.clone(), tls::server_name(ep.host())?)),
-        };
-        session::start(
-            conn,
-            self.cfg,
-            policy,
-            ep.host(),
-            wanted,
-            self.connect_timeout,
-        )
-        .await
-    }
-
-    fn report_tls(&self, ep: &Endpoint, state: &TlsState, rep: &mut Reporter) {
-        let mode = self.cfg.sslmode.as_str();
-        let (line, took, data) = match (state, ep) {
-            (TlsState::Done(i), _) => {
-                let verified = self.tls.as_ref().and_then(|p| p.as_ref().ok());
-                let text = verified.map_or_else(String::new, |p| p.verified_text.clone());
-                let cert = match (&i.subject, &i.not_after) {
-                    (Some(s), Some(t)) => format!("; server certificate {s}, valid until {t}"),
-                    _ => String::new(),
-                };
-                let data = json!({
-                    "used": true, "version": i.version, "cipher": i.cipher, "sslmode": mode,
-                    "verification": verified.map(|p| format!("{:?}", p.verification).to_lowercase()),
-                    "verified": text, "subject": i.subject, "not_after": i.not_after,
-                });
-                (
-                    format!("{} {}, {text}{cert}", i.version, i.cipher),
-                    Some(i.elapsed),
-                    data,
-                )
-            }
-            (_, Endpoint::Unix { .. }) => (
-                "not used (Unix socket)".to_owned(),
-                None,
-                json!({"used": false}),
-            ),
-            _ => {
-                let why = match self.cfg.sslmode {
-                    SslMode::Prefer => {
-                        "the server does not offer TLS; sslmode=prefer fell back to plain text"
-                            .to_owned()
-                    }
-                    SslMode::Allow => "sslmode=allow: the server accepted plain text".to_owned(),
-                    _ => format!("sslmode={mode}"),
-                };
-                (
-                    format!("not used ({why})"),
-                    None,
-                    json!({"used": false, "sslmode": mode}),
-                )
-            }
-        };
-        rep.ok(Step::Tls, line, took, data);
-    }
-
-    async fn server(&self, s: &Session, rep: &mut Reporter) -> Result<(), Failure> {
+impl Queries<'_> {
+    async fn server(&self, rep: &mut Reporter) -> Result<(), Failure> {
         let sql = "SELECT current_setting('server_version'), pg_is_in_recovery()::text, current_setting('transaction_read_only')";
-        let row = session::first_row(&s.client, sql, Step::Server, self.timeout).await?;
+        let row = self.first_row(sql, Step::Server).await?;
         let col = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         let (version, recovery, read_only) = (col(0), col(1) == "true", col(2) == "on");
         let role = match (recovery, read_only) {
@@ -237,26 +118,14 @@ impl<'a> Check<'a> {
             None,
             data,
         );
-        match (self.cfg.target_session_attrs, read_only) {
-            (TargetSessionAttrs::ReadWrite, true) => Err(Failure::new(
-                Step::Server,
-                "the server is read-only, but target_session_attrs=read-write",
-            )
-            .hint("point the URL at the primary, or drop target_session_attrs")),
-            (TargetSessionAttrs::ReadOnly, false) => Err(Failure::new(
-                Step::Server,
-                "the server accepts writes, but target_session_attrs=read-only",
-            )
-            .hint("point the URL at a standby, or drop target_session_attrs")),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
-    async fn latency(&self, s: &Session, rep: &mut Reporter) -> Result<(), Failure> {
-        let mut times = Vec::with_capacity(self.samples as usize);
-        for _ in 0..self.samples {
+    async fn latency(&self, samples: u32, rep: &mut Reporter) -> Result<(), Failure> {
+        let mut times = Vec::with_capacity(samples.max(1) as usize);
+        for _ in 0..samples.max(1) {
             let started = Instant::now();
-            session::first_row(&s.client, "SELECT 1", Step::Latency, self.timeout).await?;
+            self.first_row("SELECT 1", Step::Latency).await?;
             times.push(started.elapsed());
         }
         times.sort();
@@ -274,10 +143,10 @@ impl<'a> Check<'a> {
         Ok(())
     }
 
-    async fn connections(&self, s: &Session, rep: &mut Reporter) -> Result<(), Failure> {
+    async fn connections(&self, rep: &mut Reporter) -> Result<(), Failure> {
         let sql = "SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections'), \
                    (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')";
-        let row = session::first_row(&s.client, sql, Step::Connections, self.timeout).await?;
+        let row = self.first_row(sql, Step::Connections).await?;
         let num = |i: usize| -> i64 {
             row.get(i)
                 .cloned()
@@ -294,6 +163,34 @@ impl<'a> Check<'a> {
         rep.ok(Step::Connections, line, None, data);
         Ok(())
     }
+
+    /// Runs `sql` (simple protocol, so it works through PgBouncer too) and
+    /// returns the first row's text columns.
+    async fn first_row(&self, sql: &str, step: Step) -> Result<Vec<Option<String>>, Failure> {
+        let limit = self.timeout;
+        let msgs = match tokio::time::timeout(limit, self.client.simple_query(sql)).await {
+            Err(_) => {
+                return Err(
+                    Failure::new(step, format!("`{sql}` did not answer within {limit:?}")).hint(
+                        "the server is overloaded or blocked; check pg_stat_activity and its log",
+                    ),
+                )
+            }
+            Ok(Err(e)) => {
+                let e = lido_postgres::PgError::from(e);
+                return Err(Failure::new(step, format!("`{sql}` failed: {e}")));
+            }
+            Ok(Ok(m)) => m,
+        };
+        msgs.iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| Failure::new(step, format!("`{sql}` returned no row")))
+    }
 }
 
 #[cfg(test)]
@@ -309,5 +206,15 @@ mod tests {
         assert!(!f.line().contains("hunter2"), "{}", f.line());
         let f = load_config(Some("postgres://h/db?sslmode=sometimes")).expect_err("fails");
         assert!(f.line().contains("sslmode"), "{}", f.line());
+    }
+
+    #[test]
+    fn the_timeout_bounds_each_connect_attempt() {
+        let t = Duration::from_secs(3);
+        let given = |s: &str| with_check_defaults(load_config(Some(s)).expect("valid"), t);
+        assert_eq!(given("postgres://u@h/db").connect_timeout, Some(t));
+        let cfg = given("postgres://u@h/db?connect_timeout=7&application_name=app");
+        assert_eq!(cfg.connect_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(cfg.application_name.as_deref(), Some("app"));
     }
 }

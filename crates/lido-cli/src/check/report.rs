@@ -13,6 +13,8 @@ use serde_json::Value;
 pub enum Step {
     /// Reading the connection settings.
     Config,
+    /// The servers the pool would try, in order.
+    Plan,
     /// Host name to addresses.
     Resolve,
     /// TCP or Unix socket connect.
@@ -34,6 +36,7 @@ impl Step {
     pub fn label(self) -> &'static str {
         match self {
             Self::Config => "config",
+            Self::Plan => "plan",
             Self::Resolve => "resolve",
             Self::Connect => "connect",
             Self::Tls => "tls",
@@ -47,7 +50,7 @@ impl Step {
     /// The exit code when this step fails (documented in `lido check --help`).
     pub fn exit_code(self) -> u8 {
         match self {
-            Self::Config => 2,
+            Self::Config | Self::Plan => 2,
             Self::Resolve => 3,
             Self::Connect => 4,
             Self::Tls => 5,
@@ -66,6 +69,8 @@ pub struct Failure {
     pub message: String,
     /// What to fix, when we can tell.
     pub hint: Option<String>,
+    /// The server of the plan it happened on, when it was one.
+    pub target: Option<String>,
 }
 
 impl Failure {
@@ -75,7 +80,14 @@ impl Failure {
             step,
             message: message.into(),
             hint: None,
+            target: None,
         }
+    }
+
+    /// Names the server it happened on.
+    pub fn on(mut self, target: impl std::fmt::Display) -> Self {
+        self.target = Some(target.to_string());
+        self
     }
 
     /// Adds what to fix.
@@ -158,15 +170,15 @@ impl Reporter {
         self.records.push(r);
     }
 
-    /// A step that failed but is not final (another host is tried next).
-    pub fn failed(&mut self, f: &Failure, note: &str) {
+    /// A step that failed but is not final (another attempt follows).
+    pub fn failed(&mut self, f: &Failure, note: &str, data: Value) {
         let r = Record {
             step: f.step,
             ok: false,
             detail: format!("{}{note}", f.message),
             hint: f.hint.clone(),
             elapsed_ms: None,
-            data: Value::Null,
+            data,
         };
         self.print(&r);
         self.records.push(r);
@@ -198,6 +210,7 @@ impl Reporter {
                     "step": f.step,
                     "message": f.message,
                     "hint": f.hint,
+                    "target": f.target,
                     "line": f.line(),
                 }),
             ),

@@ -2,6 +2,7 @@
 //! binary (SQLite by default, a throwaway PostgreSQL from lido-testkit).
 
 mod bench_cli;
+mod check_plan;
 mod common;
 mod postgres_cli;
 mod serve_cli;

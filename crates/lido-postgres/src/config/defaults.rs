@@ -1,7 +1,7 @@
 //! libpq's defaults for what a configuration leaves out: the user and the host.
 
 /// The user when none is given: the operating-system user, as libpq.
-pub(crate) fn default_user() -> String {
+pub fn default_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "postgres".to_owned())
@@ -10,7 +10,7 @@ pub(crate) fn default_user() -> String {
 /// libpq's host when none is given: the default Unix socket directory
 /// (Debian's libpq: `/var/run/postgresql`; upstream's: `/tmp`), or
 /// `localhost` where there are no Unix sockets.
-pub(crate) fn default_host() -> String {
+pub fn default_host() -> String {
     if cfg!(unix) {
         let debian = std::path::Path::new("/var/run/postgresql");
         if debian.is_dir() {

@@ -29,7 +29,7 @@ use crate::net::tls_stream::TlsInfo;
 /// let cfg = PgConfig::parse("postgres://app@db1,db2:6432/orders?target_session_attrs=read-write")?;
 /// let plan = cfg.plan();
 /// let names: Vec<String> = plan.targets().iter().map(ToString::to_string).collect();
-/// assert_eq!(names, ["db1:6432", "db2:6432"]);
+/// assert_eq!(names, ["db1:5432", "db2:6432"]);
 /// # Ok::<(), lido_postgres::ConfigError>(())
 /// ```
 pub struct ConnectPlan {
@@ -152,7 +152,7 @@ impl ConnectPlan {
             {
                 Ok(opened) => return Ok(opened),
                 Err(e) => {
-                    tracing::debug!(target = %target, error = %e, "lido-postgres: host failed");
+                    tracing::debug!(server = %target, error = %e, "lido-postgres: host failed");
                     last = Some(e);
                 }
             }

@@ -11,6 +11,7 @@ mod health;
 mod leaks;
 mod pg_metrics;
 mod pgbouncer;
+mod plan;
 mod recovery;
 mod server_errors;
 mod session_attrs;
