@@ -40,6 +40,7 @@ mod process;
 mod proxy;
 mod server;
 mod template;
+pub mod urls;
 
 pub use binaries::PgBinaries;
 pub use bouncer::PgBouncer;

@@ -3,27 +3,11 @@
 //! its attempts are the library dialer's.
 
 use lido_postgres::{default_host, PgConfig};
+use lido_testkit::urls::host_rule_table;
 use lido_testkit::PgServer;
 use serde_json::Value;
 
-use crate::common::{closed_port, lido, text};
-
-/// No host at all, host lists with sockets, hostaddr, socket paths in URLs,
-/// every sslmode, target_session_attrs (the same table as lido-postgres's
-/// pool test).
-fn table(nosock: &str) -> Vec<String> {
-    let (a, b) = (closed_port(), closed_port());
-    vec![
-        format!("postgresql:///app?user=app&port={a}"),
-        format!("host=127.0.0.1,{nosock} port={a},{b} user=app sslmode=require"),
-        format!("host=db.invalid hostaddr=127.0.0.1 port={a} user=app sslmode=verify-full"),
-        format!("postgres://app@localhost:{a},127.0.0.1:{b}/db?sslmode=prefer&target_session_attrs=read-write"),
-        format!("postgres://app@{}:{a}/db?sslmode=allow", nosock.replace('/', "%2F")),
-        format!("host={nosock},{nosock}2 port={a} user=u sslmode=disable"),
-        format!("host=127.0.0.1,{nosock} port={a} user=u target_session_attrs=prefer-standby"),
-        format!("hostaddr=127.0.0.1,127.0.0.1 port={a},{b} user=u sslmode=verify-ca connect_timeout=2"),
-    ]
-}
+use crate::common::{lido, text};
 
 fn planned_by_the_library(url: &str) -> Vec<String> {
     let cfg = PgConfig::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
@@ -38,7 +22,7 @@ fn planned_by_the_library(url: &str) -> Vec<String> {
 fn check_tries_the_pools_plan_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let nosock = dir.path().join("nosock").display().to_string();
-    for url in table(&nosock) {
+    for url in host_rule_table(&nosock) {
         let out = lido(&["check", "--json", "--timeout", "5s", &url], &[]);
         let (stdout, stderr) = text(&out);
         assert!(!out.status.success(), "{url}: nothing listens\n{stdout}");

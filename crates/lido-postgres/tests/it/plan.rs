@@ -8,30 +8,10 @@ use lido_core::Manager;
 use lido_postgres::{
     connect_traced, default_host, DialEvent, DialObserver, Next, PgConfig, PgPool,
 };
+use lido_testkit::urls::{closed_port, host_rule_table};
 use lido_testkit::PgServer;
 
 use crate::common::capture::Capture;
-
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// The settings tested: no host at all, host lists with sockets, hostaddr,
-/// socket paths in URLs, every sslmode, target_session_attrs.
-fn table(nosock: &str) -> Vec<String> {
-    let (a, b) = (closed_port(), closed_port());
-    vec![
-        format!("postgresql:///app?user=app&port={a}"),
-        format!("host=127.0.0.1,{nosock} port={a},{b} user=app sslmode=require"),
-        format!("host=db.invalid hostaddr=127.0.0.1 port={a} user=app sslmode=verify-full"),
-        format!("postgres://app@localhost:{a},127.0.0.1:{b}/db?sslmode=prefer&target_session_attrs=read-write"),
-        format!("postgres://app@{}:{a}/db?sslmode=allow", nosock.replace('/', "%2F")),
-        format!("host={nosock},{nosock}2 port={a} user=u sslmode=disable"),
-        format!("host=127.0.0.1,{nosock} port={a} user=u target_session_attrs=prefer-standby"),
-        format!("hostaddr=127.0.0.1,127.0.0.1 port={a},{b} user=u sslmode=verify-ca connect_timeout=2"),
-    ]
-}
 
 /// The server of each failed attempt after which the dialer moved on to
 /// another server (or gave up): the order servers were tried in.
@@ -83,7 +63,7 @@ fn pool_and_check_try_the_same_servers_in_the_same_order() {
         .enable_all()
         .build()
         .expect("runtime");
-    for url in table(&nosock) {
+    for url in host_rule_table(&nosock) {
         let cfg = PgConfig::parse(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
         let plan: Vec<String> = cfg
             .plan()
