@@ -75,9 +75,15 @@ fn tls(t: &TlsError) -> Failure {
         ),
         TlsError::UnknownCa => Failure::new(Step::Tls, "the server certificate is not signed by a trusted CA")
             .hint("point sslrootcert at the CA that signed the server certificate"),
-        TlsError::HostnameMismatch { host } => Failure::new(
+        TlsError::HostnameMismatch { host, presented } => Failure::new(
             Step::Tls,
-            format!("the server certificate is not valid for host \"{host}\""),
+            match presented.as_slice() {
+                [] => format!("the server certificate is not valid for host \"{host}\""),
+                names => format!(
+                    "the server certificate is not valid for host \"{host}\" (it names {})",
+                    names.join(", ")
+                ),
+            },
         )
         .hint("connect with a name the certificate lists, or use sslmode=verify-ca to skip the name check"),
         TlsError::CertificateExpired => {
@@ -165,7 +171,10 @@ mod tests {
     fn certificate_errors_say_what_to_fix() {
         let f = tls(&TlsError::UnknownCa);
         assert!(f.line().contains("sslrootcert"), "{}", f.line());
-        let f = tls(&TlsError::HostnameMismatch { host: "db".into() });
+        let f = tls(&TlsError::HostnameMismatch {
+            host: "db".into(),
+            presented: vec!["localhost".into()],
+        });
         assert!(
             f.line().contains("not valid for host \"db\""),
             "{}",

@@ -52,10 +52,16 @@ pub enum TlsError {
     #[error("the server certificate is not signed by a trusted CA (check sslrootcert)")]
     UnknownCa,
     /// The server certificate does not name the host connected to (sslmode=verify-full).
-    #[error("the server certificate is not valid for host `{host}` (sslmode=verify-full checks the name)")]
+    #[error(
+        "the server certificate is not valid for host `{host}`{} (sslmode=verify-full checks the name)",
+        names_listed(presented)
+    )]
     HostnameMismatch {
         /// The host name checked.
         host: String,
+        /// The names the certificate lists (DNS names and IP addresses),
+        /// when the TLS library reported them.
+        presented: Vec<String>,
     },
     /// The server certificate has expired or is not valid yet.
     #[error("the server certificate has expired or is not yet valid")]
@@ -144,4 +150,13 @@ pub enum ResetFailure {
     /// The server still reports a transaction after ROLLBACK.
     #[error("the connection did not return to idle after ROLLBACK")]
     NotIdleAfterRollback,
+}
+
+/// ` (it names a, b)`, or nothing when the names are unknown.
+fn names_listed(presented: &[String]) -> String {
+    if presented.is_empty() {
+        String::new()
+    } else {
+        format!(" (it names {})", presented.join(", "))
+    }
 }

@@ -291,13 +291,16 @@ fn typed(e: &rustls::Error, host: &str) -> TlsError {
     use CertificateError as C;
     match e {
         rustls::Error::InvalidCertificate(C::UnknownIssuer) => TlsError::UnknownCa,
-        rustls::Error::InvalidCertificate(C::NotValidForNameContext { expected, .. }) => {
-            TlsError::HostnameMismatch {
-                host: expected.to_str().into_owned(),
-            }
-        }
+        rustls::Error::InvalidCertificate(C::NotValidForNameContext {
+            expected,
+            presented,
+        }) => TlsError::HostnameMismatch {
+            host: expected.to_str().into_owned(),
+            presented: presented.iter().map(|n| bare_name(n)).collect(),
+        },
         rustls::Error::InvalidCertificate(C::NotValidForName) => TlsError::HostnameMismatch {
             host: host.to_owned(),
+            presented: Vec::new(),
         },
         rustls::Error::InvalidCertificate(
             C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
@@ -306,9 +309,23 @@ fn typed(e: &rustls::Error, host: &str) -> TlsError {
     }
 }
 
+/// rustls lists names as `DnsName("db")` or `IpAddress(10.0.0.1)`: the name.
+fn bare_name(listed: &str) -> String {
+    let inner = listed
+        .split_once('(')
+        .map_or(listed, |(_, rest)| rest.trim_end_matches(')'));
+    inner.trim_matches('"').to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_names_lose_their_wrapping() {
+        assert_eq!(bare_name("DnsName(\"localhost\")"), "localhost");
+        assert_eq!(bare_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+    }
 
     fn cfg(s: &str) -> PgConfig {
         PgConfig::parse(s).unwrap()
@@ -389,6 +406,8 @@ mod tests {
             Some(TlsError::UnknownCa)
         ));
         let name = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
-        assert!(matches!(typed(&name, "db"), TlsError::HostnameMismatch { host } if host == "db"));
+        assert!(
+            matches!(typed(&name, "db"), TlsError::HostnameMismatch { host, .. } if host == "db")
+        );
     }
 }

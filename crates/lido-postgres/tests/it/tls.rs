@@ -71,7 +71,10 @@ async fn verify_full_rejects_a_wrong_host_name_and_verify_ca_accepts_it() {
     .await;
     let e = r.expect_err("name mismatch must fail");
     match tls_error(&e) {
-        Some(TlsError::HostnameMismatch { host }) => assert_eq!(host, "db.wrong-name.invalid"),
+        Some(TlsError::HostnameMismatch { host, presented }) => {
+            assert_eq!(host, "db.wrong-name.invalid");
+            assert!(presented.iter().any(|n| n == "localhost"), "{presented:?}");
+        }
         other => panic!("expected HostnameMismatch, got {other:?} from {e}"),
     }
     assert_eq!(
