@@ -1,4 +1,10 @@
 //! The circuit breaker around connecting: closed → open → half-open → closed.
+//!
+//! The open period is short (`open_for`, 30 ms by default, jittered down by
+//! up to a quarter): while the database is down, the pool fails callers fast
+//! and lets one trial connect through per period, so it probes a few dozen
+//! times a second in all, not once per caller, and serves again within one
+//! period of the database coming back.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -201,7 +207,7 @@ impl<E> Breaker<E> {
         if !trip {
             return None;
         }
-        inner.open_until = crate::time::add(now, self.cfg.open_for);
+        inner.open_until = crate::time::add(now, open_period(self.cfg.open_for));
         inner.trials = 0;
         self.set(&mut inner, BreakerState::Open)
     }
@@ -218,6 +224,12 @@ impl<E> Breaker<E> {
     pub fn last_error(&self) -> Option<ConnectFailure<E>> {
         self.inner.lock().last_error.clone()
     }
+}
+
+/// How long one open period lasts: `open_for` less a random part of up to a
+/// quarter of it, so pools that tripped together do not probe in step.
+fn open_period(open_for: Duration) -> Duration {
+    open_for.mul_f64(1.0 - 0.25 * fastrand::f64())
 }
 
 #[cfg(test)]
@@ -241,7 +253,7 @@ mod tests {
         assert_eq!((t.from, t.to), (BreakerState::Closed, BreakerState::Open));
         assert!(b.rejects_get(t0).is_some());
         assert!(matches!(b.admit(t0).0, Admission::Rejected));
-        let later = t0 + Duration::from_millis(600);
+        let later = t0 + Duration::from_millis(35);
         assert!(b.rejects_get(later).is_none());
         let (adm, t) = b.admit(later);
         assert!(matches!(adm, Admission::Allowed { trial: true }));
@@ -274,5 +286,16 @@ mod tests {
         let t = b.on_failure(later, fail(), true).expect("reopens");
         assert_eq!(t.to, BreakerState::Open);
         assert!(b.retry_in(later) > Duration::ZERO);
+    }
+
+    #[test]
+    fn open_periods_are_jittered_within_the_last_quarter_below_open_for() {
+        let open_for = Duration::from_millis(40);
+        let periods: Vec<Duration> = (0..200).map(|_| open_period(open_for)).collect();
+        assert!(periods
+            .iter()
+            .all(|p| *p <= open_for && *p >= open_for.mul_f64(0.75)));
+        let distinct: std::collections::HashSet<_> = periods.iter().collect();
+        assert!(distinct.len() > 100, "jitter spreads the periods");
     }
 }

@@ -50,9 +50,14 @@ impl Default for RetryConfig {
 /// Closed → open after `consecutive_failures` failed connects in a row, or when
 /// at least `min_calls` connects in the last `window` failed at a rate of
 /// `failure_rate` or more. While open, `get()` fails at once unless an idle
-/// connection is available. After `open_for` it turns half-open and lets
-/// `half_open_trials` connects through; one success closes it, a failure
-/// opens it again.
+/// connection is available. After `open_for` (less a random part of up to a
+/// quarter, so pools do not probe in step) the next connect wanted — a
+/// caller's `get()`, or maintenance topping up `min_idle` — turns it
+/// half-open and `half_open_trials` connects go through; one success closes
+/// it, a failure opens it again. The default period is short (30 ms): while
+/// the database is down the pool probes it a few dozen times a second in
+/// all, not once per caller, and serves again within about one period of it
+/// coming back.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default))]
@@ -68,7 +73,8 @@ pub struct BreakerConfig {
     /// Sliding window for `failure_rate`.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub window: Duration,
-    /// How long the breaker stays open before a trial connect.
+    /// How long the breaker stays open before a trial connect (jittered down
+    /// by up to a quarter; default 30 ms).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub open_for: Duration,
     /// Trial connects allowed at once while half-open.
@@ -83,7 +89,7 @@ impl Default for BreakerConfig {
             failure_rate: 0.5,
             min_calls: 20,
             window: Duration::from_secs(10),
-            open_for: Duration::from_millis(500),
+            open_for: Duration::from_millis(30),
             half_open_trials: 1,
         }
     }

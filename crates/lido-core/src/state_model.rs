@@ -1,8 +1,9 @@
 //! Loom model check of the pool's state machine. The model holds the real
 //! [`State`] (with a stand-in manager whose connections are numbers) under
 //! loom's mutex, and each model thread calls the real transitions — take
-//! idle or join the queue (reserving a connect), a connect finishing or
-//! failing, a return, a cancel, `close()`, the sweeper's expiry, a resize,
+//! idle, fail fast on an open breaker or join the queue (reserving a connect
+//! as the breaker admits), a connect finishing or failing (and opening the
+//! breaker), a return, a cancel, `close()`, the sweeper's expiry, a resize,
 //! a keepalive ping going out and coming back — then does
 //! their deferred work ([`After`]) the way `commit::finish` does: wakes the
 //! wakers, starts one thread per reserved connect. A change to a transition
@@ -67,6 +68,9 @@ struct Model {
     gate: Breaker<std::io::Error>,
     /// Every connect fails (else every connect succeeds).
     failing: bool,
+    /// A failed connect reports to the breaker first (as `connect_with_retry`
+    /// does), which opens at the first failure.
+    trips: bool,
     /// Connect tasks spawned (one thread per reserved connect, as
     /// `commit::spawn_connect` starts a task), joined at the end.
     connects: Mutex<Vec<thread::JoinHandle<()>>>,
@@ -88,12 +92,33 @@ impl Model {
     /// (returned with their leases, for the test to give back with
     /// [`release`]), set up through the real transitions.
     fn new(max: usize, idle: u32, held: u32, failing: bool) -> (Arc<Self>, Vec<Conn>) {
+        Self::with_gate(max, idle, held, failing, None)
+    }
+
+    /// An empty pool of `max` whose connects all fail (`trips`) and open the breaker
+    /// at the first failure, for an hour (no trial within the model).
+    fn tripping(max: usize) -> Arc<Self> {
+        let gate = BreakerConfig {
+            consecutive_failures: 1,
+            open_for: std::time::Duration::from_secs(3600),
+            ..BreakerConfig::default()
+        };
+        Self::with_gate(max, 0, 0, true, Some(gate)).0
+    }
+
+    fn with_gate(
+        max: usize,
+        idle: u32,
+        held: u32,
+        failing: bool,
+        trips: Option<BreakerConfig>,
+    ) -> (Arc<Self>, Vec<Conn>) {
         let cfg = Config {
             max_size: max,
             min_idle: (idle + held) as usize,
             ..Config::default()
         };
-        let gate = Breaker::new(BreakerConfig::default());
+        let gate = Breaker::new(trips.clone().unwrap_or_default());
         let mut st = State::new(&cfg);
         let mut step = Step::new(&gate);
         let opened = st.reserve_for_min_idle(&mut step).len() as u32;
@@ -117,6 +142,7 @@ impl Model {
             book: Mutex::new(book),
             gate,
             failing,
+            trips: trips.is_some(),
             connects: Mutex::new(Vec::new()),
         };
         (Arc::new(model), leased)
@@ -145,22 +171,23 @@ fn apply<R>(m: &Arc<Model>, f: impl FnOnce(&mut Book, &mut Step<'_, Fake>) -> R)
 /// `commit::finish`: wake the wakers, start the reserved connects.
 fn finish(m: &Arc<Model>, after: After<u32>) {
     after.wakers.wake_all();
-    for _trial in after.spawn {
+    for trial in after.spawn {
         let task = Arc::clone(m);
-        let handle = thread::spawn(move || connect(&task));
+        let handle = thread::spawn(move || connect(&task, trial));
         m.connects.lock().expect("lock").push(handle);
     }
 }
 
 /// A connect task: its connection joins the pool, or its failure goes to
-/// the oldest waiter.
-fn connect(m: &Arc<Model>) {
+/// the breaker (when the model trips it) and then to the oldest waiter.
+fn connect(m: &Arc<Model>, trial: bool) {
+    let cause = ConnectFailure::Backend(std::sync::Arc::new(std::io::Error::other("down")));
+    if m.failing && m.trips {
+        m.gate.on_failure(Instant::now(), cause.clone(), trial);
+    }
     apply(m, |b, step| {
         if m.failing {
-            let err = Error::Connect {
-                cause: ConnectFailure::Backend(std::sync::Arc::new(std::io::Error::other("down"))),
-                attempts: 1,
-            };
+            let err = Error::Connect { cause, attempts: 1 };
             b.st.connect_failed(err, step);
         } else {
             let id = b.opened;
@@ -170,11 +197,13 @@ fn connect(m: &Arc<Model>) {
     });
 }
 
-/// `Take::first`: an idle connection, `None` (closed), or a queued key.
+/// `Take::first`: an idle connection, `None` (closed, or failing fast on an
+/// open breaker), or a queued key.
 fn take(m: &Arc<Model>) -> Result<Option<Conn>, usize> {
     apply(m, |b, step| match b.st.checkout() {
         Checkout::Closed => Ok(None),
         Checkout::Idle(live) => Ok(Some(live)),
+        Checkout::Queue if m.gate.rejects_get(Instant::now()).is_some() => Ok(None),
         Checkout::Queue => {
             let waiter = Waiter {
                 priority: Priority::Normal,
@@ -451,5 +480,18 @@ fn a_keepalive_ping_coming_back_racing_close_and_a_caller_leaves_an_empty_pool()
         pinger.join().expect("pinger");
         join_connects(&m);
         check_at_rest(&m);
+    });
+}
+
+#[test]
+fn a_failed_connect_opening_the_breaker_fails_every_waiter_and_strands_nobody() {
+    model(|| {
+        let m = Model::tripping(2);
+        let other = spawn(&m, |m| caller(m, true));
+        caller(&m, true);
+        other.join().expect("other");
+        join_connects(&m);
+        check_at_rest(&m);
+        assert_eq!(m.gate.state(), crate::breaker::BreakerState::Open);
     });
 }

@@ -1,6 +1,8 @@
 //! How long a pool with the DEFAULT settings takes to serve a `get()`
 //! again after its server restarts, counted from the moment the server
-//! accepts connections again; fast and immediate (crash) restarts.
+//! accepts connections again; fast and immediate (crash) restarts. One
+//! caller, asking every millisecond; the fault table under 64 callers,
+//! beside deadpool-postgres and bb8-postgres, is `examples/faults.rs`.
 //!
 //! Run with: `cargo run --release -p lido-postgres --example recovery [rounds]`
 //! (default 5 rounds; needs the PostgreSQL server binaries, see lido-testkit).
@@ -33,8 +35,9 @@ async fn first_accept(url: String) -> Instant {
     }
 }
 
-/// The first instant `pool.get()` gives a connection that answers `SELECT 1`.
-async fn first_served(pool: &PgPool) -> Instant {
+/// The first instant `pool.get()` gives a connection that answers `SELECT 1`
+/// (trying every millisecond).
+async fn first_served(pool: PgPool) -> Instant {
     loop {
         if let Ok(conn) = pool.get().await {
             if conn.query_one("SELECT 1", &[]).await.is_ok() {
@@ -46,7 +49,11 @@ async fn first_served(pool: &PgPool) -> Instant {
 }
 
 async fn round(server: &PgServer, pool: &PgPool, url: &str, mode: StopMode) -> Duration {
-    within("the pool serving before the restart", first_served(pool)).await;
+    within(
+        "the pool serving before the restart",
+        first_served(pool.clone()),
+    )
+    .await;
     tokio::task::block_in_place(|| server.stop_with(mode)).expect("stop");
     // While it is down, the application keeps asking (and the breaker opens).
     let down = Arc::new(Notify::new());
@@ -62,9 +69,14 @@ async fn round(server: &PgServer, pool: &PgPool, url: &str, mode: StopMode) -> D
     tokio::time::sleep(DOWNTIME).await;
     down.notify_one();
     let _ = asking.await;
+    // Both start asking before the server starts: `pg_ctl start -w` itself
+    // returns up to 100 ms after the server accepts (it polls).
     let probe = tokio::spawn(first_accept(url.to_owned()));
+    let asking = tokio::spawn(first_served(pool.clone()));
     tokio::task::block_in_place(|| server.start_again()).expect("start");
-    let served = within("the pool serving after the restart", first_served(pool)).await;
+    let served = within("the pool serving after the restart", asking)
+        .await
+        .expect("asking task");
     let accepted = within("the server accepting connections", probe)
         .await
         .expect("probe task");

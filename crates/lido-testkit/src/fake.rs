@@ -67,6 +67,10 @@ pub struct Script {
     pub check_gate: Mutex<Option<Arc<Semaphore>>>,
     /// Connects started (failed ones included).
     pub attempts: AtomicU64,
+    /// Connects in flight right now (started, not yet finished or dropped).
+    pub connecting: AtomicU64,
+    /// The most connects ever in flight at once.
+    pub max_connecting: AtomicU64,
     /// Connects that succeeded.
     pub created: AtomicU64,
     /// Checks started.
@@ -117,6 +121,11 @@ impl Script {
         self.attempts.load(Ordering::SeqCst)
     }
 
+    /// The most connects that were ever in flight at once.
+    pub fn max_connecting(&self) -> u64 {
+        self.max_connecting.load(Ordering::SeqCst)
+    }
+
     /// Checks started.
     pub fn checks(&self) -> u64 {
         self.checks.load(Ordering::SeqCst)
@@ -144,6 +153,24 @@ impl Script {
         let g = Arc::new(Semaphore::new(0));
         *self.check_gate.lock() = Some(Arc::clone(&g));
         g
+    }
+}
+
+/// One connect in flight: counted in `connecting` until dropped (also when
+/// the pool gives up on it mid-way).
+struct InFlight<'a>(&'a Script);
+
+impl<'a> InFlight<'a> {
+    fn start(s: &'a Script) -> Self {
+        let now = s.connecting.fetch_add(1, Ordering::SeqCst) + 1;
+        s.max_connecting.fetch_max(now, Ordering::SeqCst);
+        Self(s)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.connecting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -185,6 +212,7 @@ impl Manager for Fake {
     async fn connect(&self) -> Result<FakeConn, FakeError> {
         let s = &self.0;
         let n = s.attempts.fetch_add(1, Ordering::SeqCst);
+        let _in_flight = InFlight::start(s);
         let delay = *s.connect_delay.lock();
         pause(delay).await;
         let gate = s.connect_gate.lock().clone();

@@ -7,6 +7,10 @@
 //!   port of 127.0.0.1, with TLS (certificates signed by a test CA), a
 //!   SCRAM-SHA-256 superuser and `pg_stat_statements`; stop, restart,
 //!   terminate backends, create databases, run `psql`. Torn down on drop.
+//!   The faults of a fault table: [`fast_restart`](PgServer::fast_restart),
+//!   [`crash_restart`](PgServer::crash_restart), [`stop_for`](PgServer::stop_for),
+//!   [`freeze`](PgServer::freeze)/[`thaw`](PgServer::thaw) (SIGSTOP/SIGCONT of
+//!   every server process), [`terminate_all_sessions`](PgServer::terminate_all_sessions).
 //! - [`FaultProxy`]: a TCP proxy whose [`Fault`] mode adds latency,
 //!   blackholes, resets or refuses connections.
 //! - [`PgBouncer`]: pgbouncer in front of a [`PgServer`].
@@ -35,6 +39,7 @@ mod builder;
 mod certs;
 mod error;
 pub mod fake;
+mod faults;
 mod lifecycle;
 mod process;
 mod proxy;

@@ -12,6 +12,11 @@ impl PgServer {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The processes [`freeze`](Self::freeze) stopped (empty unless frozen).
+    pub(crate) fn frozen_pids(&self) -> MutexGuard<'_, Vec<u32>> {
+        self.frozen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn pg_ctl_start(&self) -> Result<(), TestkitError> {
         let mut cmd = process::command(self.bins.program("pg_ctl"), true, &self.dir);
         cmd.arg("start")
@@ -58,6 +63,11 @@ impl PgServer {
                 "stop: the server is not running".to_owned(),
             ));
         }
+        if self.is_frozen() {
+            return Err(TestkitError::InvalidState(
+                "stop: the server is frozen; thaw it first".to_owned(),
+            ));
+        }
         self.pg_ctl_stop(mode)?;
         *running = false;
         Ok(())
@@ -90,20 +100,23 @@ impl PgServer {
     /// Terminates every other client backend connected to `db` and waits
     /// (up to 10 s each) until they are gone; returns how many there were.
     pub fn terminate_backends(&self, db: &str) -> Result<usize, TestkitError> {
+        self.terminate_where(&format!("datname = '{}'", db.replace('\'', "''")))
+    }
+
+    /// Terminates the other client backends matching the SQL `filter` on
+    /// `pg_stat_activity`, waiting (up to 10 s each) until they are gone.
+    pub(crate) fn terminate_where(&self, filter: &str) -> Result<usize, TestkitError> {
         let out = self.psql(
             "postgres",
             &format!(
                 "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 10000) AS gone \
-                 FROM pg_stat_activity WHERE datname = '{}' \
+                 FROM pg_stat_activity WHERE ({filter}) \
                  AND backend_type = 'client backend' AND pid <> pg_backend_pid()) t \
-                 WHERE gone;",
-                db.replace('\'', "''")
+                 WHERE gone;"
             ),
         )?;
         out.trim().parse().map_err(|_| {
-            TestkitError::InvalidState(format!(
-                "terminate_backends: unexpected psql output {out:?}"
-            ))
+            TestkitError::InvalidState(format!("terminate: unexpected psql output {out:?}"))
         })
     }
 

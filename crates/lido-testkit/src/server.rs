@@ -50,6 +50,8 @@ pub struct PgServer {
     /// Signs client certificates.
     ca: certs::Ca,
     pub(crate) running: Mutex<bool>,
+    /// The processes `freeze` stopped, until `thaw`.
+    pub(crate) frozen: Mutex<Vec<u32>>,
     // Declared last: dropped after `Drop::drop` has stopped the server.
     _watchdog: Watchdog,
 }
@@ -105,8 +107,12 @@ impl PgServer {
             ""
         };
         let quoted_data = process::sh_quote(data_dir.as_os_str());
+        // A frozen server (SIGSTOP) is resumed first, or it could not stop.
         let watchdog = Watchdog::spawn(&format!(
-            "if [ -f {quoted_data}/postmaster.pid ]; then {as_postgres}{pg_ctl} stop -D {quoted_data} -m immediate -w; fi; rm -rf {}",
+            "if [ -f {quoted_data}/postmaster.pid ]; then \
+             pm=$(head -n 1 {quoted_data}/postmaster.pid); \
+             kill -CONT $pm $(ps -o pid= --ppid $pm) 2>/dev/null; \
+             {as_postgres}{pg_ctl} stop -D {quoted_data} -m immediate -w; fi; rm -rf {}",
             process::sh_quote(dir.as_os_str())
         ));
         let (tls, ca) = certs::generate_server_tls()?;
@@ -123,6 +129,7 @@ impl PgServer {
             ca_pem: tls.ca_pem.clone(),
             ca,
             running: Mutex::new(false),
+            frozen: Mutex::new(Vec::new()),
             _watchdog: watchdog,
         };
         // From here on an error drops `server`, which cleans up.
@@ -379,6 +386,9 @@ impl PgServerBuilder {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
+        if let Err(e) = self.thaw() {
+            tracing::warn!("lido-testkit: thawing {}: {e}", self.dir.display());
+        }
         if *self.lock() || self.data_dir.join("postmaster.pid").exists() {
             if let Err(e) = self.pg_ctl_stop(StopMode::Immediate) {
                 tracing::warn!("lido-testkit: stopping {}: {e}", self.dir.display());

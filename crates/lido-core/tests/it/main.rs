@@ -11,5 +11,6 @@ mod faults;
 mod lifecycle;
 mod maintenance;
 mod proptest_ops;
+mod recovery;
 mod robustness;
 mod smoke;

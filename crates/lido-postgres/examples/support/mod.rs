@@ -1,5 +1,9 @@
-//! Shared by the measurement examples: deadlines and min/median/max.
+//! Shared by the measurement examples: deadlines and min/median/max; the
+//! fault table's rounds ([`faults`]) and pools ([`pools`]).
 #![allow(dead_code)]
+
+pub mod faults;
+pub mod pools;
 
 use std::future::Future;
 use std::time::Duration;

@@ -7,6 +7,7 @@ mod blocking;
 mod dirty;
 mod errors;
 mod faults;
+mod faults_suite;
 mod health;
 mod leaks;
 mod pg_metrics;
