@@ -153,13 +153,24 @@ async fn a_failed_transaction_is_rolled_back() {
             .query_one("SELECT pg_backend_pid()", &[])
             .await
             .expect_err("still aborted");
-        let rows = common::psql(
-            PgServer::shared(),
-            &db,
-            "SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)' \
-             AND datname = current_database();",
-        );
-        rows.parse().expect("one aborted session")
+        // The backend reports its state just after sending the error the
+        // client has already seen: poll until it shows.
+        let started = std::time::Instant::now();
+        loop {
+            let rows = common::psql(
+                PgServer::shared(),
+                &db,
+                "SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)' \
+                 AND datname = current_database();",
+            );
+            match rows.parse::<i32>() {
+                Ok(pid) => break pid,
+                Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("one aborted session, got {rows:?}: {e}"),
+            }
+        }
     };
     next_caller_gets_it_clean(&pool, &db, pid, "aborted transaction").await;
 }

@@ -79,7 +79,18 @@ async fn terminated_backends_are_replaced_without_caller_errors() {
 async fn a_stopped_server_opens_the_breaker_and_a_restarted_one_is_served() {
     let server = PgServer::start().expect("server");
     let db = server.create_database().expect("db");
-    let pool = common::builder(common::config(&server, &db), 4)
+    // A long open period, so that "fails fast while open" is what is tested
+    // (with the default 30 ms period the next get() may be the trial).
+    let mut config = lido_core::Config {
+        max_size: 4,
+        acquire_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
+        leak_threshold: None,
+        ..Default::default()
+    };
+    config.breaker.open_for = Duration::from_secs(3);
+    let pool = PgPool::builder(common::config(&server, &db))
+        .pool_config(config)
         .application_name(APP)
         .build()
         .await
