@@ -96,6 +96,7 @@ mod manager;
 mod net;
 mod obs;
 mod pool;
+mod watchdog;
 
 pub use config::env::PG_ENV;
 pub use config::pgconfig::{PgConfig, RootCert, SslMode, TargetSessionAttrs};
@@ -117,7 +118,9 @@ pub use obs::slowlog::SQL_LOG_CHARS;
 pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
 pub use obs::stats::{Operation, PgStats};
-pub use pool::{PgPool, PgPoolBuilder, PgPooled, PoolError};
+pub use pool::{
+    PgPool, PgPoolBuilder, PgPooled, PoolError, DEFAULT_NOT_ANSWERING_AFTER, DEFAULT_QUERY_TIMEOUT,
+};
 
 #[cfg(feature = "http")]
 pub use http::PgMetrics;

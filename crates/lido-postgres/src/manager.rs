@@ -22,7 +22,7 @@ pub type Hook =
 
 /// Opens, checks and cleans PostgreSQL connections for a lido pool.
 pub struct PgManager {
-    plan: Plan,
+    plan: Arc<Plan>,
     sslmode: SslMode,
     host_label: String,
     pub(crate) ctx: Arc<ConnContext>,
@@ -66,7 +66,7 @@ impl PgManager {
             session.startup_options(config.options.as_deref())
         };
         Self {
-            plan: Plan::new(&config, options),
+            plan: Arc::new(Plan::new(&config, options)),
             sslmode: config.sslmode,
             host_label: config.hosts.first().cloned().unwrap_or_else(default_host),
             ctx,
@@ -91,11 +91,27 @@ impl PgManager {
         self.ctx.pgbouncer
     }
 
+    /// Opens a session, failing at once while the server is held not
+    /// answering, and the moment it is declared so.
+    async fn open(&self) -> Result<crate::net::dial::Opened, PgError> {
+        let live = &self.ctx.liveness;
+        let silenced = live.silenced();
+        if let Some(e) = live.error() {
+            return Err(e);
+        }
+        tokio::select! {
+            biased;
+            r = self.plan.open(&self.ctx.tls) => r,
+            () = silenced => Err(live.error_now()),
+        }
+    }
+
     /// Opens a connection and runs the hooks on it.
     async fn connect_inner(&self) -> Result<PgConn, PgError> {
         bump(&self.ctx.stats.connect_attempts);
-        let opened = self.plan.open(&self.ctx.tls).await?;
+        let opened = self.open().await?;
         let mut conn = PgConn::new(opened, Arc::clone(&self.ctx));
+        crate::watchdog::start(&self.ctx, &self.plan);
         if let Some(hook) = &self.on_startup {
             self.started
                 .get_or_try_init(|| async { hook(&mut conn).await })

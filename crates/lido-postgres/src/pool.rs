@@ -11,11 +11,12 @@ use tracing::Instrument;
 
 use crate::config::pgconfig::PgConfig;
 use crate::config::session::SessionSettings;
-use crate::conn::pgconn::{ConnContext, PgConn};
+use crate::conn::pgconn::{push_down_ms, ConnContext, PgConn};
 use crate::conn::transaction::Transaction;
 use crate::conn::tx_sql::TxOptions;
 use crate::error::{PgBuildError, PgError};
 use crate::manager::{Hook, ManagerParts, PgManager};
+use crate::net::liveness::Liveness;
 use crate::obs::settings::ObsSettings;
 use crate::obs::statements::StatementStats;
 use crate::obs::stats::PgStats;
@@ -26,6 +27,13 @@ pub type PgPooled = Pooled<PgManager>;
 
 /// Why `get()` failed (see [`lido_core::Error`]).
 pub type PoolError = lido_core::Error<PgError>;
+
+/// The default [`PgPoolBuilder::query_timeout`]: no statement waits
+/// longer than this unless told otherwise.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default [`PgPoolBuilder::not_answering_after`].
+pub const DEFAULT_NOT_ANSWERING_AFTER: Duration = Duration::from_secs(1);
 
 /// A PostgreSQL connection pool. Cheap to clone.
 ///
@@ -56,6 +64,7 @@ pub struct PgPoolBuilder {
     session: SessionSettings,
     pool: Config,
     query_timeout: Option<Duration>,
+    not_answering_after: Option<Duration>,
     cancel_grace: Duration,
     stmt_cache: usize,
     pgbouncer: bool,
@@ -72,6 +81,7 @@ impl std::fmt::Debug for PgPoolBuilder {
             .field("session", &self.session)
             .field("pool", &self.pool)
             .field("query_timeout", &self.query_timeout)
+            .field("not_answering_after", &self.not_answering_after)
             .field("stmt_cache", &self.stmt_cache)
             .field("pgbouncer", &self.pgbouncer)
             .field("observability", &self.obs)
@@ -92,7 +102,8 @@ impl PgPoolBuilder {
             config,
             session: SessionSettings::default(),
             pool: Config::default(),
-            query_timeout: None,
+            query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
+            not_answering_after: Some(DEFAULT_NOT_ANSWERING_AFTER),
             cancel_grace: Duration::from_secs(5),
             stmt_cache: 256,
             pgbouncer: false,
@@ -133,7 +144,10 @@ impl PgPoolBuilder {
         self
     }
 
-    /// Server-side `statement_timeout` for every connection.
+    /// Server-side `statement_timeout` for every connection. Unset, lido
+    /// pushes down `query_timeout` plus 1 s (see
+    /// [`query_timeout`](Self::query_timeout)); set, it is sent as it is and
+    /// calls with longer limits do not change it.
     pub fn statement_timeout(mut self, d: Duration) -> Self {
         self.session.statement_timeout = Some(d);
         self
@@ -169,10 +183,50 @@ impl PgPoolBuilder {
         self
     }
 
-    /// Default client-side per-query timeout (`None`: none). On expiry lido
-    /// sends a cancel request and keeps the connection if the cancel is confirmed.
+    /// Default client-side per-statement timeout: [`DEFAULT_QUERY_TIMEOUT`]
+    /// (30 s) unless set; `None` turns it off. On expiry lido sends a cancel
+    /// request and keeps the connection if the cancel is confirmed. Per
+    /// call: [`PgConn::timeout`], [`PgConn::no_timeout`], and a
+    /// transaction's [`TxOptions::timeout`].
+    ///
+    /// A whole call is bounded too: `get()` by `acquire_timeout` (30 s by
+    /// default) and failing fast while the server does not answer (see
+    /// [`not_answering_after`](Self::not_answering_after)), then the
+    /// statement by this.
+    ///
+    /// Unless [`statement_timeout`](Self::statement_timeout) is set, this
+    /// limit plus 1 s is pushed down as the server's `statement_timeout`
+    /// (in the startup packet, so no round trip; in PgBouncer mode with
+    /// `SET LOCAL` in each lido transaction), so the server stops work the
+    /// client stopped waiting for even if the cancel request never arrives.
+    /// A call with a longer limit (or none) first raises it on its
+    /// connection (`SET LOCAL` inside a transaction, else `SET` for the
+    /// session, one round trip, only for such calls): a longer per-call
+    /// deadline is never cut short by the pushed-down one.
     pub fn query_timeout(mut self, d: Option<Duration>) -> Self {
         self.query_timeout = d;
+        self
+    }
+
+    /// How soon the pool notices a server that stopped answering without
+    /// closing its sockets (processes stopped, network black hole):
+    /// [`DEFAULT_NOT_ANSWERING_AFTER`] (1 s) unless set; `None` turns the
+    /// watchdog off.
+    ///
+    /// A per-pool watchdog task samples, every 50 ms, counters the
+    /// connections' I/O keeps anyway (nothing runs per query). A connection
+    /// owing an answer without progress for 30 % of this makes it open a
+    /// fresh connection with the other 70 % as its limit. If that is not
+    /// answered either, the server is held not answering: connections
+    /// stuck on it are closed (their calls end at once with
+    /// [`PgError::NotAnswering`], the pool discards them), `get()` fails at
+    /// once with that error (inside [`lido_core::Error::Connect`]) naming the
+    /// server and how long it has been silent, and lido-http readiness
+    /// fails. One probe stays open; when the server answers it, `get()`
+    /// serves again. A slow statement on a server that answers the probe is
+    /// left alone.
+    pub fn not_answering_after(mut self, d: Option<Duration>) -> Self {
+        self.not_answering_after = d;
         self
     }
 
@@ -264,6 +318,15 @@ impl PgPoolBuilder {
     pub fn manager(&self) -> Result<PgManager, PgBuildError> {
         self.config.validate()?;
         self.session.validate()?;
+        let mut session = self.session.clone();
+        let pushed = match (session.statement_timeout, self.query_timeout) {
+            (None, Some(q)) => {
+                let ms = push_down_ms(q);
+                session.statement_timeout = Some(Duration::from_millis(ms));
+                ms
+            }
+            _ => 0,
+        };
         if self.pgbouncer && !self.session.is_empty() {
             tracing::info!("lido-postgres: PgBouncer mode applies session settings only inside lido transactions (SET LOCAL)");
         }
@@ -273,16 +336,17 @@ impl PgPoolBuilder {
             cancel_grace: self.cancel_grace,
             pgbouncer: self.pgbouncer,
             stmt_cache: self.stmt_cache,
-            set_local: self
-                .pgbouncer
-                .then(|| self.session.set_local_sql())
-                .flatten(),
+            set_local: self.pgbouncer.then(|| session.set_local_sql()).flatten(),
             stats: Arc::new(PgStats::default()),
             obs: self.obs.build(&self.config),
+            liveness: Arc::new(Liveness::new(server_label(&self.config))),
+            not_answering_after: self.not_answering_after,
+            // PgBouncer shares sessions: no session-level SET there.
+            pushed_statement_timeout_ms: if self.pgbouncer { 0 } else { pushed },
         };
         Ok(PgManager::new(ManagerParts {
             config: self.config.clone(),
-            session: self.session.clone(),
+            session,
             ctx: Arc::new(ctx),
             after_connect: self.after_connect.clone(),
             on_startup: self.on_startup.clone(),
@@ -343,7 +407,7 @@ impl PgPool {
         let span = crate::obs::spans::acquire(&self.ctx().obs.db);
         let inner = span.clone();
         async move {
-            let result = fut.await;
+            let result = self.unless_silent(fut).await;
             if let Err(e) = &result {
                 crate::obs::spans::acquire_failed(&inner, e);
             }
@@ -354,6 +418,39 @@ impl PgPool {
 
     fn ctx(&self) -> &ConnContext {
         &self.inner.manager().ctx
+    }
+
+    /// Runs a core `get()` unless the server does not answer: fails at once
+    /// while it is held so, and a waiting `get()` fails the moment it is
+    /// declared so, rather than queue behind connections stuck on it. On
+    /// the usual path: one relaxed load, and no lock unless `get()` waits.
+    async fn unless_silent(
+        &self,
+        fut: impl Future<Output = Result<PgPooled, PoolError>>,
+    ) -> Result<PgPooled, PoolError> {
+        let live = &self.ctx().liveness;
+        let silenced = live.silenced();
+        if live.silent_for().is_some() {
+            return Err(pool_error(live.error_now()));
+        }
+        tokio::select! {
+            biased;
+            r = fut => r,
+            () = silenced => Err(pool_error(live.error_now())),
+        }
+    }
+
+    /// How long the server has been silent, while the pool's watchdog holds
+    /// it not answering (see [`PgPoolBuilder::not_answering_after`]);
+    /// `None` while it answers.
+    pub fn server_silent_for(&self) -> Option<Duration> {
+        self.ctx().liveness.silent_for()
+    }
+
+    /// The error `get()` fails with while the server does not answer:
+    /// [`lido_core::Error::Connect`] around [`PgError::NotAnswering`].
+    pub fn not_answering(&self) -> Option<PoolError> {
+        self.ctx().liveness.error().map(pool_error)
     }
 
     /// Leases a connection and runs `f` in a retrying transaction on it
@@ -411,6 +508,37 @@ impl PgPool {
     /// Closes the pool, waiting up to `deadline` for leases to come back.
     pub async fn close(&self, deadline: Duration) -> lido_core::CloseReport {
         self.inner.close(deadline).await
+    }
+}
+
+/// `get()`'s error for `e`: a connect (the watchdog's) that was not answered.
+fn pool_error(e: PgError) -> PoolError {
+    lido_core::Error::Connect {
+        cause: lido_core::ConnectFailure::Backend(Arc::new(e)),
+        attempts: 1,
+    }
+}
+
+/// The server named in "not answering" errors: the first target, and how
+/// many others there are.
+fn server_label(c: &PgConfig) -> String {
+    let host = c
+        .hostaddrs
+        .first()
+        .map(|a| a.to_string())
+        .or_else(|| c.hosts.first().cloned())
+        .unwrap_or_else(crate::config::defaults::default_host);
+    let port = c.ports.first().copied().unwrap_or(5432);
+    let first = if host.starts_with('/') {
+        format!("{host}/.s.PGSQL.{port}")
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    match c.hosts.len().max(c.hostaddrs.len()) {
+        0 | 1 => first,
+        n => format!("{first} (+{} more hosts)", n - 1),
     }
 }
 

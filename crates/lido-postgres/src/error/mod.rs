@@ -143,6 +143,19 @@ pub enum PgError {
     /// An application error returned from a transaction closure.
     #[error(transparent)]
     App(Box<dyn std::error::Error + Send + Sync>),
+    /// The server stopped answering without closing its sockets (its
+    /// processes stopped, or the network drops everything): a connection
+    /// waited without an answer and a fresh connect was not answered
+    /// either. The pool's watchdog found it; `get()` fails fast with this
+    /// (inside [`lido_core::Error::Connect`]) until the server answers again,
+    /// and calls stuck on it end with it at once.
+    #[error("{server} is not answering: no reply for {:.1} s (server stopped or network black hole); the pool fails fast until it answers again", .silent_for.as_secs_f64())]
+    NotAnswering {
+        /// `host:port`, or the Unix socket path.
+        server: String,
+        /// How long the server has been silent.
+        silent_for: Duration,
+    },
 }
 
 impl From<lido_core::Error<PgError>> for PgError {
@@ -215,6 +228,16 @@ impl PgError {
             self,
             Self::QueryTimeout { .. } | Self::TransactionTimeout { .. }
         )
+    }
+
+    /// The server stopped answering ([`PgError::NotAnswering`]), also when
+    /// it is the reason a `get()` failed.
+    pub fn is_not_answering(&self) -> bool {
+        match self {
+            Self::NotAnswering { .. } => true,
+            Self::Pool(p) => p.backend().is_some_and(PgError::is_not_answering),
+            _ => false,
+        }
     }
 
     /// The connection is gone (closed by the server or the network).

@@ -43,12 +43,32 @@ pub(crate) struct Opened {
     pub(crate) wire: Arc<WireState>,
     /// Where it is connected (for cancel requests and spans).
     pub(crate) endpoint: Endpoint,
+    /// The task that runs the session's I/O: aborting it closes the socket.
+    pub(crate) io: tokio::task::AbortHandle,
 }
 
 /// A failed startup, and whether TLS had been agreed when it failed.
 struct Failed {
     error: PgError,
     tls_agreed: bool,
+}
+
+/// TCP keepalive and `TCP_USER_TIMEOUT` when the settings name none (libpq
+/// would leave the system's, two hours on Linux): a server behind a network
+/// black hole is found in about 10 s by the kernel. A server whose processes
+/// stopped still has its kernel answer, so the pool's watchdog finds that
+/// one (see `PgPoolBuilder::not_answering_after`).
+pub(crate) mod keepalive_defaults {
+    use std::time::Duration;
+
+    /// Idle time before the first keepalive probe.
+    pub(crate) const IDLE: Duration = Duration::from_secs(5);
+    /// Time between keepalive probes.
+    pub(crate) const INTERVAL: Duration = Duration::from_secs(2);
+    /// Unanswered probes before the connection is dropped.
+    pub(crate) const COUNT: u32 = 3;
+    /// Longest sent data may stay unacknowledged.
+    pub(crate) const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// Opens sockets and sessions with libpq's socket settings.
@@ -68,10 +88,14 @@ impl Dialer {
         Self {
             connect_timeout: cfg.connect_timeout,
             keepalives: cfg.keepalives.unwrap_or(true),
-            keepalives_idle: cfg.keepalives_idle,
-            keepalives_interval: cfg.keepalives_interval,
-            keepalives_count: cfg.keepalives_count,
-            tcp_user_timeout: cfg.tcp_user_timeout,
+            keepalives_idle: cfg.keepalives_idle.or(Some(keepalive_defaults::IDLE)),
+            keepalives_interval: cfg
+                .keepalives_interval
+                .or(Some(keepalive_defaults::INTERVAL)),
+            keepalives_count: cfg.keepalives_count.or(Some(keepalive_defaults::COUNT)),
+            tcp_user_timeout: cfg
+                .tcp_user_timeout
+                .or(Some(keepalive_defaults::TCP_USER_TIMEOUT)),
             sslmode: cfg.sslmode,
         }
     }
@@ -200,7 +224,7 @@ impl Dialer {
                 };
                 crate::net::tls::connect_error(e, &target, refused)
             })?;
-        tokio::spawn(async move {
+        let io = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "lido-postgres: connection ended with an error");
             }
@@ -209,6 +233,7 @@ impl Dialer {
             client,
             wire,
             endpoint: endpoint.clone(),
+            io: io.abort_handle(),
         })
     }
 
@@ -230,8 +255,8 @@ impl Dialer {
         }
     }
 
-    /// Keepalives and TCP_USER_TIMEOUT: only what was set (libpq leaves the
-    /// system's defaults otherwise).
+    /// Keepalives and TCP_USER_TIMEOUT: what was set, else
+    /// [`keepalive_defaults`].
     fn tune(&self, tcp: &TcpStream) -> io::Result<()> {
         let sock = socket2::SockRef::from(tcp);
         if !self.keepalives {

@@ -1,0 +1,159 @@
+//! The watchdog: one task per pool that notices a server which stopped
+//! answering without closing its sockets (its processes stopped, a network
+//! black hole), where every call would otherwise wait out its timeout.
+//!
+//! Every [`TICK`] it samples the counters the connections' I/O keeps anyway
+//! (see `net/liveness.rs`); nothing runs per query. When a connection has
+//! owed an answer with no progress for 30 % of `not_answering_after`, the
+//! watchdog opens a fresh connection (the probe) with the remaining 70 % as
+//! its limit:
+//!
+//! - answered (a session, or an error from the server or the network): the
+//!   server is alive and the statement only slow; that stall is not probed
+//!   again;
+//! - no answer: the server is held *not answering* since the stall began.
+//!   Stalled connections are closed (their calls end at once with
+//!   [`PgError::NotAnswering`](crate::PgError::NotAnswering), and the pool
+//!   discards them), `get()` fails fast, readiness fails. One probe stays
+//!   open meanwhile; the moment the server answers it, service resumes.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::conn::pgconn::ConnContext;
+use crate::error::PgError;
+use crate::net::liveness::Liveness;
+use crate::net::plan::Plan;
+use crate::net::tls::Tls;
+
+/// How often the watchdog samples the connections.
+const TICK: Duration = Duration::from_millis(50);
+/// How long one probe waits while the server is held not answering.
+const RECHECK: Duration = Duration::from_secs(10);
+
+/// What a probe found.
+#[derive(Debug)]
+enum Probe {
+    /// A session started, or the server (or the network) said no.
+    Answered,
+    /// Nothing came back in time.
+    Silent,
+}
+
+/// Opens one session with `plan` and closes it, waiting up to `limit`.
+async fn probe(plan: Arc<Plan>, tls: Tls, limit: Duration) -> Probe {
+    match tokio::time::timeout(limit, plan.open(&tls)).await {
+        Err(_) => Probe::Silent,
+        Ok(Ok(opened)) => {
+            drop(opened);
+            Probe::Answered
+        }
+        Ok(Err(e)) if timed_out(&e) => Probe::Silent,
+        Ok(Err(_)) => Probe::Answered,
+    }
+}
+
+fn timed_out(e: &PgError) -> bool {
+    matches!(e, PgError::Connect { source, .. } if source.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// Starts the watchdog of the pool `ctx` belongs to (once; not when
+/// `not_answering_after` is off). It ends when the pool and its
+/// connections are gone.
+pub(crate) fn start(ctx: &Arc<ConnContext>, plan: &Arc<Plan>) {
+    let Some(limit) = ctx.not_answering_after else {
+        return;
+    };
+    if !ctx.liveness.claim_start() {
+        return;
+    }
+    let dog = Watchdog {
+        ctx: Arc::downgrade(ctx),
+        liveness: Arc::clone(&ctx.liveness),
+        plan: Arc::clone(plan),
+        tls: ctx.tls.clone(),
+        stall_after: limit.mul_f64(0.3),
+        probe_for: limit.mul_f64(0.7),
+    };
+    tokio::spawn(dog.run());
+}
+
+struct Watchdog {
+    ctx: Weak<ConnContext>,
+    liveness: Arc<Liveness>,
+    plan: Arc<Plan>,
+    tls: Tls,
+    stall_after: Duration,
+    probe_for: Duration,
+}
+
+impl Watchdog {
+    async fn run(self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // While the server is held not answering: the probe waiting for it.
+        let mut recheck: Option<BoxFuture<'static, Probe>> = None;
+        loop {
+            match recheck.as_mut() {
+                Some(p) => {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        found = p => {
+                            recheck = None;
+                            if matches!(found, Probe::Answered) {
+                                self.answering_again();
+                            }
+                        }
+                    }
+                }
+                None => {
+                    tick.tick().await;
+                }
+            }
+            if self.ctx.strong_count() == 0 {
+                return;
+            }
+            let now = Instant::now().into_std();
+            let stall = self.liveness.sample(now, self.stall_after);
+            if self.liveness.silent_for().is_some() {
+                self.liveness.close_stalled(now, self.stall_after);
+                if recheck.is_none() {
+                    let p = probe(Arc::clone(&self.plan), self.tls.clone(), RECHECK);
+                    recheck = Some(Box::pin(p));
+                }
+                continue;
+            }
+            let Some(stall) = stall else { continue };
+            let p = probe(Arc::clone(&self.plan), self.tls.clone(), self.probe_for);
+            match p.await {
+                Probe::Answered => self.liveness.vouch_for_stalled(),
+                Probe::Silent => self.silent(stall.since),
+            }
+        }
+    }
+
+    fn silent(&self, since: std::time::Instant) {
+        self.liveness.declare_silent(since);
+        let now = Instant::now().into_std();
+        let closed = self.liveness.close_stalled(now, self.stall_after);
+        tracing::warn!(
+            server = self.liveness.server(),
+            silent_ms = now.saturating_duration_since(since).as_millis() as u64,
+            closed,
+            "lido-postgres: the server is not answering; get() fails fast until it does"
+        );
+    }
+
+    fn answering_again(&self) {
+        let silent = self.liveness.silent_for().unwrap_or_default();
+        self.liveness.declare_answering();
+        tracing::info!(
+            server = self.liveness.server(),
+            silent_ms = silent.as_millis() as u64,
+            "lido-postgres: the server answers again"
+        );
+    }
+}
