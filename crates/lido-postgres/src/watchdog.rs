@@ -5,10 +5,11 @@
 //! Every [`TICK`] it samples the counters the connections' I/O keeps anyway
 //! (see `net/liveness.rs`); nothing runs per query. When a connection has
 //! owed an answer with no progress for 30 % of `not_answering_after`, the
-//! watchdog opens a fresh connection (the probe) with the remaining 70 % as
-//! its limit:
+//! watchdog knocks on its server (the probe: a fresh socket and an
+//! SSLRequest, answered with one byte by a process the postmaster starts;
+//! no authentication, no session) with the remaining 70 % as its limit:
 //!
-//! - answered (a session, or an error from the server or the network): the
+//! - answered (the byte, or a refusal from the server or the network): the
 //!   server is alive and the statement only slow; that stall is not probed
 //!   again;
 //! - no answer: the server is held *not answering* since the stall began.
@@ -25,9 +26,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::conn::pgconn::ConnContext;
 use crate::error::PgError;
-use crate::net::liveness::Liveness;
+use crate::net::endpoint::Endpoint;
+use crate::net::liveness::{Liveness, Stall};
 use crate::net::plan::Plan;
-use crate::net::tls::Tls;
 
 /// How often the watchdog samples the connections.
 const TICK: Duration = Duration::from_millis(50);
@@ -37,22 +38,22 @@ const RECHECK: Duration = Duration::from_secs(10);
 /// What a probe found.
 #[derive(Debug)]
 enum Probe {
-    /// A session started, or the server (or the network) said no.
+    /// The server answered, or it (or the network) said no.
     Answered,
     /// Nothing came back in time.
     Silent,
 }
 
-/// Opens one session with `plan` and closes it, waiting up to `limit`.
-async fn probe(plan: Arc<Plan>, tls: Tls, limit: Duration) -> Probe {
-    match tokio::time::timeout(limit, plan.open(&tls)).await {
+/// Knocks on `endpoint`'s server, waiting up to `limit`.
+async fn probe(plan: Arc<Plan>, endpoint: Endpoint, limit: Duration) -> Probe {
+    match tokio::time::timeout(limit, plan.knock(&endpoint)).await {
         Err(_) => Probe::Silent,
-        Ok(Ok(opened)) => {
-            drop(opened);
+        Ok(Ok(())) => Probe::Answered,
+        Ok(Err(e)) if timed_out(&e) => Probe::Silent,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "lido-postgres: the watchdog's probe was refused");
             Probe::Answered
         }
-        Ok(Err(e)) if timed_out(&e) => Probe::Silent,
-        Ok(Err(_)) => Probe::Answered,
     }
 }
 
@@ -74,7 +75,6 @@ pub(crate) fn start(ctx: &Arc<ConnContext>, plan: &Arc<Plan>) {
         ctx: Arc::downgrade(ctx),
         liveness: Arc::clone(&ctx.liveness),
         plan: Arc::clone(plan),
-        tls: ctx.tls.clone(),
         stall_after: limit.mul_f64(0.3),
         probe_for: limit.mul_f64(0.7),
     };
@@ -85,7 +85,6 @@ struct Watchdog {
     ctx: Weak<ConnContext>,
     liveness: Arc<Liveness>,
     plan: Arc<Plan>,
-    tls: Tls,
     stall_after: Duration,
     probe_for: Duration,
 }
@@ -94,8 +93,10 @@ impl Watchdog {
     async fn run(self) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // While the server is held not answering: the probe waiting for it.
+        // While the server is held not answering: the probe waiting for it,
+        // and the server it asks (the one a connection stalled on).
         let mut recheck: Option<BoxFuture<'static, Probe>> = None;
+        let mut silent_at: Option<Endpoint> = None;
         loop {
             match recheck.as_mut() {
                 Some(p) => {
@@ -117,30 +118,44 @@ impl Watchdog {
                 return;
             }
             let now = Instant::now().into_std();
-            let stall = self.liveness.sample(now, self.stall_after);
+            let (stall, _) = self.liveness.sample(now, self.stall_after);
             if self.liveness.silent_for().is_some() {
                 self.liveness.close_stalled(now, self.stall_after);
-                if recheck.is_none() {
-                    let p = probe(Arc::clone(&self.plan), self.tls.clone(), RECHECK);
+                if let (None, Some(at)) = (&recheck, &silent_at) {
+                    let p = probe(Arc::clone(&self.plan), at.clone(), RECHECK);
                     recheck = Some(Box::pin(p));
                 }
                 continue;
             }
             let Some(stall) = stall else { continue };
-            let p = probe(Arc::clone(&self.plan), self.tls.clone(), self.probe_for);
-            match p.await {
+            let p = probe(
+                Arc::clone(&self.plan),
+                stall.endpoint.clone(),
+                self.probe_for,
+            );
+            let found = p.await;
+            // Any answer on any connection meanwhile: slow, not silent.
+            let (_, progressed) = self
+                .liveness
+                .sample(Instant::now().into_std(), self.stall_after);
+            match found {
                 Probe::Answered => self.liveness.vouch_for_stalled(),
-                Probe::Silent => self.silent(stall.since),
+                Probe::Silent if progressed => self.liveness.vouch_for_stalled(),
+                Probe::Silent => {
+                    self.silent(&stall);
+                    silent_at = Some(stall.endpoint);
+                }
             }
         }
     }
 
-    fn silent(&self, since: std::time::Instant) {
+    fn silent(&self, stall: &Stall) {
+        let since = stall.since;
         self.liveness.declare_silent(since);
         let now = Instant::now().into_std();
         let closed = self.liveness.close_stalled(now, self.stall_after);
         tracing::warn!(
-            server = self.liveness.server(),
+            server = %stall.endpoint.address(),
             silent_ms = now.saturating_duration_since(since).as_millis() as u64,
             closed,
             "lido-postgres: the server is not answering; get() fails fast until it does"

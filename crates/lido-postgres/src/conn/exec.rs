@@ -365,7 +365,7 @@ impl<'a> Timed<'a> {
         let raise = self.statement_timeout_raise();
         let fut = async {
             if let Some(ms) = raise {
-                self.conn.raise_statement_timeout(ms).await?;
+                self.conn.raise_statement_timeout(ms, self.in_tx).await?;
             }
             fut.await
         };

@@ -125,7 +125,7 @@ impl PgConn {
             io,
         } = opened;
         if ctx.not_answering_after.is_some() {
-            ctx.liveness.register(&wire, io);
+            ctx.liveness.register(&wire, io, &endpoint);
         }
         let cache = Mutex::new(StmtCache::new(if ctx.pgbouncer {
             0
@@ -250,20 +250,29 @@ impl PgConn {
     /// Raises the session's `statement_timeout` to `ms` (0: unlimited) for
     /// a call with a longer limit than the pushed-down one: for the
     /// transaction only inside one (`SET LOCAL`), else for the session.
-    pub(crate) async fn raise_statement_timeout(&self, ms: u64) -> Result<(), PgError> {
-        match self.wire.status() {
-            TxStatus::InTransaction => {
-                let sql = format!("SET LOCAL statement_timeout = {ms}");
-                self.client.batch_execute(&sql).await?;
-            }
-            TxStatus::Idle => {
-                let sql = format!("SET statement_timeout = {ms}");
-                self.client.batch_execute(&sql).await?;
-                self.server_timeout_ms.store(ms, Ordering::Relaxed);
-            }
-            // A failed transaction takes only ROLLBACK; the others are not
-            // ready for a statement of lido's.
-            _ => {}
+    /// `in_tx`: the call belongs to a lido transaction.
+    pub(crate) async fn raise_statement_timeout(
+        &self,
+        ms: u64,
+        in_tx: bool,
+    ) -> Result<(), PgError> {
+        let (local, remember) = match self.wire.status() {
+            TxStatus::InTransaction => (true, false),
+            TxStatus::Idle => (false, true),
+            // Answers still owed (an error's ReadyForQuery not read yet, say):
+            // the state it ends in is not known, so it is not remembered.
+            TxStatus::Busy => (in_tx, false),
+            // A failed transaction takes only ROLLBACK; an unknown state nothing.
+            TxStatus::Failed | TxStatus::Unknown => return Ok(()),
+        };
+        let sql = if local {
+            format!("SET LOCAL statement_timeout = {ms}")
+        } else {
+            format!("SET statement_timeout = {ms}")
+        };
+        self.client.batch_execute(&sql).await?;
+        if remember {
+            self.server_timeout_ms.store(ms, Ordering::Relaxed);
         }
         Ok(())
     }

@@ -237,6 +237,33 @@ impl Dialer {
         })
     }
 
+    /// Asks the server at `endpoint` the one question it answers without a
+    /// session: an SSLRequest, answered with one byte by the process the
+    /// postmaster starts for it (no authentication, no session, nothing in
+    /// `pg_stat_activity`). `Ok` once the byte arrives; an error when the
+    /// server or the network refused. A server whose processes are stopped
+    /// never answers (its kernel still accepts the socket).
+    pub(crate) async fn knock(&self, endpoint: &Endpoint) -> Result<(), PgError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = resolve(endpoint).await?.into_iter().next();
+        let addr = addr.ok_or_else(|| PgError::Connect {
+            address: endpoint.address(),
+            source: io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"),
+        })?;
+        let failed = |source| PgError::Connect {
+            address: addr.to_string(),
+            source,
+        };
+        let mut socket = self.socket(&addr).await.map_err(failed)?;
+        let mut request = [0u8; 8];
+        request[..4].copy_from_slice(&8u32.to_be_bytes());
+        request[4..].copy_from_slice(&crate::net::wire::SSL_REQUEST.to_be_bytes());
+        socket.write_all(&request).await.map_err(failed)?;
+        let mut answer = [0u8; 1];
+        socket.read_exact(&mut answer).await.map_err(failed)?;
+        Ok(())
+    }
+
     async fn socket(&self, addr: &Addr) -> io::Result<Socket> {
         match addr {
             Addr::Tcp(a) => {

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::error::PgError;
+use crate::net::endpoint::Endpoint;
 use crate::net::wire::WireState;
 
 /// One registered connection and what the watchdog last saw of it.
@@ -28,6 +29,8 @@ use crate::net::wire::WireState;
 struct Watched {
     wire: Weak<WireState>,
     io: AbortHandle,
+    /// Where it is connected (what the probe asks).
+    endpoint: Endpoint,
     /// `ReadyForQuery` count at the last sample.
     received: u64,
     /// Since when it owes an answer with no progress.
@@ -38,10 +41,12 @@ struct Watched {
 }
 
 /// A connection owing an answer for too long.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Stall {
     /// Since when it made no progress.
     pub(crate) since: Instant,
+    /// The server it waits for.
+    pub(crate) endpoint: Endpoint,
 }
 
 /// What the watchdog shares with the pool's connections and `get()`.
@@ -84,11 +89,12 @@ impl Liveness {
     }
 
     /// Registers a new connection (once per connect, not per query).
-    pub(crate) fn register(&self, wire: &Arc<WireState>, io: AbortHandle) {
+    pub(crate) fn register(&self, wire: &Arc<WireState>, io: AbortHandle, endpoint: &Endpoint) {
         let (received, _) = wire.progress();
         self.conns.lock().push(Watched {
             wire: Arc::downgrade(wire),
             io,
+            endpoint: endpoint.clone(),
             received,
             stalled_since: None,
             vouched: false,
@@ -145,27 +151,34 @@ impl Liveness {
     }
 
     /// Samples every connection at `now`: forgets closed ones and returns
-    /// the oldest stall at least `after` old that no probe vouched for.
-    pub(crate) fn sample(&self, now: Instant, after: Duration) -> Option<Stall> {
-        let mut oldest: Option<Instant> = None;
+    /// the oldest stall at least `after` old that no probe vouched for, and
+    /// whether any connection received an answer since the last sample.
+    pub(crate) fn sample(&self, now: Instant, after: Duration) -> (Option<Stall>, bool) {
+        let mut oldest: Option<Stall> = None;
+        let mut progressed = false;
         self.conns.lock().retain_mut(|w| {
             let Some(wire) = w.wire.upgrade() else {
                 return false;
             };
             let (received, owed) = wire.progress();
             if received != w.received || !owed {
+                progressed |= received != w.received;
                 w.received = received;
                 w.stalled_since = None;
                 w.vouched = false;
                 return true;
             }
             let since = *w.stalled_since.get_or_insert(now);
-            if !w.vouched && now.saturating_duration_since(since) >= after {
-                oldest = Some(oldest.map_or(since, |o| o.min(since)));
+            let older = oldest.as_ref().is_none_or(|o| since < o.since);
+            if !w.vouched && now.saturating_duration_since(since) >= after && older {
+                oldest = Some(Stall {
+                    since,
+                    endpoint: w.endpoint.clone(),
+                });
             }
             true
         });
-        oldest.map(|since| Stall { since })
+        (oldest, progressed)
     }
 
     /// A probe found the server answering: the current stalls are slow

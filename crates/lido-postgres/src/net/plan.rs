@@ -53,6 +53,11 @@ impl Plan {
         }
     }
 
+    /// Whether the server at `endpoint` answers at all (see [`Dialer::knock`]).
+    pub(crate) async fn knock(&self, endpoint: &Endpoint) -> Result<(), PgError> {
+        self.dialer.knock(endpoint).await
+    }
+
     /// Tries each host in turn for a session matching `attrs`; the last
     /// failure is reported.
     async fn open_with(&self, tls: &Tls, attrs: TargetSessionAttrs) -> Result<Opened, PgError> {

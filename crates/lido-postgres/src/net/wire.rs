@@ -133,7 +133,7 @@ impl WireState {
 }
 
 /// SSLRequest and GSSENCRequest codes: the server answers with one byte.
-const SSL_REQUEST: u32 = 80_877_103;
+pub(crate) const SSL_REQUEST: u32 = 80_877_103;
 const GSSENC_REQUEST: u32 = 80_877_104;
 /// Protocol 3.0 in a StartupMessage.
 const PROTOCOL_3: u32 = 196_608;

@@ -55,8 +55,8 @@ const FAIL_FAST: Duration = Duration::from_millis(250);
 /// A caller's pause after an error (a real application would back off).
 const ERROR_PAUSE: Duration = Duration::from_millis(5);
 
-/// One fault at a time: they are timed.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One fault at a time: they are timed (`frozen.rs` takes it too).
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {

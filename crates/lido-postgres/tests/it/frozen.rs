@@ -91,6 +91,8 @@ async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Durati
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_is_noticed_fails_fast_and_comes_back() {
+    // Timed: not beside the fault suite's faults.
+    let _serial = crate::faults_suite::SERIAL.lock().await;
     let server = PgServer::start().expect("server");
     let db = server.create_database().expect("db");
     let cfg = PgConfig::parse(&server.url(&db)).expect("url");
