@@ -91,25 +91,14 @@ impl PgManager {
         self.ctx.pgbouncer
     }
 
-    /// Opens a session, failing at once while the server is held not
-    /// answering, and the moment it is declared so.
-    async fn open(&self) -> Result<crate::net::dial::Opened, PgError> {
-        let live = &self.ctx.liveness;
-        let silenced = live.silenced();
-        if let Some(e) = live.error() {
-            return Err(e);
-        }
-        tokio::select! {
-            biased;
-            r = self.plan.open(&self.ctx.tls) => r,
-            () = silenced => Err(live.error_now()),
-        }
-    }
-
     /// Opens a connection and runs the hooks on it.
     async fn connect_inner(&self) -> Result<PgConn, PgError> {
         bump(&self.ctx.stats.connect_attempts);
-        let opened = self.open().await?;
+        // While the server is held not answering, `get()` fails before it
+        // gets here; a connect already under way waits in the server's
+        // listen queue (bounded by `connect_timeout`) and completes the
+        // moment the server resumes, which serves the first callers after it.
+        let opened = self.plan.open(&self.ctx.tls).await?;
         let mut conn = PgConn::new(opened, Arc::clone(&self.ctx));
         crate::watchdog::start(&self.ctx, &self.plan);
         if let Some(hook) = &self.on_startup {
