@@ -87,6 +87,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod blocking;
+mod builder;
 mod config;
 mod conn;
 mod error;
@@ -98,6 +99,7 @@ mod obs;
 mod pool;
 mod watchdog;
 
+pub use builder::{PgPoolBuilder, DEFAULT_NOT_ANSWERING_AFTER, DEFAULT_QUERY_TIMEOUT};
 pub use config::env::PG_ENV;
 pub use config::pgconfig::{PgConfig, RootCert, SslMode, TargetSessionAttrs};
 pub use config::secret::Secret;
@@ -118,9 +120,7 @@ pub use obs::slowlog::SQL_LOG_CHARS;
 pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
 pub use obs::stats::{Operation, PgStats};
-pub use pool::{
-    PgPool, PgPoolBuilder, PgPooled, PoolError, DEFAULT_NOT_ANSWERING_AFTER, DEFAULT_QUERY_TIMEOUT,
-};
+pub use pool::{PgPool, PgPooled, PoolError};
 
 #[cfg(feature = "http")]
 pub use http::PgMetrics;
