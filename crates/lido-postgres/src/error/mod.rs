@@ -222,11 +222,13 @@ impl PgError {
         self.is_serialization_failure() || self.is_deadlock() || self.is_cached_plan_stale()
     }
 
-    /// A query or transaction timeout.
+    /// A query or transaction timeout, or a call ended because the server
+    /// stopped answering ([`PgError::NotAnswering`]: the pool's watchdog
+    /// timed it out before the call's own limit).
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
-            Self::QueryTimeout { .. } | Self::TransactionTimeout { .. }
+            Self::QueryTimeout { .. } | Self::TransactionTimeout { .. } | Self::NotAnswering { .. }
         )
     }
 
@@ -329,6 +331,20 @@ mod tests {
         assert!(e.is_timeout());
         assert!(e.to_string().contains("still usable"));
         assert!(!e.is_retryable_transaction_error());
+        let e = PgError::NotAnswering {
+            server: "db:5432".into(),
+            silent_for: Duration::from_millis(1200),
+        };
+        assert!(e.is_timeout() && e.is_not_answering());
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert!(e
+            .to_string()
+            .starts_with("db:5432 is not answering: no reply for 1.2 s"));
+        let pool = PgError::from(lido_core::Error::Connect {
+            cause: lido_core::ConnectFailure::Backend(std::sync::Arc::new(e)),
+            attempts: 1,
+        });
+        assert!(pool.is_not_answering() && !pool.is_timeout());
     }
 
     #[test]

@@ -212,6 +212,17 @@ async fn a_frozen_server_is_noticed_fails_fast_and_comes_back() {
         "calls in flight at the freeze fail typed"
     );
     assert!(other.is_empty(), "other errors: {other:#?}");
+    // Calls stuck in a query end with the error itself, a timeout.
+    let in_flight: Vec<&PgError> = seen
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .filter(|e| matches!(e, PgError::NotAnswering { .. }))
+        .collect();
+    assert!(
+        !in_flight.is_empty(),
+        "a call in flight at the freeze ended NotAnswering"
+    );
+    assert!(in_flight.iter().all(|e| e.is_timeout()));
     assert!(longest < BOUND, "a call took {longest:?}");
     // Stuck connections were discarded, and their server sessions end.
     common::no_leaked_sessions(&server, &pool, APP).await;
