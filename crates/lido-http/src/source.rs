@@ -29,6 +29,9 @@ pub enum PingFailureKind {
     CheckTimeout,
     /// The health check's own `ping_timeout` passed first (lease or check still running).
     HealthTimeout,
+    /// The backend knows, without a round trip, that its database cannot
+    /// serve now ([`PoolSource::unavailable`]: a server that stopped answering).
+    Unavailable,
     /// Anything else.
     Other,
 }
@@ -104,6 +107,14 @@ pub trait PoolSource: Send + Sync + 'static {
     /// Leases a connection and checks it; returns the check's round trip.
     fn ping(&self) -> BoxFuture<'_, Result<Duration, PingFailure>>;
 
+    /// Why the database cannot serve right now, when the backend knows it
+    /// without a round trip (lido-postgres: its watchdog holds the server
+    /// not answering). Readiness fails while this is `Some`, and the ping
+    /// fails at once with it. `None` by default.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+
     /// Checks the backend adds to the built-in ones (none by default).
     fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {
         Vec::new()
@@ -163,6 +174,41 @@ pub trait PoolBackend: Send + Sync + 'static {
     fn backend_metrics(&self) -> Vec<Arc<dyn MetricsExtension>> {
         Vec::new()
     }
+    /// Why the database cannot serve right now, known without a round trip
+    /// (see [`PoolSource::unavailable`]; `None` by default).
+    ///
+    /// ```
+    /// use lido_core::{Manager, Pool};
+    /// use lido_http::{PingFailureKind, PoolBackend, PoolSource};
+    /// # struct Nop;
+    /// # impl Manager for Nop {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> Result<(), std::io::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
+    /// # }
+    /// struct Silent(Pool<Nop>);
+    ///
+    /// impl PoolBackend for Silent {
+    ///     type Manager = Nop;
+    ///     fn core_pool(&self) -> &Pool<Nop> {
+    ///         &self.0
+    ///     }
+    ///     fn unavailable(&self) -> Option<String> {
+    ///         Some("db:5432 is not answering".into())
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Silent(Pool::builder(Nop).build().await?);
+    /// let failure = pool.ping().await.unwrap_err();
+    /// assert_eq!(failure.kind, PingFailureKind::Unavailable);
+    /// assert_eq!(PoolSource::unavailable(&pool).as_deref(), Some("db:5432 is not answering"));
+    /// # Ok(()) }
+    /// ```
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<M: Manager> PoolBackend for Pool<M> {
@@ -202,7 +248,16 @@ impl<B: PoolBackend> PoolSource for B {
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<Duration, PingFailure>> {
-        Box::pin(async move { self.core_pool().ping().await.map_err(ping_failure) })
+        Box::pin(async move {
+            if let Some(why) = PoolBackend::unavailable(self) {
+                return Err(PingFailure::new(PingFailureKind::Unavailable, why));
+            }
+            self.core_pool().ping().await.map_err(ping_failure)
+        })
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        PoolBackend::unavailable(self)
     }
 
     fn backend_checks(&self) -> Vec<Arc<dyn BackendCheck>> {

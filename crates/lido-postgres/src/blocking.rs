@@ -24,13 +24,14 @@ use lido_core::blocking::{BlockingError, BlockingPool};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
+use crate::builder::PgPoolBuilder;
 use crate::conn::exec::Timed;
 use crate::conn::pgconn::PgConn;
 use crate::conn::transaction::Transaction;
 use crate::conn::tx_sql::TxOptions;
 use crate::error::{PgBuildError, PgError, Unsupported};
 use crate::manager::PgManager;
-use crate::pool::{PgPool, PgPoolBuilder, PgPooled};
+use crate::pool::{PgPool, PgPooled};
 
 /// Why a blocking pool could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -317,4 +317,12 @@ impl PoolBackend for PgPool {
     fn backend_metrics(&self) -> Vec<Arc<dyn MetricsExtension>> {
         vec![Arc::new(PgMetrics::new(self))]
     }
+
+    /// While the watchdog holds the server not answering: readiness fails
+    /// and the health ping fails at once, naming the server and how long it
+    /// has been silent.
+    fn unavailable(&self) -> Option<String> {
+        let e = self.not_answering()?;
+        e.backend().map(ToString::to_string)
+    }
 }

@@ -87,6 +87,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod blocking;
+mod builder;
 mod config;
 mod conn;
 mod error;
@@ -96,7 +97,9 @@ mod manager;
 mod net;
 mod obs;
 mod pool;
+mod watchdog;
 
+pub use builder::{PgPoolBuilder, DEFAULT_NOT_ANSWERING_AFTER, DEFAULT_QUERY_TIMEOUT};
 pub use config::defaults::{default_host, default_user};
 pub use config::env::PG_ENV;
 pub use config::pgconfig::{PgConfig, RootCert, SslMode, TargetSessionAttrs};
@@ -122,7 +125,7 @@ pub use obs::slowlog::SQL_LOG_CHARS;
 pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
 pub use obs::stats::{Operation, PgStats};
-pub use pool::{PgPool, PgPoolBuilder, PgPooled, PoolError};
+pub use pool::{PgPool, PgPooled, PoolError};
 
 #[cfg(feature = "http")]
 pub use http::PgMetrics;

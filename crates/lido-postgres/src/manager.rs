@@ -22,7 +22,7 @@ pub type Hook =
 
 /// Opens, checks and cleans PostgreSQL connections for a lido pool.
 pub struct PgManager {
-    plan: ConnectPlan,
+    plan: Arc<ConnectPlan>,
     sslmode: SslMode,
     host_label: String,
     pub(crate) ctx: Arc<ConnContext>,
@@ -66,7 +66,7 @@ impl PgManager {
             session.startup_options(config.options.as_deref())
         };
         Self {
-            plan: ConnectPlan::new(&config, options),
+            plan: Arc::new(ConnectPlan::new(&config, options)),
             sslmode: config.sslmode,
             host_label: config.hosts.first().cloned().unwrap_or_else(default_host),
             ctx,
@@ -99,8 +99,13 @@ impl PgManager {
     /// Opens a connection and runs the hooks on it.
     async fn connect_inner(&self) -> Result<PgConn, PgError> {
         bump(&self.ctx.stats.connect_attempts);
+        // While the server is held not answering, `get()` fails before it
+        // gets here; a connect already under way waits in the server's
+        // listen queue (bounded by `connect_timeout`) and completes the
+        // moment the server resumes, which serves the first callers after it.
         let opened = self.plan.open(&self.ctx.tls, &mut ()).await?;
         let mut conn = PgConn::new(opened, Arc::clone(&self.ctx));
+        crate::watchdog::start(&self.ctx, &self.plan);
         if let Some(hook) = &self.on_startup {
             self.started
                 .get_or_try_init(|| async { hook(&mut conn).await })

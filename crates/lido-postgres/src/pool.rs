@@ -1,4 +1,5 @@
-//! [`PgPool`] and [`PgPoolBuilder`].
+//! [`PgPool`]: the handle applications clone and call `get()` on (its
+//! builder is [`PgPoolBuilder`](crate::PgPoolBuilder), in `builder.rs`).
 
 use std::future::Future;
 use std::panic::Location;
@@ -6,22 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use lido_core::{BreakerState, Config, Observer, Pool, Pooled, Priority, Stats, Status};
+use lido_core::{BreakerState, Pool, Pooled, Priority, Stats, Status};
 use tracing::Instrument;
 
-use crate::config::pgconfig::PgConfig;
-use crate::config::session::SessionSettings;
-use crate::conn::pgconn::{ConnContext, PgConn};
+use crate::conn::pgconn::ConnContext;
 use crate::conn::transaction::Transaction;
 use crate::conn::tx_sql::TxOptions;
-use crate::error::{PgBuildError, PgError};
-use crate::manager::{Hook, ManagerParts, PgManager};
+use crate::error::PgError;
+use crate::manager::PgManager;
 use crate::net::plan::ConnectPlan;
-use crate::obs::settings::ObsSettings;
 use crate::obs::statements::StatementStats;
 use crate::obs::stats::PgStats;
 
-/// A leased connection: derefs to [`PgConn`], which derefs to
+/// A leased connection: derefs to [`PgConn`](crate::PgConn), which derefs to
 /// [`tokio_postgres::Client`]. Dropping it returns the connection.
 pub type PgPooled = Pooled<PgManager>;
 
@@ -51,283 +49,7 @@ pub struct PgPool {
     inner: Pool<PgManager>,
 }
 
-/// Configures a [`PgPool`].
-pub struct PgPoolBuilder {
-    config: PgConfig,
-    session: SessionSettings,
-    pool: Config,
-    query_timeout: Option<Duration>,
-    cancel_grace: Duration,
-    stmt_cache: usize,
-    pgbouncer: bool,
-    after_connect: Option<Hook>,
-    on_startup: Option<Hook>,
-    observer: Option<Arc<dyn Observer>>,
-    obs: ObsSettings,
-}
-
-impl std::fmt::Debug for PgPoolBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgPoolBuilder")
-            .field("config", &self.config)
-            .field("session", &self.session)
-            .field("pool", &self.pool)
-            .field("query_timeout", &self.query_timeout)
-            .field("stmt_cache", &self.stmt_cache)
-            .field("pgbouncer", &self.pgbouncer)
-            .field("observability", &self.obs)
-            .finish_non_exhaustive()
-    }
-}
-
-fn hook<F>(f: F) -> Hook
-where
-    F: for<'a> Fn(&'a mut PgConn) -> BoxFuture<'a, Result<(), PgError>> + Send + Sync + 'static,
-{
-    Arc::new(f)
-}
-
-impl PgPoolBuilder {
-    fn new(config: PgConfig) -> Self {
-        Self {
-            config,
-            session: SessionSettings::default(),
-            pool: Config::default(),
-            query_timeout: None,
-            cancel_grace: Duration::from_secs(5),
-            stmt_cache: 256,
-            pgbouncer: false,
-            after_connect: None,
-            on_startup: None,
-            observer: None,
-            obs: ObsSettings::default(),
-        }
-    }
-
-    /// Every core pool setting at once (size, timeouts, retry, breaker).
-    pub fn pool_config(mut self, config: Config) -> Self {
-        self.pool = config;
-        self
-    }
-
-    /// Most connections open at once.
-    pub fn max_size(mut self, n: usize) -> Self {
-        self.pool.max_size = n;
-        self
-    }
-
-    /// Idle connections kept ready.
-    pub fn min_idle(mut self, n: usize) -> Self {
-        self.pool.min_idle = n;
-        self
-    }
-
-    /// Longest `get()` waits.
-    pub fn acquire_timeout(mut self, d: Duration) -> Self {
-        self.pool.acquire_timeout = d;
-        self
-    }
-
-    /// All server settings at once.
-    pub fn session(mut self, s: SessionSettings) -> Self {
-        self.session = s;
-        self
-    }
-
-    /// Server-side `statement_timeout` for every connection.
-    pub fn statement_timeout(mut self, d: Duration) -> Self {
-        self.session.statement_timeout = Some(d);
-        self
-    }
-
-    /// Server-side `lock_timeout`.
-    pub fn lock_timeout(mut self, d: Duration) -> Self {
-        self.session.lock_timeout = Some(d);
-        self
-    }
-
-    /// Server-side `idle_in_transaction_session_timeout`.
-    pub fn idle_in_transaction_session_timeout(mut self, d: Duration) -> Self {
-        self.session.idle_in_transaction_session_timeout = Some(d);
-        self
-    }
-
-    /// `search_path`, for example `"app, public"`.
-    pub fn search_path(mut self, path: impl Into<String>) -> Self {
-        self.session.search_path = Some(path.into());
-        self
-    }
-
-    /// Session `TimeZone`.
-    pub fn timezone(mut self, tz: impl Into<String>) -> Self {
-        self.session.timezone = Some(tz.into());
-        self
-    }
-
-    /// `application_name` (a startup parameter; PgBouncer passes it on).
-    pub fn application_name(mut self, name: impl Into<String>) -> Self {
-        self.config.application_name = Some(name.into());
-        self
-    }
-
-    /// Default client-side per-query timeout (`None`: none). On expiry lido
-    /// sends a cancel request and keeps the connection if the cancel is confirmed.
-    pub fn query_timeout(mut self, d: Option<Duration>) -> Self {
-        self.query_timeout = d;
-        self
-    }
-
-    /// How long to wait for a cancel to be confirmed before closing the connection.
-    pub fn cancel_grace(mut self, d: Duration) -> Self {
-        self.cancel_grace = d;
-        self
-    }
-
-    /// Prepared statements cached per connection (0 disables the cache). Default 256.
-    pub fn statement_cache(mut self, capacity: usize) -> Self {
-        self.stmt_cache = capacity;
-        self
-    }
-
-    /// PgBouncer transaction mode: unnamed statements only (`query_typed`,
-    /// parameter types taken from the Rust types), no startup `options`;
-    /// session settings are applied with `SET LOCAL` in each lido transaction.
-    pub fn pgbouncer(mut self, on: bool) -> Self {
-        self.pgbouncer = on;
-        self
-    }
-
-    /// Keeps query statistics: durations by operation, errors by SQLSTATE
-    /// class ([`PgStats`]) and per-statement statistics
-    /// ([`PgPool::statement_stats`]). On by default; costs a few atomic
-    /// adds and a hash lookup per statement.
-    pub fn statistics(mut self, on: bool) -> Self {
-        self.obs.statistics = on;
-        self
-    }
-
-    /// Most distinct statements [`PgPool::statement_stats`] keeps (default
-    /// 1000); a new one evicts the one with the fewest calls.
-    pub fn statement_stats_capacity(mut self, n: usize) -> Self {
-        self.obs.capacity = n;
-        self
-    }
-
-    /// Statements taking at least this long are logged at WARN with target
-    /// `lido::slow_query` (default 1 s; `None` turns the log off). Override
-    /// per call with [`Timed::slow_query_threshold`](crate::Timed::slow_query_threshold).
-    pub fn slow_query_threshold(mut self, threshold: Option<Duration>) -> Self {
-        self.obs.slow_threshold = threshold;
-        self
-    }
-
-    /// Whether the slow-query log shows parameter values (default off; the
-    /// SQL is always logged normalized, without literals). Values may hold
-    /// personal data or secrets: turn this on only where logs may hold them.
-    pub fn log_parameters(mut self, on: bool) -> Self {
-        self.obs.log_parameters = on;
-        self
-    }
-
-    /// Whether query spans carry `db.query.text` (the normalized SQL, with
-    /// literals replaced by placeholders). Off by default.
-    pub fn trace_query_text(mut self, on: bool) -> Self {
-        self.obs.query_text = on;
-        self
-    }
-
-    /// Runs on every new connection before it is handed out.
-    pub fn after_connect<F>(mut self, f: F) -> Self
-    where
-        F: for<'a> Fn(&'a mut PgConn) -> BoxFuture<'a, Result<(), PgError>> + Send + Sync + 'static,
-    {
-        self.after_connect = Some(hook(f));
-        self
-    }
-
-    /// Runs once per pool, on the first connection (schema checks or
-    /// creation). A failure fails that connect; the next connect tries again.
-    pub fn on_startup<F>(mut self, f: F) -> Self
-    where
-        F: for<'a> Fn(&'a mut PgConn) -> BoxFuture<'a, Result<(), PgError>> + Send + Sync + 'static,
-    {
-        self.on_startup = Some(hook(f));
-        self
-    }
-
-    /// Receives pool events (metrics, tracing).
-    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = Some(observer);
-        self
-    }
-
-    /// The connection manager alone (to build a `lido_core::Pool` by hand).
-    pub fn manager(&self) -> Result<PgManager, PgBuildError> {
-        self.config.validate()?;
-        self.session.validate()?;
-        if self.pgbouncer && !self.session.is_empty() {
-            tracing::info!("lido-postgres: PgBouncer mode applies session settings only inside lido transactions (SET LOCAL)");
-        }
-        let ctx = ConnContext {
-            tls: crate::net::tls::connector(&self.config)?,
-            query_timeout: self.query_timeout,
-            cancel_grace: self.cancel_grace,
-            pgbouncer: self.pgbouncer,
-            stmt_cache: self.stmt_cache,
-            set_local: self
-                .pgbouncer
-                .then(|| self.session.set_local_sql())
-                .flatten(),
-            stats: Arc::new(PgStats::default()),
-            obs: self.obs.build(&self.config),
-        };
-        Ok(PgManager::new(ManagerParts {
-            config: self.config.clone(),
-            session: self.session.clone(),
-            ctx: Arc::new(ctx),
-            after_connect: self.after_connect.clone(),
-            on_startup: self.on_startup.clone(),
-        }))
-    }
-
-    fn core(&self) -> Result<lido_core::PoolBuilder<PgManager>, PgBuildError> {
-        let mut b = Pool::builder(self.manager()?).config(self.pool.clone());
-        if let Some(o) = &self.observer {
-            b = b.observer(Arc::clone(o));
-        }
-        Ok(b)
-    }
-
-    /// Builds the pool, opens `min_idle` connections, and (with a startup
-    /// hook) opens one connection to run it, so setup errors surface here.
-    pub async fn build(self) -> Result<PgPool, PgBuildError> {
-        let has_startup = self.on_startup.is_some();
-        let inner = self.core()?.build().await?;
-        let pool = PgPool { inner };
-        if has_startup {
-            let conn = pool
-                .get()
-                .await
-                .map_err(|e| PgBuildError::Startup(e.into()))?;
-            drop(conn);
-        }
-        Ok(pool)
-    }
-
-    /// Builds the pool without connecting: connections open on demand.
-    pub fn build_lazy(self) -> Result<PgPool, PgBuildError> {
-        Ok(PgPool {
-            inner: self.core()?.build_lazy()?,
-        })
-    }
-}
-
 impl PgPool {
-    /// Starts configuring a pool.
-    pub fn builder(config: PgConfig) -> PgPoolBuilder {
-        PgPoolBuilder::new(config)
-    }
-
     /// Leases a connection (see [`lido_core::Pool::get`]) inside a
     /// `lido.acquire` span.
     #[track_caller]
@@ -344,7 +66,7 @@ impl PgPool {
         let span = crate::obs::spans::acquire(&self.ctx().obs.db);
         let inner = span.clone();
         async move {
-            let result = fut.await;
+            let result = self.unless_silent(fut).await;
             if let Err(e) = &result {
                 crate::obs::spans::acquire_failed(&inner, e);
             }
@@ -357,8 +79,41 @@ impl PgPool {
         &self.inner.manager().ctx
     }
 
+    /// Runs a core `get()` unless the server does not answer: fails at once
+    /// while it is held so, and a waiting `get()` fails the moment it is
+    /// declared so, rather than queue behind connections stuck on it. On
+    /// the usual path: one relaxed load, and no lock unless `get()` waits.
+    async fn unless_silent(
+        &self,
+        fut: impl Future<Output = Result<PgPooled, PoolError>>,
+    ) -> Result<PgPooled, PoolError> {
+        let live = &self.ctx().liveness;
+        let silenced = live.silenced();
+        if live.silent_for().is_some() {
+            return Err(pool_error(live.error_now()));
+        }
+        tokio::select! {
+            biased;
+            r = fut => r,
+            () = silenced => Err(pool_error(live.error_now())),
+        }
+    }
+
+    /// How long the server has been silent, while the pool's watchdog holds
+    /// it not answering (see [`PgPoolBuilder::not_answering_after`](crate::PgPoolBuilder::not_answering_after));
+    /// `None` while it answers.
+    pub fn server_silent_for(&self) -> Option<Duration> {
+        self.ctx().liveness.silent_for()
+    }
+
+    /// The error `get()` fails with while the server does not answer:
+    /// [`lido_core::Error::Connect`] around [`PgError::NotAnswering`].
+    pub fn not_answering(&self) -> Option<PoolError> {
+        self.ctx().liveness.error().map(pool_error)
+    }
+
     /// Leases a connection and runs `f` in a retrying transaction on it
-    /// (see [`PgConn::transaction_with_retry`]). A leak report for the
+    /// (see [`PgConn::transaction_with_retry`](crate::PgConn::transaction_with_retry)). A leak report for the
     /// lease names the caller's line.
     #[track_caller]
     pub fn transaction_with_retry<'a, T, F>(
@@ -417,6 +172,14 @@ impl PgPool {
     /// Closes the pool, waiting up to `deadline` for leases to come back.
     pub async fn close(&self, deadline: Duration) -> lido_core::CloseReport {
         self.inner.close(deadline).await
+    }
+}
+
+/// `get()`'s error for `e`: a connect (the watchdog's) that was not answered.
+fn pool_error(e: PgError) -> PoolError {
+    lido_core::Error::Connect {
+        cause: lido_core::ConnectFailure::Backend(Arc::new(e)),
+        attempts: 1,
     }
 }
 

@@ -280,7 +280,10 @@ impl HealthMonitor {
     }
 
     /// Readiness: this instance can serve now. Fails while any pool is
-    /// closed or its breaker is open, before the first report, when the last
+    /// closed, its breaker is open or its backend says the database cannot
+    /// serve ([`PoolSource::unavailable`]: read live, not from the last
+    /// report, so a server that stopped answering shows within the
+    /// backend's detection time), before the first report, when the last
     /// report is stale, or when it failed.
     pub fn readiness(&self) -> Probe {
         let mut out: Vec<Check> = self.pools().iter().map(pool_ready).collect();
@@ -315,6 +318,8 @@ fn pool_ready(p: &NamedPool) -> Check {
     let state = src.breaker_state();
     let o = if src.is_closed() {
         Observation::fail("pool closed")
+    } else if let Some(why) = src.unavailable() {
+        Observation::fail(why)
     } else if state == BreakerState::Open {
         Observation::fail("circuit breaker open: the database keeps refusing connects")
     } else {

@@ -173,6 +173,16 @@ fn seconds(key: &'static str, v: &str) -> Result<Option<Duration>, ConfigError> 
     Ok((n > 0).then(|| Duration::from_secs(n.max(2).unsigned_abs())))
 }
 
+/// A socket setting in seconds: 0 (or less) means the system's setting,
+/// kept as zero so lido's own default does not replace it.
+fn socket_seconds(key: &'static str, v: &str) -> Result<Option<Duration>, ConfigError> {
+    let n: i64 = v
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, "expected a whole number of seconds"))?;
+    Ok(Some(Duration::from_secs(n.max(0).unsigned_abs())))
+}
+
 fn flag(key: &'static str, v: &str) -> Result<bool, ConfigError> {
     match v {
         "1" | "true" | "on" | "yes" => Ok(true),
@@ -236,9 +246,9 @@ impl PgConfig {
                 }
             }
             "keepalives" => self.keepalives = Some(flag("keepalives", value)?),
-            "keepalives_idle" => self.keepalives_idle = seconds("keepalives_idle", value)?,
+            "keepalives_idle" => self.keepalives_idle = socket_seconds("keepalives_idle", value)?,
             "keepalives_interval" => {
-                self.keepalives_interval = seconds("keepalives_interval", value)?;
+                self.keepalives_interval = socket_seconds("keepalives_interval", value)?;
             }
             "keepalives_count" => {
                 let n = value
@@ -250,7 +260,8 @@ impl PgConfig {
                 let ms: u64 = value
                     .parse()
                     .map_err(|_| invalid("tcp_user_timeout", "expected milliseconds"))?;
-                self.tcp_user_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+                // 0: the system's setting, as libpq (left unset, lido's default does not apply).
+                self.tcp_user_timeout = Some(Duration::from_millis(ms));
             }
             "channel_binding" => {
                 self.channel_binding_required = match value {

@@ -74,16 +74,40 @@ enum Kind {
 pub(crate) struct Limit {
     query: Option<Duration>,
     tx: Option<(Instant, Duration)>,
+    /// Whether a limit longer than the pushed-down `statement_timeout`
+    /// raises it first (not for BEGIN, which takes no time).
+    raise: bool,
 }
 
 impl Limit {
     pub(crate) fn query(query: Option<Duration>) -> Self {
-        Self { query, tx: None }
+        Self {
+            query,
+            tx: None,
+            raise: true,
+        }
+    }
+
+    /// Leaves the server's `statement_timeout` as it is.
+    pub(crate) fn keep_server_timeout(mut self) -> Self {
+        self.raise = false;
+        self
     }
 
     pub(crate) fn with_tx(mut self, tx: Option<(Instant, Duration)>) -> Self {
         self.tx = tx;
         self
+    }
+
+    /// The longest this call may run (`None`: unlimited).
+    fn longest(&self) -> Option<Duration> {
+        let t = self
+            .tx
+            .map(|(at, _)| at.saturating_duration_since(Instant::now()));
+        match (self.query, t) {
+            (Some(q), Some(t)) => Some(q.min(t)),
+            (q, t) => q.or(t),
+        }
     }
 
     fn effective(&self) -> Option<(Instant, Kind)> {
@@ -338,6 +362,13 @@ impl<'a> Timed<'a> {
             }
         }
         let call = CallGuard(Some(&self.conn.abandoned_call));
+        let raise = self.statement_timeout_raise();
+        let fut = async {
+            if let Some(ms) = raise {
+                self.conn.raise_statement_timeout(ms, self.in_tx).await?;
+            }
+            fut.await
+        };
         let result = match self.limit.effective() {
             None => fut.await,
             Some((deadline, kind)) => match tokio::time::timeout_at(deadline, fut).await {
@@ -352,11 +383,38 @@ impl<'a> Timed<'a> {
             },
         };
         call.done();
-        result
+        match result {
+            // The watchdog closed the connection: the server stopped answering.
+            Err(_) if self.conn.wire.is_silenced() => Err(self.conn.not_answering()),
+            r => r,
+        }
+    }
+
+    /// The `statement_timeout` (ms, 0 unlimited) to set before this call,
+    /// when lido pushed one down and this call's limit is longer. One
+    /// relaxed load on the usual path.
+    fn statement_timeout_raise(&self) -> Option<u64> {
+        let current = self.conn.server_timeout_ms.load(Ordering::Relaxed);
+        if current == 0 || !self.limit.raise {
+            return None;
+        }
+        let need = match self.limit.longest() {
+            None => 0,
+            Some(d) => crate::conn::pgconn::push_down_ms(d),
+        };
+        (need == 0 || need > current).then_some(need)
     }
 
     async fn expired(&self, kind: Kind) -> PgError {
-        let cancelled = self.conn.cancel_and_confirm().await;
+        // No cancel to a server that does not answer: it would wait out the
+        // cancel grace. The connection is closed instead.
+        let silent = self.conn.wire.is_silenced() || self.conn.ctx.liveness.silent_for().is_some();
+        let cancelled = if silent {
+            self.conn.broken.store(true, Ordering::Relaxed);
+            false
+        } else {
+            self.conn.cancel_and_confirm().await
+        };
         match kind {
             Kind::Query(timeout) => {
                 bump(&self.conn.ctx.stats.query_timeouts);

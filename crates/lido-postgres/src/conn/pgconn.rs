@@ -10,7 +10,7 @@
 //! `recover.rs`, transactions in `transaction.rs`.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +22,23 @@ use crate::error::PgError;
 use crate::net::cancel::{cancel_in_background, CancelTarget};
 use crate::net::dial::Opened;
 use crate::net::endpoint::Endpoint;
+use crate::net::liveness::Liveness;
 use crate::net::tls::Tls;
 use crate::net::wire::{TxStatus, WireState};
 use crate::obs::call::Obs;
 use crate::obs::stats::{bump, PgStats};
+
+/// What the server's `statement_timeout` adds to a client-side limit when
+/// lido pushes it down: the client's timeout (and its cancel) comes first,
+/// the server's stops the work should the cancel not arrive.
+pub(crate) const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
+/// The `statement_timeout`, in ms, pushed down for a client-side limit `d`
+/// (at most the server's largest, `INT_MAX` ms).
+pub(crate) fn push_down_ms(d: Duration) -> u64 {
+    let ms = d.saturating_add(STATEMENT_TIMEOUT_MARGIN).as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX).min(i32::MAX as u64)
+}
 
 /// Per-pool settings every connection shares.
 pub(crate) struct ConnContext {
@@ -39,6 +52,15 @@ pub(crate) struct ConnContext {
     pub(crate) stats: Arc<PgStats>,
     /// Statistics, slow-query log and span settings.
     pub(crate) obs: Obs,
+    /// Whether the server answers (the watchdog's findings).
+    pub(crate) liveness: Arc<Liveness>,
+    /// How long a connection may owe an answer before the watchdog checks
+    /// the server (`None`: no watchdog).
+    pub(crate) not_answering_after: Option<Duration>,
+    /// The `statement_timeout` lido derived from `query_timeout` and sent
+    /// in the startup packet, in ms (0: none, or the user's own); calls
+    /// with a longer limit raise it first.
+    pub(crate) pushed_statement_timeout_ms: u64,
 }
 
 /// A pooled PostgreSQL connection. Derefs to [`tokio_postgres::Client`].
@@ -61,6 +83,9 @@ pub struct PgConn {
     pub(crate) wire: Arc<WireState>,
     /// A timeout's cancel could not be confirmed: close instead of reuse.
     pub(crate) broken: AtomicBool,
+    /// The session's `statement_timeout` in ms when lido manages it (0:
+    /// lido does not, or it is unlimited now).
+    pub(crate) server_timeout_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -97,8 +122,12 @@ impl PgConn {
             client,
             wire,
             endpoint,
+            io,
             ..
         } = opened;
+        if ctx.not_answering_after.is_some() {
+            ctx.liveness.register(&wire, io, &endpoint);
+        }
         let cache = Mutex::new(StmtCache::new(if ctx.pgbouncer {
             0
         } else {
@@ -107,7 +136,6 @@ impl PgConn {
         Self {
             client,
             endpoint,
-            ctx,
             cache,
             depth: AtomicU32::new(0),
             abandoned_depth: AtomicU32::new(0),
@@ -115,6 +143,8 @@ impl PgConn {
             tx_expired: AtomicBool::new(false),
             wire,
             broken: AtomicBool::new(false),
+            server_timeout_ms: AtomicU64::new(ctx.pushed_statement_timeout_ms),
+            ctx,
         }
     }
 
@@ -130,7 +160,10 @@ impl PgConn {
 
     /// Whether the connection is closed or marked unfit for reuse.
     pub fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::Relaxed) || self.client.is_closed() || self.wire.is_lost()
+        self.broken.load(Ordering::Relaxed)
+            || self.client.is_closed()
+            || self.wire.is_lost()
+            || self.wire.is_silenced()
     }
 
     /// Whether a lido transaction is open on this connection.
@@ -201,6 +234,48 @@ impl PgConn {
             || self.abandoned_depth.load(Ordering::Relaxed) > 0
             || self.abandoned_call.load(Ordering::Relaxed)
             || self.wire.status() != TxStatus::Idle
+    }
+
+    /// The error for a call on this connection while its server does not
+    /// answer (the watchdog closed the connection).
+    pub(crate) fn not_answering(&self) -> PgError {
+        self.ctx
+            .liveness
+            .error()
+            .unwrap_or_else(|| PgError::NotAnswering {
+                server: self.ctx.liveness.server().to_owned(),
+                silent_for: self.ctx.not_answering_after.unwrap_or_default(),
+            })
+    }
+
+    /// Raises the session's `statement_timeout` to `ms` (0: unlimited) for
+    /// a call with a longer limit than the pushed-down one: for the
+    /// transaction only inside one (`SET LOCAL`), else for the session.
+    /// `in_tx`: the call belongs to a lido transaction.
+    pub(crate) async fn raise_statement_timeout(
+        &self,
+        ms: u64,
+        in_tx: bool,
+    ) -> Result<(), PgError> {
+        let (local, remember) = match self.wire.status() {
+            TxStatus::InTransaction => (true, false),
+            TxStatus::Idle => (false, true),
+            // Answers still owed (an error's ReadyForQuery not read yet, say):
+            // the state it ends in is not known, so it is not remembered.
+            TxStatus::Busy => (in_tx, false),
+            // A failed transaction takes only ROLLBACK; an unknown state nothing.
+            TxStatus::Failed | TxStatus::Unknown => return Ok(()),
+        };
+        let sql = if local {
+            format!("SET LOCAL statement_timeout = {ms}")
+        } else {
+            format!("SET statement_timeout = {ms}")
+        };
+        self.client.batch_execute(&sql).await?;
+        if remember {
+            self.server_timeout_ms.store(ms, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Where this connection's cancel requests go.

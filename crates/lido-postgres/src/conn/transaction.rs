@@ -63,7 +63,7 @@ impl PgConn {
         let limit = opts.timeout.or(self.ctx.query_timeout);
         let started = self.ctx.obs.statistics.then(std::time::Instant::now);
         let client = &self.client;
-        Timed::new(self, Limit::query(limit), true)
+        Timed::new(self, Limit::query(limit).keep_server_timeout(), true)
             .run(async { Ok(client.batch_execute(&sql).await?) })
             .await?;
         self.depth.store(1, Ordering::Relaxed);

@@ -143,6 +143,19 @@ pub enum PgError {
     /// An application error returned from a transaction closure.
     #[error(transparent)]
     App(Box<dyn std::error::Error + Send + Sync>),
+    /// The server stopped answering without closing its sockets (its
+    /// processes stopped, or the network drops everything): a connection
+    /// waited without an answer and a fresh connect was not answered
+    /// either. The pool's watchdog found it; `get()` fails fast with this
+    /// (inside [`lido_core::Error::Connect`]) until the server answers again,
+    /// and calls stuck on it end with it at once.
+    #[error("{server} is not answering: no reply for {:.1} s (server stopped or network black hole); the pool fails fast until it answers again", .silent_for.as_secs_f64())]
+    NotAnswering {
+        /// `host:port`, or the Unix socket path.
+        server: String,
+        /// How long the server has been silent.
+        silent_for: Duration,
+    },
 }
 
 impl From<lido_core::Error<PgError>> for PgError {
@@ -209,12 +222,24 @@ impl PgError {
         self.is_serialization_failure() || self.is_deadlock() || self.is_cached_plan_stale()
     }
 
-    /// A query or transaction timeout.
+    /// A query or transaction timeout, or a call ended because the server
+    /// stopped answering ([`PgError::NotAnswering`]: the pool's watchdog
+    /// timed it out before the call's own limit).
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
-            Self::QueryTimeout { .. } | Self::TransactionTimeout { .. }
+            Self::QueryTimeout { .. } | Self::TransactionTimeout { .. } | Self::NotAnswering { .. }
         )
+    }
+
+    /// The server stopped answering ([`PgError::NotAnswering`]), also when
+    /// it is the reason a `get()` failed.
+    pub fn is_not_answering(&self) -> bool {
+        match self {
+            Self::NotAnswering { .. } => true,
+            Self::Pool(p) => p.backend().is_some_and(PgError::is_not_answering),
+            _ => false,
+        }
     }
 
     /// The connection is gone (closed by the server or the network).
@@ -306,6 +331,20 @@ mod tests {
         assert!(e.is_timeout());
         assert!(e.to_string().contains("still usable"));
         assert!(!e.is_retryable_transaction_error());
+        let e = PgError::NotAnswering {
+            server: "db:5432".into(),
+            silent_for: Duration::from_millis(1200),
+        };
+        assert!(e.is_timeout() && e.is_not_answering());
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert!(e
+            .to_string()
+            .starts_with("db:5432 is not answering: no reply for 1.2 s"));
+        let pool = PgError::from(lido_core::Error::Connect {
+            cause: lido_core::ConnectFailure::Backend(std::sync::Arc::new(e)),
+            attempts: 1,
+        });
+        assert!(pool.is_not_answering() && !pool.is_timeout());
     }
 
     #[test]

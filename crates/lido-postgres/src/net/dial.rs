@@ -51,6 +51,8 @@ pub(crate) struct Opened {
     pub(crate) address: String,
     /// What TLS negotiated, when it was used.
     pub(crate) tls: Option<TlsInfo>,
+    /// The task that runs the session's I/O: aborting it closes the socket.
+    pub(crate) io: tokio::task::AbortHandle,
 }
 
 /// A failed startup: the error, the stage it failed in, and whether TLS had
@@ -307,7 +309,7 @@ impl Dialer {
                 };
                 crate::net::tls::connect_error(e, &to, refused)
             })?;
-        tokio::spawn(async move {
+        let io = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "lido-postgres: connection ended with an error");
             }
@@ -329,7 +331,46 @@ impl Dialer {
             endpoint: at.target.endpoint(),
             address,
             tls: info,
+            io: io.abort_handle(),
         })
+    }
+
+    /// Asks the server at `endpoint` the one question it answers without a
+    /// session: an SSLRequest, answered with one byte by the process the
+    /// postmaster starts for it (no authentication, no session, nothing in
+    /// `pg_stat_activity`). `Ok` once the byte arrives; an error when the
+    /// server or the network refused. A server whose processes are stopped
+    /// never answers (its kernel still accepts the socket).
+    pub(crate) async fn knock(&self, endpoint: &Endpoint) -> Result<(), PgError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = if endpoint.is_unix() {
+            Addr::Unix(endpoint.unix_socket())
+        } else {
+            let host = (endpoint.connect_to.as_str(), endpoint.port);
+            let found = tokio::net::lookup_host(host)
+                .await
+                .map_err(|source| PgError::Connect {
+                    address: endpoint.address(),
+                    source,
+                })?;
+            let first = found.into_iter().next().ok_or_else(|| PgError::Connect {
+                address: endpoint.address(),
+                source: io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"),
+            })?;
+            Addr::Tcp(first)
+        };
+        let failed = |source| PgError::Connect {
+            address: addr.to_string(),
+            source,
+        };
+        let mut socket = self.socket(&addr).await.map_err(failed)?;
+        let mut request = [0u8; 8];
+        request[..4].copy_from_slice(&8u32.to_be_bytes());
+        request[4..].copy_from_slice(&crate::net::wire::SSL_REQUEST.to_be_bytes());
+        socket.write_all(&request).await.map_err(failed)?;
+        let mut answer = [0u8; 1];
+        socket.read_exact(&mut answer).await.map_err(failed)?;
+        Ok(())
     }
 
     async fn socket(&self, addr: &Addr) -> io::Result<Socket> {

@@ -1,14 +1,15 @@
 //! The network layer, above [`crate::config`]: the target list
 //! ([`endpoint`]), TLS ([`tls`]), sockets and the dialer that opens a session
 //! the way libpq does ([`socket`], [`dial`], [`plan`]), cancel requests
-//! ([`cancel`]) and the tracking of the server's transaction status on the
-//! wire ([`wire`]). It knows nothing of pooled connections: everything here
-//! takes plain data.
+//! ([`cancel`]), whether the server answers ([`liveness`]) and the
+//! tracking of the server's transaction status on the wire ([`wire`]). It
+//! knows nothing of pooled connections: everything here takes plain data.
 
 pub(crate) mod cancel;
 pub(crate) mod dial;
 pub(crate) mod endpoint;
 pub(crate) mod events;
+pub(crate) mod liveness;
 pub(crate) mod plan;
 pub(crate) mod socket;
 pub(crate) mod startup;

@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 use crate::config::pgconfig::{PgConfig, SslMode, TargetSessionAttrs};
 use crate::error::{ConfigError, PgError};
 use crate::net::dial::{Dialer, Opened};
+use crate::net::endpoint::Endpoint;
 use crate::net::events::{DialEvent, DialObserver, Next, Stage};
 use crate::net::startup::targets;
 use crate::net::target::Target;
@@ -122,6 +123,11 @@ impl ConnectPlan {
             }
             attrs => self.open_with(tls, attrs, obs, Next::GiveUp).await,
         }
+    }
+
+    /// Whether the server at `endpoint` answers at all (see [`Dialer::knock`]).
+    pub(crate) async fn knock(&self, endpoint: &Endpoint) -> Result<(), PgError> {
+        self.dialer.knock(endpoint).await
     }
 
     /// Tries each target in turn for a session matching `attrs`; the last

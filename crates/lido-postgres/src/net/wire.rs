@@ -56,6 +56,8 @@ pub(crate) struct WireState {
     lost: AtomicBool,
     /// The server's one-byte answer to an SSLRequest (`S` or `N`; 0: none sent).
     ssl_reply: AtomicU8,
+    /// Closed by the pool's watchdog: the server stopped answering.
+    silenced: AtomicBool,
 }
 
 impl WireState {
@@ -77,6 +79,24 @@ impl WireState {
             b'E' => TxStatus::Failed,
             _ => TxStatus::Unknown,
         }
+    }
+
+    /// `ReadyForQuery` messages received so far, and whether more are owed
+    /// (for the watchdog: an owed answer that does not come).
+    pub(crate) fn progress(&self) -> (u64, bool) {
+        let received = self.received.load(Ordering::SeqCst);
+        let expected = self.expected.load(Ordering::SeqCst);
+        (received, expected > received)
+    }
+
+    /// Marks the session as closed because its server stopped answering.
+    pub(crate) fn silence(&self) {
+        self.silenced.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the watchdog closed the session (the server stopped answering).
+    pub(crate) fn is_silenced(&self) -> bool {
+        self.silenced.load(Ordering::Relaxed)
     }
 
     /// Whether the stream could no longer be followed.
@@ -113,7 +133,7 @@ impl WireState {
 }
 
 /// SSLRequest and GSSENCRequest codes: the server answers with one byte.
-const SSL_REQUEST: u32 = 80_877_103;
+pub(crate) const SSL_REQUEST: u32 = 80_877_103;
 const GSSENC_REQUEST: u32 = 80_877_104;
 /// Protocol 3.0 in a StartupMessage.
 const PROTOCOL_3: u32 = 196_608;

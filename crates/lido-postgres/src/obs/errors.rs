@@ -38,9 +38,10 @@ impl<'e> ErrorKind<'e> {
             {
                 Self::Connection
             }
-            PgError::Cancel { .. } | PgError::Connect { .. } | PgError::WrongSession { .. } => {
-                Self::Connection
-            }
+            PgError::Cancel { .. }
+            | PgError::Connect { .. }
+            | PgError::WrongSession { .. }
+            | PgError::NotAnswering { .. } => Self::Connection,
             _ => Self::Other,
         }
     }

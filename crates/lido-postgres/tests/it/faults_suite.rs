@@ -5,8 +5,7 @@
 //! 2 s freeze (SIGSTOP, then SIGCONT) and `pg_terminate_backend` of every
 //! session. Each fault asserts:
 //!
-//! - no caller returns past its deadline (and, except for the freeze, none
-//!   even reaches it);
+//! - no caller returns past its deadline, nor even reaches it;
 //! - no leak afterwards: every connection back in the pool, whose counts
 //!   add up, and the server's `pg_stat_activity` holds exactly the pool's
 //!   connections for its `application_name`;
@@ -14,16 +13,18 @@
 //!   accepting connections again (the target is 50 ms; the margin is for CI
 //!   noise; the measured figure is printed);
 //! - every error is typed: `CircuitOpen`, `Connect` or `AcquireTimeout`
-//!   from the pool, or a `PgError` of a connection class, and its Display
-//!   carries the server's reason when the server gave one.
+//!   from the pool, or a `PgError` of a connection class (or
+//!   `NotAnswering`), and its Display carries the server's reason when the
+//!   server gave one.
 //!
 //! The faults run one at a time (each on its own server) so they do not
 //! disturb each other's timings.
 //!
-//! The freeze asserts only what holds today: callers end by their own
-//! deadline and service returns after SIGCONT. Detecting a frozen server
-//! (a default call timeout, a short health-probe timeout, TCP keepalive)
-//! is the part of issue 11 still to do.
+//! The freeze also asserts what the pool's watchdog does: readiness goes
+//! not-ready within [`FREEZE_NOTICED`] of SIGSTOP (the target is ~1 s; the
+//! figure is printed), a `get()` while frozen fails within [`FAIL_FAST`]
+//! with the typed `PgError::NotAnswering` naming the server, and calls in
+//! flight at the freeze end with it (none reaches its deadline).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -47,11 +48,15 @@ const DEADLINE: Duration = Duration::from_secs(5);
 const SLACK: Duration = Duration::from_millis(500);
 /// The recovery target is 50 ms; this is the bound asserted on CI.
 const RECOVERY_BOUND: Duration = Duration::from_secs(1);
+/// A frozen server is reported not-ready within this (target ~1 s).
+const FREEZE_NOTICED: Duration = Duration::from_secs(3);
+/// A `get()` while frozen fails within this (`acquire_timeout` is 30 s).
+const FAIL_FAST: Duration = Duration::from_millis(250);
 /// A caller's pause after an error (a real application would back off).
 const ERROR_PAUSE: Duration = Duration::from_millis(5);
 
-/// One fault at a time: they are timed.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One fault at a time: they are timed (`frozen.rs` takes it too).
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -191,18 +196,53 @@ async fn stop_and_start(server: &PgServer, url: &str, mode: StopMode, down: Dura
         .expect("probe task")
 }
 
+/// Freezes the server for `d` and checks what the pool does meanwhile:
+/// not-ready within [`FREEZE_NOTICED`], `get()` failing within
+/// [`FAIL_FAST`] with `NotAnswering`. Returns the thaw's instant.
+async fn freeze_for(server: &PgServer, pool: &PgPool, d: Duration) -> Instant {
+    let monitor = lido_http::HealthMonitor::builder()
+        .pool("faults", pool.clone())
+        .interval(Duration::from_millis(200))
+        .spawn()
+        .expect("monitor");
+    tokio::task::block_in_place(|| server.freeze()).expect("freeze");
+    let frozen = Instant::now();
+    let not_ready = loop {
+        if monitor.readiness().status == lido_http::Status::Fail {
+            break frozen.elapsed();
+        }
+        assert!(
+            frozen.elapsed() < FREEZE_NOTICED,
+            "still ready {FREEZE_NOTICED:?} after the freeze: {:?}",
+            monitor.readiness()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let t0 = Instant::now();
+    let err = pool.get().await.expect_err("no lease while frozen");
+    let took = t0.elapsed();
+    println!(
+        "Freeze: not-ready {:.0} ms after SIGSTOP; get() failed in {:.2} ms: {err}",
+        not_ready.as_secs_f64() * 1e3,
+        took.as_secs_f64() * 1e3
+    );
+    assert!(took < FAIL_FAST, "get() took {took:?} while frozen");
+    assert!(
+        err.backend().is_some_and(PgError::is_not_answering),
+        "{err:?}"
+    );
+    tokio::time::sleep(d.saturating_sub(frozen.elapsed())).await;
+    tokio::task::block_in_place(|| server.thaw()).expect("thaw");
+    Instant::now()
+}
+
 /// Runs `fault`; returns when the server accepts (serves) again.
-async fn inject(server: &PgServer, url: &str, fault: Fault) -> Instant {
+async fn inject(server: &PgServer, pool: &PgPool, url: &str, fault: Fault) -> Instant {
     match fault {
         Fault::FastRestart => stop_and_start(server, url, StopMode::Fast, Duration::ZERO).await,
         Fault::Crash => stop_and_start(server, url, StopMode::Immediate, Duration::ZERO).await,
         Fault::Outage(d) => stop_and_start(server, url, StopMode::Fast, d).await,
-        Fault::Freeze(d) => {
-            tokio::task::block_in_place(|| server.freeze()).expect("freeze");
-            tokio::time::sleep(d).await;
-            tokio::task::block_in_place(|| server.thaw()).expect("thaw");
-            Instant::now()
-        }
+        Fault::Freeze(d) => freeze_for(server, pool, d).await,
         Fault::TerminateAll => {
             let n =
                 tokio::task::block_in_place(|| server.terminate_all_sessions()).expect("terminate");
@@ -258,6 +298,7 @@ fn connection_class(e: &PgError) -> bool {
         found
     };
     e.is_closed()
+        || e.is_not_answering()
         || io
         || code.starts_with("08")
         || code.starts_with("57")
@@ -280,9 +321,7 @@ fn check_outcomes(fault: Fault, ops: &[Op]) -> (usize, usize) {
         .iter()
         .filter(|op| matches!(op.outcome, Outcome::DeadlineHit))
         .count();
-    if !matches!(fault, Fault::Freeze(_)) {
-        assert_eq!(hits, 0, "{fault:?}: calls that ran into their deadline");
-    }
+    assert_eq!(hits, 0, "{fault:?}: calls that ran into their deadline");
     let mut wrong = Vec::new();
     let mut errors = 0;
     for op in ops {
@@ -293,6 +332,14 @@ fn check_outcomes(fault: Fault, ops: &[Op]) -> (usize, usize) {
     }
     wrong.truncate(5);
     assert!(wrong.is_empty(), "{fault:?}: untyped errors: {wrong:#?}");
+    if matches!(fault, Fault::Freeze(_)) {
+        let typed = ops.iter().filter(|op| match &op.outcome {
+            Outcome::Failed(Call::Query(q)) => q.is_not_answering(),
+            Outcome::Failed(Call::Pool(p)) => p.backend().is_some_and(PgError::is_not_answering),
+            _ => false,
+        });
+        assert!(typed.count() >= 1, "{fault:?}: no NotAnswering error");
+    }
     (errors, hits)
 }
 
@@ -325,7 +372,7 @@ async fn run(fault: Fault) {
 
     let attempts = pool.pg_stats().connect_attempts();
     let began = Instant::now();
-    let t0 = inject(&server, &url, fault).await;
+    let t0 = inject(&server, &pool, &url, fault).await;
     let attempts = pool.pg_stats().connect_attempts() - attempts;
     let first = load.first_success_after(t0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;

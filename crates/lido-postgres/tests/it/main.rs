@@ -8,6 +8,7 @@ mod dirty;
 mod errors;
 mod faults;
 mod faults_suite;
+mod frozen;
 mod health;
 mod leaks;
 mod pg_metrics;
