@@ -295,6 +295,9 @@ impl SqlitePool {
     }
 
     /// The lido-core pool of readers: status, stats, resize, breaker state.
+    /// [`read`](Self::read) leases from it on a reader thread; reads still
+    /// waiting for a thread are counted by [`reads_queued`](Self::reads_queued),
+    /// not by its `status().waiters`.
     pub fn readers(&self) -> &Pool<SqliteManager> {
         &self.inner.readers
     }

@@ -95,6 +95,7 @@ struct Read {
     at: &'static Location<'static>,
     gate: Gate,
     wait: Duration,
+    started: Instant,
     deadline: Option<Instant>,
 }
 
@@ -146,6 +147,7 @@ impl Lane {
             at,
             gate,
             wait: timeout,
+            started,
             deadline: started.checked_add(timeout),
         };
         let (reply, mut rx) = oneshot::channel();
@@ -279,7 +281,7 @@ impl Read {
             Err(_) => {
                 let status = self.pool.status();
                 Err(Error::Pool(lido_core::Error::AcquireTimeout {
-                    waited: self.wait,
+                    waited: self.started.elapsed(),
                     in_use: status.in_use,
                     max_size: status.max_size,
                     waiters: status.waiters,
