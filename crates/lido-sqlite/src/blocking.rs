@@ -42,7 +42,8 @@ use crate::error::{Error, Result};
 use crate::exec::Mode;
 use crate::manager::SqliteManager;
 use crate::options::Builder;
-use crate::pool::{read_on, SqlitePool};
+use crate::pool::SqlitePool;
+use crate::reads::read_on;
 
 /// Shuts the owned runtime down without blocking, wherever it is dropped.
 struct Owner(Option<Runtime>);

@@ -9,8 +9,9 @@
 //!   `BEGIN` (see [`Mode`] for what that means for `Deferred`). Pools on the
 //!   same in-memory name share one lane. Reads run on read-only connections
 //!   from a [`lido_core::Pool`] (fair waiters, timeouts, health checks,
-//!   recycling), leased on the executor.
-//! * **Never on the executor.** Closures run on blocking threads (reads) or
+//!   recycling), leased and used on reader threads that take reads from
+//!   one FIFO queue.
+//! * **Never on the executor.** Closures run on reader threads (reads) or
 //!   the writer thread (writes). A panic rolls back and comes back as
 //!   [`Error::Panic`]; the connection stays usable.
 //! * **Transactions** in [`Mode::Deferred`], [`Mode::Immediate`] and
@@ -55,7 +56,7 @@
 
 // Layers, bottom up (a module imports only from those below it): error,
 // exec, cap -> options -> connect -> manager (readers), writer (the lane) ->
-// database -> pool -> blocking, files, http.
+// reads (the reader threads), database -> pool -> blocking, files, http.
 pub mod blocking;
 mod cap;
 mod connect;
@@ -68,6 +69,7 @@ pub mod http;
 mod manager;
 mod options;
 mod pool;
+mod reads;
 mod writer;
 
 pub use error::{abort, ConnectError, Error, Result};

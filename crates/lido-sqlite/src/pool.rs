@@ -6,15 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lido_core::{CloseReport, Pool, Pooled, Priority};
+use lido_core::{CloseReport, Pool};
 use rusqlite::{Connection, Transaction};
 
 use crate::cap::{self, Reserve};
 use crate::database::Database;
-use crate::error::{ConnectError, Error, Result};
+use crate::error::{Error, Result};
 use crate::exec::{self, Mode, Outcome};
 use crate::manager::SqliteManager;
 use crate::options::{Builder, Role, Source};
+use crate::reads::Lane;
 use crate::writer::Gate;
 
 /// A SQLite database behind one FIFO writer lane and a pool of readers.
@@ -55,6 +56,8 @@ pub struct SqlitePool {
 
 pub(crate) struct Inner {
     readers: Pool<SqliteManager>,
+    /// The reader threads that run reads, in arrival order.
+    lane: Arc<Lane>,
     /// The writer lane and gate, shared with other pools on the same in-memory name.
     db: Arc<Database>,
     opts: Arc<Builder>,
@@ -65,6 +68,7 @@ pub(crate) struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.lane.close();
         // Readers still connecting hold the reader pool alive; free the cap now.
         if let Some(r) = &self.reserve {
             r.close();
@@ -77,6 +81,7 @@ impl std::fmt::Debug for SqlitePool {
         f.debug_struct("SqlitePool")
             .field("source", &self.inner.opts.source)
             .field("readers", &self.inner.readers.status())
+            .field("reads_queued", &self.inner.lane.queued())
             .field("writes_queued", &self.inner.db.writer.queued())
             .finish()
     }
@@ -86,13 +91,6 @@ impl std::fmt::Debug for SqlitePool {
 fn runtime() -> Result<tokio::runtime::Handle> {
     tokio::runtime::Handle::try_current()
         .map_err(|_| Error::Build(lido_core::BuildError::NoRuntime))
-}
-
-/// Runs `f` on a blocking thread.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f).await?
 }
 
 /// Runs the integrity check (when asked for) and the startup hook on the lane.
@@ -150,6 +148,7 @@ impl Builder {
             .config(opts.readers.clone())
             .build_lazy()?;
         let inner = Arc::new(Inner {
+            lane: Arc::new(Lane::new(opts.readers.max_size)),
             readers,
             db,
             opts,
@@ -161,31 +160,6 @@ impl Builder {
             "lido-sqlite: pool ready");
         Ok(SqlitePool { inner })
     }
-}
-
-/// Runs a read closure on a leased reader (blocking thread or caller thread).
-pub(crate) fn read_on<T>(
-    guard: &mut Pooled<SqliteManager>,
-    gate: &Gate,
-    wait: Duration,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> Result<T> {
-    let _shared = match gate {
-        Some(g) => Some(g.try_read_for(wait).ok_or(Error::WriterTimeout {
-            waited: wait,
-            queued: 0,
-        })?),
-        None => None,
-    };
-    let Some(conn) = guard.conn.as_ref() else {
-        guard.discard_on_drop();
-        return Err(Error::Connect(ConnectError::Lost));
-    };
-    let Outcome { result, healthy } = exec::run_read(conn, f);
-    if !healthy {
-        guard.broken = true;
-    }
-    result
 }
 
 impl SqlitePool {
@@ -204,13 +178,16 @@ impl SqlitePool {
         Builder::new(source)
     }
 
-    /// Runs `f` on a read-only connection, on a blocking thread. Waits up to
-    /// `acquire_timeout` for a reader (on the executor: the blocking thread is
-    /// taken only once a reader is leased). `f` may open a transaction for a
-    /// consistent snapshot (`conn.unchecked_transaction()`); whatever it
-    /// leaves open is rolled back. Dropping the future stops the wait; a
-    /// closure already running finishes. A leak report for a lease held past
-    /// `leak_threshold` names the line that called `read`.
+    /// Runs `f` on a read-only connection, on a reader thread. Reads queue
+    /// in arrival order for the pool's reader threads (at most `max_size`
+    /// of them); a thread that finishes a read takes the next one at once
+    /// with the reader it just gave back, leased from
+    /// [`readers`](Self::readers) on that thread. Waits up to
+    /// `acquire_timeout` for a thread to take it. `f` may open a
+    /// transaction for a consistent snapshot (`conn.unchecked_transaction()`);
+    /// whatever it leaves open is rolled back. Dropping the future withdraws
+    /// a read still queued; a closure already running finishes. A leak report
+    /// for a lease held past `leak_threshold` names the line that called `read`.
     #[track_caller]
     pub fn read<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send + '_
     where
@@ -219,13 +196,8 @@ impl SqlitePool {
     {
         let at = Location::caller();
         async move {
-            runtime()?;
-            let mut guard = self.inner.readers.get_tracked(Priority::Normal, at).await?;
-            let gate = self.inner.db.gate.clone();
-            let wait = self.acquire_timeout();
-            // The guard travels with the closure and goes back to the pool
-            // from the blocking thread, even if this future is dropped.
-            blocking(move || read_on(&mut guard, &gate, wait, f)).await
+            let how = (self.inner.db.gate.clone(), self.acquire_timeout(), at);
+            self.inner.lane.read(&self.inner.readers, how, f).await
         }
     }
 
@@ -308,7 +280,7 @@ impl SqlitePool {
     }
 
     /// Runs `SELECT 1` on a reader and on the writer; returns the reader's
-    /// round trip (lease and blocking-thread hop included).
+    /// round trip (queue, lease and reader-thread hop included).
     #[track_caller]
     pub fn ping(&self) -> impl Future<Output = Result<Duration>> + Send + '_ {
         let started = std::time::Instant::now();
@@ -323,8 +295,17 @@ impl SqlitePool {
     }
 
     /// The lido-core pool of readers: status, stats, resize, breaker state.
+    /// [`read`](Self::read) leases from it on a reader thread; reads still
+    /// waiting for a thread are counted by [`reads_queued`](Self::reads_queued),
+    /// not by its `status().waiters`.
     pub fn readers(&self) -> &Pool<SqliteManager> {
         &self.inner.readers
+    }
+
+    /// Reads waiting for a reader thread (they lease a reader once one takes
+    /// them, so the readers' `status().waiters` does not count them).
+    pub fn reads_queued(&self) -> usize {
+        self.inner.lane.queued()
     }
 
     /// Writes waiting for the writer lane (of every pool sharing it).

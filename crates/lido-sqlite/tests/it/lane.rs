@@ -1,5 +1,5 @@
-//! The writer lane runs writes in arrival order; reads wait for a reader on
-//! the executor, not on a blocking thread.
+//! The writer lane runs writes in arrival order; reads wait for a reader in
+//! the read queue, not on a blocking thread.
 
 use std::time::Duration;
 
@@ -65,9 +65,9 @@ async fn writes_run_in_arrival_order() {
     assert_eq!(order, ["A", "B", "C", "D"]);
 }
 
-/// Many more readers than blocking threads: a read waits for its reader on
-/// the executor, so the blocking threads stay free for the closures, the
-/// connects and the `SELECT 1` checks the pool runs on them. (A runtime with
+/// Many more readers than blocking threads: a read waits for its reader in
+/// the read queue (and runs on a reader thread), so the blocking threads stay
+/// free for the connects and the `SELECT 1` checks the pool runs on them. (A runtime with
 /// 4 blocking threads stands in for tokio's default 512 with 1000 callers.)
 #[test]
 fn a_thousand_reads_on_two_readers_and_four_blocking_threads_finish() {

@@ -11,4 +11,5 @@ mod http;
 mod lane;
 mod leaks;
 mod memory;
+mod reads;
 mod transactions;

@@ -1,0 +1,318 @@
+//! The read lane: reader threads taking reads from one FIFO queue.
+//!
+//! A read is queued; the first free reader thread takes it, leases a reader
+//! from the lido-core pool on that thread (at once when one is idle: the lane
+//! runs at most the pool's `max_size` threads, each holding at most one
+//! lease), runs the closure and returns the lease before it takes the next
+//! read. While reads are queued, the thread that frees a reader takes the
+//! next one itself, so a reader never sits idle waiting for a thread (or a
+//! task) to wake up, and every read costs one hop from the executor and one
+//! back, as on a blocking thread.
+//!
+//! A read still queued when its caller stops waiting (dropped future,
+//! `acquire_timeout`) is withdrawn and never runs; one already running
+//! finishes and returns its lease. Only a read queued behind busy threads
+//! arms a timer for `acquire_timeout`; one an idle (or new) thread takes at
+//! once is bounded by the lease's own deadline on that thread.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use lido_core::{Pool, Pooled, Priority};
+use parking_lot::{Condvar, Mutex};
+use rusqlite::Connection;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use crate::error::{ConnectError, Error, Result};
+use crate::exec::{self, Outcome};
+use crate::manager::SqliteManager;
+use crate::writer::Gate;
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// How long an idle reader thread waits for work before it exits.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How often a saturated lane re-reads the pool's `max_size`: a resize
+/// reaches the lane with the first read queued behind busy threads at least
+/// this long after the lane last looked.
+const RESIZE_EVERY: Duration = Duration::from_millis(100);
+
+type Work = Box<dyn FnOnce() + Send>;
+
+struct Job {
+    state: Arc<AtomicU8>,
+    work: Work,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    threads: usize,
+    /// Threads waiting for work.
+    idle: usize,
+    /// The most threads to run: the readers' `max_size` when last read.
+    limit: usize,
+    /// When `limit` was last read from the pool (never: at start-up).
+    limit_read: Option<Instant>,
+    closed: bool,
+}
+
+/// The queue and its reader threads.
+pub(crate) struct Lane {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+/// Withdraws a still-queued read when its caller stops waiting.
+struct Ticket(Arc<AtomicU8>);
+
+impl Ticket {
+    fn cancel(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// One read: where it was called, its deadline and what the thread needs.
+struct Read {
+    pool: Pool<SqliteManager>,
+    handle: Handle,
+    at: &'static Location<'static>,
+    gate: Gate,
+    wait: Duration,
+    started: Instant,
+    deadline: Option<Instant>,
+}
+
+impl Lane {
+    /// A lane that runs up to `limit` threads (started as reads arrive).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+                limit: limit.max(1),
+                limit_read: None,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// Reads waiting for a reader thread.
+    pub fn queued(&self) -> usize {
+        self.queue.lock().jobs.len()
+    }
+
+    /// Lets the threads exit once the queue is empty.
+    pub fn close(&self) {
+        self.queue.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Runs `f` on a reader leased from `pool` on a reader thread, after the
+    /// reads queued before it; gives up with an acquire timeout when no
+    /// thread took it within `timeout`.
+    pub async fn read<T, F>(
+        self: &Arc<Self>,
+        pool: &Pool<SqliteManager>,
+        (gate, timeout, at): (Gate, Duration, &'static Location<'static>),
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let started = Instant::now();
+        let read = Read {
+            pool: pool.clone(),
+            handle: Handle::try_current()
+                .map_err(|_| Error::Build(lido_core::BuildError::NoRuntime))?,
+            at,
+            gate,
+            wait: timeout,
+            started,
+            deadline: started.checked_add(timeout),
+        };
+        let (reply, mut rx) = oneshot::channel();
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let ticket = Ticket(Arc::clone(&state));
+        let work: Work = Box::new(move || {
+            let _ = reply.send(read.run(f));
+        });
+        if !self.submit(Job { state, work }, pool)? {
+            // A thread takes it now: no wait to bound but the lease's own.
+            return rx.await.unwrap_or(Err(Error::Closed));
+        }
+        if let Ok(r) = tokio::time::timeout(timeout, &mut rx).await {
+            return r.unwrap_or(Err(Error::Closed));
+        }
+        if ticket.cancel() {
+            return Err(self.timed_out(pool, started.elapsed()));
+        }
+        // A thread took it: it leases within the same deadline.
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    fn timed_out(&self, pool: &Pool<SqliteManager>, waited: Duration) -> Error {
+        let status = pool.status();
+        let err = lido_core::Error::AcquireTimeout {
+            waited,
+            in_use: status.in_use,
+            max_size: status.max_size,
+            waiters: self.queued() + status.waiters,
+            last_connect_error: pool.last_connect_error(),
+        };
+        tracing::warn!(error = %err, "lido-sqlite: read timed out waiting for a reader");
+        Error::Pool(err)
+    }
+
+    /// Queues `job`, waking an idle thread or starting one. `true` when it
+    /// waits for a busy thread instead (and so may wait past its deadline).
+    fn submit(self: &Arc<Self>, job: Job, pool: &Pool<SqliteManager>) -> Result<bool> {
+        let mut q = self.queue.lock();
+        q.jobs.push_back(job);
+        if q.idle >= q.jobs.len() {
+            drop(q);
+            self.ready.notify_one();
+            return Ok(false);
+        }
+        let stale = q.limit_read.is_none_or(|t| t.elapsed() >= RESIZE_EVERY);
+        if q.threads >= q.limit && stale {
+            q.limit = pool.status().max_size.max(1);
+            q.limit_read = Some(Instant::now());
+        }
+        if q.threads >= q.limit {
+            return Ok(true); // a busy thread takes it in turn
+        }
+        let lane = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("lido-sqlite-reader".into())
+            .spawn(move || lane.run());
+        match spawned {
+            Ok(_) => {
+                q.threads += 1;
+                Ok(false)
+            }
+            Err(e) if q.threads == 0 => {
+                q.jobs.pop_back();
+                Err(Error::Spawn(e))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "lido-sqlite: could not start a reader thread");
+                Ok(true)
+            }
+        }
+    }
+
+    /// A reader thread: takes reads in order until idle for `KEEP_ALIVE` or closed.
+    fn run(self: Arc<Self>) {
+        let mut q = self.queue.lock();
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                drop(q);
+                let start = job.state.compare_exchange(
+                    QUEUED,
+                    RUNNING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if start.is_ok() {
+                    // `Read::run` catches the closure's panics; this keeps the
+                    // thread alive through anything else.
+                    let _ = catch_unwind(AssertUnwindSafe(job.work));
+                }
+                q = self.queue.lock();
+                continue;
+            }
+            if q.closed {
+                break;
+            }
+            q.idle += 1;
+            let waited = self.ready.wait_for(&mut q, KEEP_ALIVE);
+            q.idle -= 1;
+            if waited.timed_out() && q.jobs.is_empty() {
+                break;
+            }
+        }
+        q.threads -= 1;
+    }
+}
+
+impl Read {
+    /// Leases a reader, runs `f` on it and gives the reader back.
+    fn run<T>(self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        // The pool's own work (validation, returning the lease) expects a runtime.
+        let _rt = self.handle.enter();
+        let mut guard = self.lease()?;
+        read_on(&mut guard, &self.gate, self.wait, f)
+    }
+
+    /// Takes an idle reader without blocking when there is one, else waits
+    /// for one until the read's deadline.
+    fn lease(&self) -> Result<Pooled<SqliteManager>> {
+        let mut get = pin!(self.pool.get_tracked(Priority::Normal, self.at));
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(r) = get.as_mut().poll(&mut cx) {
+            return Ok(r?);
+        }
+        let Some(deadline) = self.deadline else {
+            return Ok(self.handle.block_on(get)?);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.handle.block_on(tokio::time::timeout(left, get)) {
+            Ok(r) => Ok(r?),
+            Err(_) => {
+                let status = self.pool.status();
+                Err(Error::Pool(lido_core::Error::AcquireTimeout {
+                    waited: self.started.elapsed(),
+                    in_use: status.in_use,
+                    max_size: status.max_size,
+                    waiters: status.waiters,
+                    last_connect_error: self.pool.last_connect_error(),
+                }))
+            }
+        }
+    }
+}
+
+/// Runs a read closure on a leased reader (reader thread or caller thread).
+pub(crate) fn read_on<T>(
+    guard: &mut Pooled<SqliteManager>,
+    gate: &Gate,
+    wait: Duration,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T> {
+    let _shared = match gate {
+        Some(g) => Some(g.try_read_for(wait).ok_or(Error::WriterTimeout {
+            waited: wait,
+            queued: 0,
+        })?),
+        None => None,
+    };
+    let Some(conn) = guard.conn.as_ref() else {
+        guard.discard_on_drop();
+        return Err(Error::Connect(ConnectError::Lost));
+    };
+    let Outcome { result, healthy } = exec::run_read(conn, f);
+    if !healthy {
+        guard.broken = true;
+    }
+    result
+}
