@@ -3,7 +3,8 @@
 //! as it is. The readers' lido-core pool gives the built-in checks and
 //! families; the writer lane adds [`WriterPing`] (`writer:responseTime`: a
 //! dead or wedged writer fails health even while every reader answers) and
-//! [`WriterMetrics`] (`lido_sqlite_writes_queued`).
+//! [`WriterMetrics`] (`lido_sqlite_writes_queued`, and
+//! `lido_sqlite_reads_queued` for reads waiting for a reader thread).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -17,6 +18,7 @@
 //! assert!(report.check(lido_sqlite::http::WRITER_CHECK, "default").is_some());
 //! let text = Metrics::builder().pool("app", db.clone()).build()?.encode()?;
 //! assert!(text.contains(r#"lido_sqlite_writes_queued{pool="app"} 0"#));
+//! assert!(text.contains(r#"lido_sqlite_reads_queued{pool="app"} 0"#));
 //! # Ok(()) }
 //! ```
 
@@ -37,6 +39,9 @@ pub const WRITER_CHECK: &str = "writer:responseTime";
 pub mod names {
     /// Gauge: writes waiting for the writer lane.
     pub const WRITES_QUEUED: &str = "lido_sqlite_writes_queued";
+    /// Gauge: reads waiting for a reader thread (not in the readers' pool
+    /// `waiters`: a read takes its connection on the reader thread).
+    pub const READS_QUEUED: &str = "lido_sqlite_reads_queued";
 }
 
 /// Milliseconds rounded to microseconds, as lido-http's checks show them.
@@ -98,7 +103,8 @@ impl BackendCheck for WriterPing {
     }
 }
 
-/// The writer lane's families: `lido_sqlite_writes_queued`.
+/// The lanes' families: `lido_sqlite_writes_queued` and
+/// `lido_sqlite_reads_queued`.
 #[derive(Debug, Clone)]
 pub struct WriterMetrics {
     pool: SqlitePool,
@@ -116,6 +122,9 @@ impl MetricsExtension for WriterMetrics {
         let n = self.pool.writes_queued() as f64;
         let help = "Writes waiting for the writer lane.";
         sink.gauge(names::WRITES_QUEUED, help, &[], n);
+        let n = self.pool.reads_queued() as f64;
+        let help = "Reads waiting for a reader thread.";
+        sink.gauge(names::READS_QUEUED, help, &[], n);
     }
 }
 

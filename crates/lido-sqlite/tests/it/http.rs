@@ -18,8 +18,12 @@ fn cfg() -> HealthConfig {
 }
 
 fn queued_gauge(metrics: &Metrics) -> String {
+    gauge(metrics, names::WRITES_QUEUED)
+}
+
+fn gauge(metrics: &Metrics, name: &str) -> String {
     let text = metrics.encode().expect("encode");
-    let series = format!("{}{{pool=\"db\"}} ", names::WRITES_QUEUED);
+    let series = format!("{name}{{pool=\"db\"}} ");
     let line = text
         .lines()
         .find(|l| l.starts_with(&series))
@@ -119,4 +123,56 @@ async fn a_closed_pool_fails_the_writer_check() {
         "{}",
         writer.output
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_waiting_for_a_reader_thread_are_exported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = SqlitePool::file(dir.path().join("app.db"))
+        .readers(1)
+        .build()
+        .await
+        .expect("pool");
+    let metrics = Metrics::builder()
+        .pool("db", db.clone())
+        .build()
+        .expect("metrics");
+    assert_eq!(gauge(&metrics, names::READS_QUEUED), "0");
+
+    // Hold the one reader thread, then queue two reads behind it.
+    let (release, held) = mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
+    let holder = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.read(move |_| {
+                let _ = started.send(());
+                Ok(held.recv().is_ok())
+            })
+            .await
+        }
+    });
+    running.await.expect("the holding read started");
+    let behind: Vec<_> = (0..2)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+                    .await
+            })
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    while db.reads_queued() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "never queued");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(gauge(&metrics, names::READS_QUEUED), "2");
+
+    release.send(()).expect("release");
+    assert!(holder.await.expect("join").expect("read"));
+    for read in behind {
+        assert_eq!(read.await.expect("join").expect("read"), 1);
+    }
+    assert_eq!(gauge(&metrics, names::READS_QUEUED), "0");
 }
