@@ -70,6 +70,7 @@ mod manager;
 mod options;
 mod pool;
 mod reads;
+mod ticket;
 mod writer;
 
 pub use error::{abort, ConnectError, Error, Result};

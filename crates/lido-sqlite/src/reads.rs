@@ -19,7 +19,6 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -33,11 +32,8 @@ use tokio::sync::oneshot;
 use crate::error::{ConnectError, Error, Result};
 use crate::exec::{self, Outcome};
 use crate::manager::SqliteManager;
+use crate::ticket::{self, Claim};
 use crate::writer::Gate;
-
-const QUEUED: u8 = 0;
-const RUNNING: u8 = 1;
-const CANCELLED: u8 = 2;
 
 /// How long an idle reader thread waits for work before it exits.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -49,7 +45,7 @@ const RESIZE_EVERY: Duration = Duration::from_millis(100);
 type Work = Box<dyn FnOnce() + Send>;
 
 struct Job {
-    state: Arc<AtomicU8>,
+    claim: Claim,
     work: Work,
 }
 
@@ -69,23 +65,6 @@ struct Queue {
 pub(crate) struct Lane {
     queue: Mutex<Queue>,
     ready: Condvar,
-}
-
-/// Withdraws a still-queued read when its caller stops waiting.
-struct Ticket(Arc<AtomicU8>);
-
-impl Ticket {
-    fn cancel(&self) -> bool {
-        self.0
-            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.cancel();
-    }
 }
 
 /// One read: where it was called, its deadline and what the thread needs.
@@ -151,12 +130,11 @@ impl Lane {
             deadline: started.checked_add(timeout),
         };
         let (reply, mut rx) = oneshot::channel();
-        let state = Arc::new(AtomicU8::new(QUEUED));
-        let ticket = Ticket(Arc::clone(&state));
+        let (ticket, claim) = ticket::pair();
         let work: Work = Box::new(move || {
             let _ = reply.send(read.run(f));
         });
-        if !self.submit(Job { state, work }, pool)? {
+        if !self.submit(Job { claim, work }, pool)? {
             // A thread takes it now: no wait to bound but the lease's own.
             return rx.await.unwrap_or(Err(Error::Closed));
         }
@@ -227,13 +205,7 @@ impl Lane {
         loop {
             if let Some(job) = q.jobs.pop_front() {
                 drop(q);
-                let start = job.state.compare_exchange(
-                    QUEUED,
-                    RUNNING,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-                if start.is_ok() {
+                if job.claim.start() {
                     // `Read::run` catches the closure's panics; this keeps the
                     // thread alive through anything else.
                     let _ = catch_unwind(AssertUnwindSafe(job.work));

@@ -5,7 +5,7 @@
 //! runs); one already running is always waited for, so a caller never gets a
 //! timeout for a write that went on to commit.
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -17,10 +17,7 @@ use crate::connect;
 use crate::error::{Error, Result};
 use crate::exec::Outcome;
 use crate::options::{Builder, Role};
-
-const QUEUED: u8 = 0;
-const RUNNING: u8 = 1;
-const CANCELLED: u8 = 2;
+use crate::ticket::{self, Claim};
 
 /// In-process lock making in-memory databases behave like a rollback journal:
 /// a write excludes readers (shared-cache table locks would otherwise fail
@@ -30,7 +27,7 @@ pub(crate) type Gate = Option<Arc<parking_lot::RwLock<()>>>;
 type Work = Box<dyn FnOnce(Result<&mut Connection>) -> bool + Send>;
 
 struct Job {
-    state: Arc<AtomicU8>,
+    claim: Claim,
     work: Work,
 }
 
@@ -43,23 +40,6 @@ enum Msg {
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
     queued: Arc<AtomicUsize>,
-}
-
-/// Withdraws a still-queued job when its caller stops waiting.
-struct Ticket(Arc<AtomicU8>);
-
-impl Ticket {
-    fn cancel(&self) -> bool {
-        self.0
-            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.cancel();
-    }
 }
 
 impl Writer {
@@ -102,8 +82,7 @@ impl Writer {
     ) -> Result<T> {
         let start = Instant::now();
         let (reply, mut rx) = oneshot::channel();
-        let state = Arc::new(AtomicU8::new(QUEUED));
-        let ticket = Ticket(Arc::clone(&state));
+        let (ticket, claim) = ticket::pair();
         let work: Work = Box::new(move |conn| {
             let (result, healthy) = match conn {
                 Ok(c) => {
@@ -116,7 +95,7 @@ impl Writer {
             healthy
         });
         self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(Msg::Job(Job { state, work })).is_err() {
+        if self.tx.send(Msg::Job(Job { claim, work })).is_err() {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(Error::Closed);
         }
@@ -160,11 +139,7 @@ impl Lane {
             match msg {
                 Msg::Job(job) => {
                     self.queued.fetch_sub(1, Ordering::Relaxed);
-                    let started = job
-                        .state
-                        .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok();
-                    if started {
+                    if job.claim.start() {
                         self.run_job(job.work);
                     }
                 }
