@@ -11,6 +11,7 @@ pub(crate) mod endpoint;
 pub(crate) mod events;
 pub(crate) mod liveness;
 pub(crate) mod plan;
+pub(crate) mod session_attrs;
 pub(crate) mod socket;
 pub(crate) mod startup;
 pub(crate) mod target;
