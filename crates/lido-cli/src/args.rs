@@ -61,6 +61,13 @@ with none of them the libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD,
 PGDATABASE, PGSSLMODE, PGSSLROOTCERT, ...). PG* variables also fill in what
 a URL leaves out, as in libpq.
 
+The check dials the way a lido pool does: its first step prints the plan
+(every server the pool would try, in order: libpq's host, hostaddr and port
+lists; no host means the default Unix socket directory), then each attempt
+(resolve, connect, tls, auth) until one succeeds, then the server, latency
+and connections steps. A failed attempt that moves on to the next address,
+server or sslmode retry is shown as FAIL and the check goes on.
+
 Exit codes:
   0  every step passed
   1  internal error
@@ -70,7 +77,7 @@ Exit codes:
   5  tls: TLS refused, handshake failed or the certificate did not verify
   6  auth: authentication or session startup refused (password, pg_hba.conf,
      unknown database, too many connections)
-  7  query: a check query failed after login
+  7  server: target_session_attrs not met, or a check query failed after login
 
 Examples:
   lido check postgres://app@db.internal/orders?sslmode=verify-full
