@@ -16,7 +16,9 @@ type Tweak = fn(PgPoolBuilder) -> PgPoolBuilder;
 const VARIANTS: [(&str, Tweak); 7] = [
     ("lido (defaults)", |b| b),
     ("statistics(false)", |b| b.statistics(false)),
-    ("slow_query_threshold(None)", |b| b.slow_query_threshold(None)),
+    ("slow_query_threshold(None)", |b| {
+        b.slow_query_threshold(None)
+    }),
     ("statement_cache(0)", |b| b.statement_cache(0)),
     ("query_timeout(None)", |b| b.query_timeout(None)),
     ("not_answering_after(None)", |b| b.not_answering_after(None)),
@@ -132,7 +134,10 @@ async fn table(
         let vs_lido = median((0..rounds).map(|r| rates[v][r] / rates[0][r]).collect());
         let vs_dp = median((0..rounds).map(|r| rates[v][r] / rates[last][r]).collect());
         let cells: Vec<String> = rates[v].iter().map(|x| format!("{x:.0}")).collect();
-        println!("| {name} | {} | {vs_lido:.3} | {vs_dp:.3} |", cells.join(" | "));
+        println!(
+            "| {name} | {} | {vs_lido:.3} | {vs_dp:.3} |",
+            cells.join(" | ")
+        );
     }
     println!();
 }
