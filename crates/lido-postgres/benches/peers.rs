@@ -4,6 +4,10 @@
 //! `cargo bench -p lido-postgres --features peers-bench --bench peers`
 //! Environment: `LIDO_BENCH_SECS` (measured seconds per cell, default 1.2),
 //! `LIDO_BENCH_TASKS` (comma list, default 16,64,256).
+//! `LIDO_BENCH_LAYERS=all` (or `short`: lido and deadpool only) runs the
+//! layer table instead (`layers.rs`): lido with one layer turned off at a
+//! time beside deadpool-postgres, in `LIDO_BENCH_ROUNDS` interleaved rounds
+//! (default 5), each round shown, and the median ratio.
 //!
 //! The machine is shared by client and server, so figures move with
 //! anything else running; compare within one run.
@@ -23,6 +27,9 @@ use lido_testkit::PgServer;
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
+
+#[path = "peers/layers.rs"]
+mod layers;
 
 const POOL: usize = 16;
 const ROWS: i32 = 10_000;
@@ -130,23 +137,50 @@ async fn raw_clients(
 }
 
 struct Peers {
-    url: String,
+    pub(crate) url: String,
     tp: tokio_postgres::Config,
     lido: PgPool,
     lido_nocache: PgPool,
-    deadpool: deadpool_postgres::Pool,
+    pub(crate) deadpool: deadpool_postgres::Pool,
     bb8: bb8::Pool<bb8_postgres::PostgresConnectionManager<NoTls>>,
     sqlx: sqlx::PgPool,
 }
 
-async fn lido_pool(url: &str, cache: usize) -> PgPool {
+fn lido_builder(url: &str) -> lido_postgres::PgPoolBuilder {
     PgPool::builder(PgConfig::parse(url).expect("url"))
         .max_size(POOL)
         .min_idle(POOL)
+}
+
+async fn lido_pool(url: &str, cache: usize) -> PgPool {
+    lido_builder(url)
         .statement_cache(cache)
         .build()
         .await
         .expect("lido pool")
+}
+
+/// One lido call: `get()`, then `query_one` with the SQL text.
+async fn lido_call(pool: &PgPool, q: Query, key: i32) -> bool {
+    let one = [&key as &(dyn ToSql + Sync)];
+    let p: &[&(dyn ToSql + Sync)] = if q == Query::Lookup { &one } else { &[] };
+    let Ok(c) = pool.get().await else {
+        return false;
+    };
+    c.query_one(q.sql(), p).await.is_ok()
+}
+
+/// One deadpool-postgres call: `get()`, `prepare_cached`, `query_one`.
+async fn deadpool_call(pool: &deadpool_postgres::Pool, q: Query, key: i32) -> bool {
+    let one = [&key as &(dyn ToSql + Sync)];
+    let p: &[&(dyn ToSql + Sync)] = if q == Query::Lookup { &one } else { &[] };
+    let Ok(c) = pool.get().await else {
+        return false;
+    };
+    let Ok(st) = c.prepare_cached(q.sql()).await else {
+        return false;
+    };
+    c.query_one(&st, p).await.is_ok()
 }
 
 impl Peers {
@@ -211,14 +245,7 @@ impl Peers {
                 };
                 run(tasks, dur, move |_, key| {
                     let pool = pool.clone();
-                    async move {
-                        let one = [&key as &(dyn ToSql + Sync)];
-                        let p: &[&(dyn ToSql + Sync)] = if q == Query::Lookup { &one } else { &[] };
-                        let Ok(c) = pool.get().await else {
-                            return false;
-                        };
-                        c.query_one(q.sql(), p).await.is_ok()
-                    }
+                    async move { lido_call(&pool, q, key).await }
                 })
                 .await
             }
@@ -226,17 +253,7 @@ impl Peers {
                 let pool = self.deadpool.clone();
                 run(tasks, dur, move |_, key| {
                     let pool = pool.clone();
-                    async move {
-                        let one = [&key as &(dyn ToSql + Sync)];
-                        let p: &[&(dyn ToSql + Sync)] = if q == Query::Lookup { &one } else { &[] };
-                        let Ok(c) = pool.get().await else {
-                            return false;
-                        };
-                        let Ok(st) = c.prepare_cached(q.sql()).await else {
-                            return false;
-                        };
-                        c.query_one(&st, p).await.is_ok()
-                    }
+                    async move { deadpool_call(&pool, q, key).await }
                 })
                 .await
             }
@@ -313,6 +330,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     )?;
     let peers = Peers::new(server.url(&db)).await;
+    if let Ok(which) = std::env::var("LIDO_BENCH_LAYERS") {
+        let rounds = env_or("LIDO_BENCH_ROUNDS", 5);
+        layers::run_all(&peers, &which, &tasks, rounds, dur).await;
+        println!("total {:.0} s", began.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let _ = &peers.url;
     println!(
         "pool size {POOL}, {:.1} s measured per cell after 0.3 s warm-up, {} CPU(s) shared by client and server\n",

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::panic::Location;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,10 +63,12 @@ impl PgPool {
         &self,
         location: &'static Location<'static>,
     ) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {
-        let fut = self.inner.get_tracked(Priority::Normal, location);
         let span = crate::obs::spans::acquire(&self.ctx().obs.db);
         let inner = span.clone();
         async move {
+            // Built and pinned in place: `unless_silent` takes a reference,
+            // not a copy of the core's (large) future.
+            let fut = pin!(self.inner.get_tracked(Priority::Normal, location));
             let result = self.unless_silent(fut).await;
             if let Err(e) = &result {
                 crate::obs::spans::acquire_failed(&inner, e);

@@ -4,6 +4,7 @@
 //! confirmed is closed instead of reused.
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -170,7 +171,9 @@ macro_rules! statement_method {
             let c = &self.conn.client;
             let sql = q.sql();
             let call = Call { op: Operation::$op, sql: sql.text(), params: Params::Plain(params) };
-            self.observed(&call, async {
+            // Pinned where it is built: the layers below take a reference,
+            // not a copy of this (large) future.
+            let fut = pin!(async {
                 match sql {
                     SqlRef::Prepared(s) => Ok(c.$name(s, params).await?),
                     SqlRef::Text(sql) if self.conn.ctx.pgbouncer => {
@@ -181,8 +184,8 @@ macro_rules! statement_method {
                         self.cached(sql, |s| async move { c.$name(&s, params).await }).await
                     }
                 }
-            })
-            .await
+            });
+            self.observed(&call, fut).await
         }
     };
 }
@@ -284,19 +287,15 @@ impl<'a> Timed<'a> {
     /// Runs statements with the simple protocol, discarding results.
     pub async fn batch_execute(self, sql: &str) -> Result<(), PgError> {
         let call = text_call(Operation::Execute, sql, Params::None);
-        self.observed(&call, async {
-            Ok(self.conn.client.batch_execute(sql).await?)
-        })
-        .await
+        let fut = pin!(async { Ok(self.conn.client.batch_execute(sql).await?) });
+        self.observed(&call, fut).await
     }
 
     /// Runs statements with the simple protocol, returning text results.
     pub async fn simple_query(self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
         let call = text_call(Operation::Query, sql, Params::None);
-        self.observed(&call, async {
-            Ok(self.conn.client.simple_query(sql).await?)
-        })
-        .await
+        let fut = pin!(async { Ok(self.conn.client.simple_query(sql).await?) });
+        self.observed(&call, fut).await
     }
 
     /// Runs an unnamed statement with explicit parameter types (works through PgBouncer).
@@ -306,10 +305,8 @@ impl<'a> Timed<'a> {
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, PgError> {
         let call = text_call(Operation::Query, sql, Params::Typed(params));
-        self.observed(&call, async {
-            Ok(self.conn.client.query_typed(sql, params).await?)
-        })
-        .await
+        let fut = pin!(async { Ok(self.conn.client.query_typed(sql, params).await?) });
+        self.observed(&call, fut).await
     }
 
     /// Runs a statement call under this limit, inside its span, and records
@@ -329,9 +326,9 @@ impl<'a> Timed<'a> {
         let span = spans::query(obs, server, call, known.map(|e| &e.shape));
         let started = obs.wants_timing(self.opts).then(std::time::Instant::now);
         let result = if span.is_disabled() {
-            self.run(fut).await
+            pin!(self.run(fut)).await
         } else {
-            self.run(fut).instrument(span.clone()).await
+            pin!(self.run(fut).instrument(span.clone())).await
         };
         if let Some(t0) = started {
             let took = t0.elapsed();
@@ -363,15 +360,16 @@ impl<'a> Timed<'a> {
         }
         let call = CallGuard(Some(&self.conn.abandoned_call));
         let raise = self.statement_timeout_raise();
-        let fut = async {
+        // Pinned in place: the timeout below holds a reference to it.
+        let mut fut = pin!(async {
             if let Some(ms) = raise {
                 self.conn.raise_statement_timeout(ms, self.in_tx).await?;
             }
             fut.await
-        };
+        });
         let result = match self.limit.effective() {
             None => fut.await,
-            Some((deadline, kind)) => match tokio::time::timeout_at(deadline, fut).await {
+            Some((deadline, kind)) => match tokio::time::timeout_at(deadline, fut.as_mut()).await {
                 Ok(r) => r,
                 Err(_) => {
                     // `call` stays armed while cancelling: if this future is
