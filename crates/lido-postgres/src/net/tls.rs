@@ -333,30 +333,22 @@ mod tests {
 
     #[test]
     fn libpq_verification_table() {
-        assert_eq!(
-            verification(&cfg("sslmode=require")).unwrap(),
-            Verification::None
-        );
-        assert_eq!(
-            verification(&cfg("sslmode=prefer")).unwrap(),
-            Verification::None
-        );
-        assert_eq!(
-            verification(&cfg("sslmode=require sslrootcert=/x.pem")).unwrap(),
-            Verification::Chain
-        );
-        assert_eq!(
-            verification(&cfg("sslmode=verify-ca")).unwrap(),
-            Verification::Chain
-        );
-        assert_eq!(
-            verification(&cfg("sslmode=verify-full")).unwrap(),
-            Verification::Full
-        );
-        assert_eq!(
-            verification(&cfg("sslmode=verify-full sslrootcert=system")).unwrap(),
-            Verification::Full
-        );
+        use Verification::{Chain, Full, None};
+        let table = [
+            ("sslmode=require", None),
+            ("sslmode=prefer", None),
+            ("sslmode=require sslrootcert=/x.pem", Chain),
+            ("sslmode=verify-ca", Chain),
+            ("sslmode=verify-full", Full),
+            ("sslmode=verify-full sslrootcert=system", Full),
+        ];
+        for (settings, expected) in table {
+            assert_eq!(
+                verification(&cfg(settings)).unwrap(),
+                expected,
+                "{settings}"
+            );
+        }
         assert!(verification(&cfg("sslmode=require sslrootcert=system")).is_err());
     }
 
