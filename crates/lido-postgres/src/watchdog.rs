@@ -26,9 +26,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::conn::pgconn::ConnContext;
 use crate::error::PgError;
-use crate::net::endpoint::Endpoint;
 use crate::net::liveness::{Liveness, Stall};
 use crate::net::plan::ConnectPlan;
+use crate::net::target::Target;
 
 /// How often the watchdog samples the connections.
 const TICK: Duration = Duration::from_millis(50);
@@ -44,9 +44,9 @@ enum Probe {
     Silent,
 }
 
-/// Knocks on `endpoint`'s server, waiting up to `limit`.
-async fn probe(plan: Arc<ConnectPlan>, endpoint: Endpoint, limit: Duration) -> Probe {
-    match tokio::time::timeout(limit, plan.knock(&endpoint)).await {
+/// Knocks on `target`'s server, waiting up to `limit`.
+async fn probe(plan: Arc<ConnectPlan>, target: Target, limit: Duration) -> Probe {
+    match tokio::time::timeout(limit, plan.knock(&target)).await {
         Err(_) => Probe::Silent,
         Ok(Ok(())) => Probe::Answered,
         Ok(Err(e)) if timed_out(&e) => Probe::Silent,
@@ -96,7 +96,7 @@ impl Watchdog {
         // While the server is held not answering: the probe waiting for it,
         // and the server it asks (the one a connection stalled on).
         let mut recheck: Option<BoxFuture<'static, Probe>> = None;
-        let mut silent_at: Option<Endpoint> = None;
+        let mut silent_at: Option<Target> = None;
         loop {
             match recheck.as_mut() {
                 Some(p) => {
@@ -128,11 +128,7 @@ impl Watchdog {
                 continue;
             }
             let Some(stall) = stall else { continue };
-            let p = probe(
-                Arc::clone(&self.plan),
-                stall.endpoint.clone(),
-                self.probe_for,
-            );
+            let p = probe(Arc::clone(&self.plan), stall.target.clone(), self.probe_for);
             let found = p.await;
             // Any answer on any connection meanwhile: slow, not silent.
             let (_, progressed) = self
@@ -143,7 +139,7 @@ impl Watchdog {
                 Probe::Silent if progressed => self.liveness.vouch_for_stalled(),
                 Probe::Silent => {
                     self.silent(&stall);
-                    silent_at = Some(stall.endpoint);
+                    silent_at = Some(stall.target);
                 }
             }
         }
@@ -155,7 +151,7 @@ impl Watchdog {
         let now = Instant::now().into_std();
         let closed = self.liveness.close_stalled(now, self.stall_after);
         tracing::warn!(
-            server = %stall.endpoint.address(),
+            server = %stall.target,
             silent_ms = now.saturating_duration_since(since).as_millis() as u64,
             closed,
             "lido-postgres: the server is not answering; get() fails fast until it does"

@@ -121,13 +121,14 @@ impl PgConn {
         let Opened {
             client,
             wire,
-            endpoint,
+            target,
             io,
             ..
         } = opened;
         if ctx.not_answering_after.is_some() {
-            ctx.liveness.register(&wire, io, &endpoint);
+            ctx.liveness.register(&wire, io, &target);
         }
+        let endpoint = target.endpoint();
         let cache = Mutex::new(StmtCache::new(if ctx.pgbouncer {
             0
         } else {

@@ -17,7 +17,6 @@ use tokio_postgres::Client;
 
 use crate::config::pgconfig::{PgConfig, SslMode, TargetSessionAttrs};
 use crate::error::{PgError, SessionMismatch};
-use crate::net::endpoint::Endpoint;
 use crate::net::events::{DialEvent, DialObserver, Lookup, Next, Stage, TlsOutcome};
 use crate::net::session_attrs::check_session;
 use crate::net::socket::{Socket, SocketOptions};
@@ -46,8 +45,8 @@ impl std::fmt::Display for Addr {
 pub(crate) struct Opened {
     pub(crate) client: Client,
     pub(crate) wire: Arc<WireState>,
-    /// Where it is connected (for cancel requests and spans).
-    pub(crate) endpoint: Endpoint,
+    /// The server it is on (its endpoint gets cancel requests).
+    pub(crate) target: Target,
     /// `ip:port` or the socket file.
     pub(crate) address: String,
     /// What TLS negotiated, when it was used.
@@ -329,37 +328,23 @@ impl Dialer {
         Ok(Opened {
             client,
             wire,
-            endpoint: at.target.endpoint(),
+            target: at.target.clone(),
             address,
             tls: info,
             io: io.abort_handle(),
         })
     }
 
-    /// Asks the server at `endpoint` the one question it answers without a
+    /// Asks `target`'s server (its first address) the one question it answers without a
     /// session: an SSLRequest, answered with one byte by the process the
     /// postmaster starts for it (no authentication, no session, nothing in
     /// `pg_stat_activity`). `Ok` once the byte arrives; an error when the
     /// server or the network refused. A server whose processes are stopped
     /// never answers (its kernel still accepts the socket).
-    pub(crate) async fn knock(&self, endpoint: &Endpoint) -> Result<(), PgError> {
+    pub(crate) async fn knock(&self, target: &Target) -> Result<(), PgError> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = if endpoint.is_unix() {
-            Addr::Unix(endpoint.unix_socket())
-        } else {
-            let host = (endpoint.connect_to.as_str(), endpoint.port);
-            let found = tokio::net::lookup_host(host)
-                .await
-                .map_err(|source| PgError::Connect {
-                    address: endpoint.address(),
-                    source,
-                })?;
-            let first = found.into_iter().next().ok_or_else(|| PgError::Connect {
-                address: endpoint.address(),
-                source: io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"),
-            })?;
-            Addr::Tcp(first)
-        };
+        let (addrs, _) = resolve(target).await?;
+        let addr = addrs.into_iter().next().ok_or_else(|| no_address(target))?;
         let failed = |source| PgError::Connect {
             address: addr.to_string(),
             source,

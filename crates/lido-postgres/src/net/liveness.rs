@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::error::PgError;
-use crate::net::endpoint::Endpoint;
+use crate::net::target::Target;
 use crate::net::wire::WireState;
 
 /// One registered connection and what the watchdog last saw of it.
@@ -29,8 +29,8 @@ use crate::net::wire::WireState;
 struct Watched {
     wire: Weak<WireState>,
     io: AbortHandle,
-    /// Where it is connected (what the probe asks).
-    endpoint: Endpoint,
+    /// The server it is on (what the probe asks).
+    target: Target,
     /// `ReadyForQuery` count at the last sample.
     received: u64,
     /// Since when it owes an answer with no progress.
@@ -46,7 +46,7 @@ pub(crate) struct Stall {
     /// Since when it made no progress.
     pub(crate) since: Instant,
     /// The server it waits for.
-    pub(crate) endpoint: Endpoint,
+    pub(crate) target: Target,
 }
 
 /// What the watchdog shares with the pool's connections and `get()`.
@@ -89,12 +89,12 @@ impl Liveness {
     }
 
     /// Registers a new connection (once per connect, not per query).
-    pub(crate) fn register(&self, wire: &Arc<WireState>, io: AbortHandle, endpoint: &Endpoint) {
+    pub(crate) fn register(&self, wire: &Arc<WireState>, io: AbortHandle, target: &Target) {
         let (received, _) = wire.progress();
         self.conns.lock().push(Watched {
             wire: Arc::downgrade(wire),
             io,
-            endpoint: endpoint.clone(),
+            target: target.clone(),
             received,
             stalled_since: None,
             vouched: false,
@@ -173,7 +173,7 @@ impl Liveness {
             if !w.vouched && now.saturating_duration_since(since) >= after && older {
                 oldest = Some(Stall {
                     since,
-                    endpoint: w.endpoint.clone(),
+                    target: w.target.clone(),
                 });
             }
             true

@@ -13,7 +13,6 @@ use tokio_postgres::Client;
 use crate::config::pgconfig::{PgConfig, SslMode, TargetSessionAttrs};
 use crate::error::{ConfigError, PgError};
 use crate::net::dial::{Dialer, Opened};
-use crate::net::endpoint::Endpoint;
 use crate::net::events::{DialEvent, DialObserver, Next, Stage};
 use crate::net::startup::targets;
 use crate::net::target::Target;
@@ -125,9 +124,9 @@ impl ConnectPlan {
         }
     }
 
-    /// Whether the server at `endpoint` answers at all (see [`Dialer::knock`]).
-    pub(crate) async fn knock(&self, endpoint: &Endpoint) -> Result<(), PgError> {
-        self.dialer.knock(endpoint).await
+    /// Whether `target`'s server answers at all (see [`Dialer::knock`]).
+    pub(crate) async fn knock(&self, target: &Target) -> Result<(), PgError> {
+        self.dialer.knock(target).await
     }
 
     /// Tries each target in turn for a session matching `attrs`; the last
@@ -230,15 +229,9 @@ pub async fn connect_traced(
         }
     };
     let opened = plan.open(&tls, observer).await?;
-    let target = plan
-        .targets
-        .iter()
-        .find(|t| t.endpoint() == opened.endpoint)
-        .cloned()
-        .ok_or(PgError::Config(ConfigError::NoHosts))?;
     Ok(Dialed {
         client: opened.client,
-        target,
+        target: opened.target,
         address: opened.address,
         tls: opened.tls,
     })
