@@ -4,20 +4,29 @@
 use std::io::ErrorKind;
 
 use lido_postgres::tokio_postgres::error::SqlState;
-use lido_postgres::{PgConfig, PgError, Stage, TlsError};
+use lido_postgres::{PgConfig, PgError, Stage, Target, TlsError};
 
 use super::report::{Failure, Step};
 
-/// The failure for `e`, met at `stage` (if known) of a connect under `cfg`.
-pub fn of(e: &PgError, stage: Option<Stage>, cfg: &PgConfig) -> Failure {
+/// The failure for `e`, met at a stage of connecting to a server (when
+/// known) under `cfg`; it names the server.
+pub fn of(e: &PgError, at: Option<(Stage, &Target)>, cfg: &PgConfig) -> Failure {
+    let f = worded(e, at, cfg);
+    match at {
+        Some((_, target)) => f.on(target),
+        None => f,
+    }
+}
+
+fn worded(e: &PgError, at: Option<(Stage, &Target)>, cfg: &PgConfig) -> Failure {
     if let PgError::Tls(t) = e {
         return tls(t);
     }
-    match stage {
-        Some(Stage::Resolve) => resolve(e),
-        Some(Stage::Connect) => connect(e),
-        Some(Stage::SessionCheck) => session(e, cfg),
-        Some(Stage::Tls) => Failure::new(Step::Tls, format!("TLS negotiation failed: {e}"))
+    match at {
+        Some((Stage::Resolve, target)) => resolve(e, target),
+        Some((Stage::Connect, _)) => connect(e),
+        Some((Stage::SessionCheck, _)) => session(e, cfg),
+        Some((Stage::Tls, _)) => Failure::new(Step::Tls, format!("TLS negotiation failed: {e}"))
             .hint("the server or a proxy in between closed it; check the server log"),
         _ => match e {
             PgError::Connect { .. } => connect(e),
@@ -27,22 +36,17 @@ pub fn of(e: &PgError, stage: Option<Stage>, cfg: &PgConfig) -> Failure {
     }
 }
 
-fn resolve(e: &PgError) -> Failure {
-    let (host, why) = match e {
-        PgError::Connect { address, source } => (host_of(address), source.to_string()),
-        other => (String::new(), other.to_string()),
+fn resolve(e: &PgError, target: &Target) -> Failure {
+    let host = target.host();
+    let why = match e {
+        PgError::Connect { source, .. } => source.to_string(),
+        other => other.to_string(),
     };
     Failure::new(
         Step::Resolve,
         format!("cannot resolve host \"{host}\": {why}"),
     )
     .hint("check the host name in the URL (or PGHOST) and this machine's DNS")
-}
-
-/// `host` of `host:port` / `[v6]:port`.
-fn host_of(address: &str) -> String {
-    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
-    host.trim_matches(['[', ']']).to_owned()
 }
 
 fn connect(e: &PgError) -> Failure {
@@ -162,9 +166,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hosts_come_out_of_addresses() {
-        assert_eq!(host_of("db.example:5432"), "db.example");
-        assert_eq!(host_of("[::1]:5432"), "::1");
+    fn a_lookup_failure_names_the_host_and_the_server() {
+        let cfg = PgConfig::parse("host=db.example port=6543").expect("valid");
+        let plan = cfg.plan();
+        let target = &plan.targets()[0];
+        let e = PgError::Connect {
+            address: "db.example:6543".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such host"),
+        };
+        let f = of(&e, Some((Stage::Resolve, target)), &cfg);
+        assert_eq!(f.step, Step::Resolve);
+        assert!(
+            f.line()
+                .contains("cannot resolve host \"db.example\": no such host"),
+            "{}",
+            f.line()
+        );
+        assert_eq!(f.target.as_deref(), Some("db.example:6543"));
     }
 
     #[test]

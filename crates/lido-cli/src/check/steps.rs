@@ -92,7 +92,7 @@ impl<'a> Steps<'a> {
         );
     }
 
-    fn tls(&mut self, target: &Target, outcome: &TlsOutcome) {
+    fn tls(&mut self, outcome: &TlsOutcome) {
         let mode = self.cfg.sslmode.as_str();
         let (line, took, data) = match outcome {
             TlsOutcome::Negotiated(i) => {
@@ -137,7 +137,6 @@ impl<'a> Steps<'a> {
             }
         };
         self.rep.ok(Step::Tls, line, took, data);
-        let _ = target;
     }
 
     fn failed(&mut self, target: &Target, f: Failure, next: Next) {
@@ -183,7 +182,7 @@ impl DialObserver for Steps<'_> {
                     json!({ "endpoint": target.to_string(), "address": address }),
                 );
             }
-            DialEvent::Tls { target, outcome } => self.tls(target, outcome),
+            DialEvent::Tls { outcome, .. } => self.tls(outcome),
             DialEvent::Authenticated { took, .. } => {
                 let user = self
                     .cfg
@@ -204,7 +203,7 @@ impl DialObserver for Steps<'_> {
                 error,
                 next,
             } => {
-                let f = failure::of(error, Some(*stage), self.cfg).on(target);
+                let f = failure::of(error, Some((*stage, target)), self.cfg);
                 self.failed(target, f, *next);
             }
             _ => {}
