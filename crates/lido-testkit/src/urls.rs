@@ -4,10 +4,15 @@
 use std::net::TcpListener;
 
 /// A port on 127.0.0.1 that nothing listens on (bound, then released).
+///
+/// # Panics
+///
+/// When no port on 127.0.0.1 can be bound (a test could not run anyway).
 pub fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map_or(1, |a| a.port())
+        .map(|a| a.port())
+        .expect("bind a port on 127.0.0.1")
 }
 
 /// Connection strings whose servers all refuse at once: no host at all

@@ -155,8 +155,4 @@ pub fn get_until(addr: SocketAddr, path: &str, ok: impl Fn(&Response) -> bool) -
     }
 }
 
-/// A port with nothing listening on it (bound, then released).
-pub fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
+pub use lido_testkit::urls::closed_port;
