@@ -8,6 +8,8 @@ use lido_http::{HealthConfig, HealthExt, Metrics, Status};
 use lido_sqlite::http::{names, WRITER_CHECK};
 use lido_sqlite::SqlitePool;
 
+use crate::reads::hold;
+
 const POOL: &str = lido_http::DEFAULT_POOL_NAME;
 
 fn cfg() -> HealthConfig {
@@ -140,19 +142,7 @@ async fn reads_waiting_for_a_reader_thread_are_exported() {
     assert_eq!(gauge(&metrics, names::READS_QUEUED), "0");
 
     // Hold the one reader thread, then queue two reads behind it.
-    let (release, held) = mpsc::channel::<()>();
-    let (started, running) = tokio::sync::oneshot::channel::<()>();
-    let holder = tokio::spawn({
-        let db = db.clone();
-        async move {
-            db.read(move |_| {
-                let _ = started.send(());
-                Ok(held.recv().is_ok())
-            })
-            .await
-        }
-    });
-    running.await.expect("the holding read started");
+    let (release, holder) = hold(&db).await;
     let behind: Vec<_> = (0..2)
         .map(|_| {
             let db = db.clone();
@@ -170,7 +160,7 @@ async fn reads_waiting_for_a_reader_thread_are_exported() {
     assert_eq!(gauge(&metrics, names::READS_QUEUED), "2");
 
     release.send(()).expect("release");
-    assert!(holder.await.expect("join").expect("read"));
+    holder.await.expect("join").expect("read");
     for read in behind {
         assert_eq!(read.await.expect("join").expect("read"), 1);
     }

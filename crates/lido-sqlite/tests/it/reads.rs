@@ -28,7 +28,9 @@ async fn one_reader(timeout: Duration) -> SqlitePool {
 }
 
 /// Holds the pool's reader until the returned sender sends (or drops).
-async fn hold(db: &SqlitePool) -> (mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), Error>>) {
+pub(crate) async fn hold(
+    db: &SqlitePool,
+) -> (mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), Error>>) {
     let (started_tx, started_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let task = tokio::spawn({
