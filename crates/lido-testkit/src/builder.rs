@@ -27,6 +27,21 @@ impl StopMode {
     }
 }
 
+/// The `postgresql.conf` settings of every node of a
+/// [`PgReplicaSet`](crate::PgReplicaSet),
+/// written after the testkit's own and before the builder's.
+pub(crate) const REPLICATION_SETTINGS: [(&str, &str); 7] = [
+    ("wal_level", "replica"),
+    ("max_wal_senders", "10"),
+    ("max_replication_slots", "10"),
+    // A replica stopped for a while can still catch up from the primary's WAL.
+    ("wal_keep_size", "64MB"),
+    ("hot_standby", "on"),
+    ("hot_standby_feedback", "off"),
+    // A replica reconnects soon after its primary comes back.
+    ("wal_retrieve_retry_interval", "200ms"),
+];
+
 /// Options for a [`PgServer`](crate::PgServer); made by
 /// [`PgServer::builder`](crate::PgServer::builder); finish with
 /// [`start`](Self::start).
@@ -37,6 +52,9 @@ pub struct PgServerBuilder {
     pub(crate) settings: Vec<(String, String)>,
     pub(crate) hba: Vec<String>,
     pub(crate) socket_dirs: Vec<String>,
+    /// Streaming-replication settings and `pg_hba.conf` lines, set by
+    /// [`PgReplicaSet`](crate::PgReplicaSet).
+    pub(crate) replication: bool,
 }
 
 impl Default for PgServerBuilder {
@@ -47,6 +65,7 @@ impl Default for PgServerBuilder {
             settings: Vec::new(),
             hba: Vec::new(),
             socket_dirs: Vec::new(),
+            replication: false,
         }
     }
 }

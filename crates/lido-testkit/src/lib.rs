@@ -11,6 +11,9 @@
 //!   [`crash_restart`](PgServer::crash_restart), [`stop_for`](PgServer::stop_for),
 //!   [`freeze`](PgServer::freeze)/[`thaw`](PgServer::thaw) (SIGSTOP/SIGCONT of
 //!   every server process), [`terminate_all_sessions`](PgServer::terminate_all_sessions).
+//! - [`PgReplicaSet`]: a primary [`PgServer`] and streaming replicas made
+//!   by `pg_basebackup`, each a [`PgServer`] of its own; a multi-host URL,
+//!   waiting for replay, an apply delay (replication lag) and promotion.
 //! - [`FaultProxy`]: a TCP proxy whose [`Fault`] mode adds latency,
 //!   blackholes, resets or refuses connections.
 //! - [`PgBouncer`]: pgbouncer in front of a [`PgServer`].
@@ -43,6 +46,7 @@ mod faults;
 mod lifecycle;
 mod process;
 mod proxy;
+mod replicas;
 mod server;
 mod template;
 pub mod urls;
@@ -53,4 +57,5 @@ pub use builder::{PgServerBuilder, StopMode};
 pub use certs::other_ca_pem;
 pub use error::TestkitError;
 pub use proxy::{Fault, FaultProxy};
+pub use replicas::PgReplicaSet;
 pub use server::{ClientCert, PgServer};

@@ -13,11 +13,20 @@ use crate::error::TestkitError;
 use crate::process::{self, Watchdog};
 use crate::template;
 
-use crate::builder::{PgServerBuilder, StopMode};
+use crate::builder::{PgServerBuilder, StopMode, REPLICATION_SETTINGS};
 
 /// The role every server creates: a SCRAM-SHA-256 password login with
 /// SUPERUSER, so tests may `pg_terminate_backend` and create databases.
-const USER: &str = "lido";
+pub(crate) const USER: &str = "lido";
+
+/// Where a new server's data directory comes from.
+pub(crate) enum DataSource<'a> {
+    /// A copy of the template cluster; the server then creates its role.
+    Template,
+    /// A base backup of a running primary, which makes the new server its
+    /// streaming replica; the role and its password come with the backup.
+    BaseBackup(&'a PgServer),
+}
 
 /// A client certificate and its key, made by [`PgServer::client_cert`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,9 +104,12 @@ impl PgServer {
         }
     }
 
-    pub(crate) fn start_with(options: PgServerBuilder) -> Result<PgServer, TestkitError> {
+    /// Starts a server whose data directory comes from `source`.
+    pub(crate) fn start_from(
+        options: &PgServerBuilder,
+        source: DataSource<'_>,
+    ) -> Result<PgServer, TestkitError> {
         let bins = PgBinaries::locate()?;
-        let template = template::data_dir(&bins)?;
         let dir = process::make_temp_dir("lido-pg-")?;
         let data_dir = dir.join("data");
         let pg_ctl = process::sh_quote(bins.program("pg_ctl").as_os_str());
@@ -122,9 +134,12 @@ impl PgServer {
             dir,
             data_dir,
             port: 0,
-            password: std::iter::repeat_with(fastrand::alphanumeric)
-                .take(24)
-                .collect(),
+            password: match source {
+                DataSource::Template => std::iter::repeat_with(fastrand::alphanumeric)
+                    .take(24)
+                    .collect(),
+                DataSource::BaseBackup(primary) => primary.password.clone(),
+            },
             tls: options.tls,
             ca_pem: tls.ca_pem.clone(),
             ca,
@@ -133,7 +148,7 @@ impl PgServer {
             _watchdog: watchdog,
         };
         // From here on an error drops `server`, which cleans up.
-        server.init(&options, &tls, template)?;
+        server.init(options, &tls, &source)?;
         tracing::debug!(port = server.port, dir = %server.dir.display(), "lido-testkit: PostgreSQL started");
         Ok(server)
     }
@@ -142,20 +157,23 @@ impl PgServer {
         &mut self,
         options: &PgServerBuilder,
         tls: &certs::ServerTls,
-        template: &Path,
+        source: &DataSource<'_>,
     ) -> Result<(), TestkitError> {
         process::write_file(&self.ca_cert_path, &tls.ca_pem, 0o644)?;
         process::write_file(&self.dir.join("server.crt"), &tls.cert_pem, 0o644)?;
         process::write_file(&self.dir.join("server.key"), &tls.key_pem, 0o600)?;
-        let mut cp = process::command("cp", false, &self.dir);
-        cp.arg("-a").arg(template).arg(&self.data_dir);
-        process::run(cp, None)?;
-        if !options.hba.is_empty() {
-            let hba = format!(
-                "# written by lido-testkit (PgServerBuilder::hba_line)\n{}\n{}\n",
-                template::HBA_LOCAL,
-                options.hba.join("\n")
-            );
+        match source {
+            DataSource::Template => {
+                let mut cp = process::command("cp", false, &self.dir);
+                cp.arg("-a")
+                    .arg(template::data_dir(&self.bins)?)
+                    .arg(&self.data_dir);
+                process::run(cp, None)?;
+            }
+            DataSource::BaseBackup(primary) => self.base_backup(primary)?,
+        }
+        if !options.hba.is_empty() || options.replication {
+            let hba = template::hba(&options.hba, options.replication);
             process::write_file(&self.data_dir.join("pg_hba.conf"), &hba, 0o600)?;
         }
 
@@ -185,6 +203,9 @@ impl PgServer {
             }
         }
         *self.lock() = true;
+        if let DataSource::BaseBackup(_) = source {
+            return Ok(());
+        }
         self.psql(
             "postgres",
             &format!(
@@ -196,6 +217,22 @@ impl PgServer {
             ),
         )?;
         Ok(())
+    }
+
+    /// Fills this (not yet started) server's data directory with a
+    /// `pg_basebackup -R -X stream` of `primary`, as the `postgres` OS user.
+    fn base_backup(&self, primary: &PgServer) -> Result<(), TestkitError> {
+        // pg_basebackup, run as `postgres`, creates the data directory here.
+        process::chown_to_postgres(&self.dir)?;
+        let mut cmd = process::command(self.bins.program("pg_basebackup"), true, &self.dir);
+        cmd.env("PGPASSWORD", primary.password())
+            .args(["-R", "-X", "stream", "-c", "fast", "-h"])
+            .arg(primary.host())
+            .arg("-p")
+            .arg(primary.port().to_string())
+            .args(["-U", USER, "-D"])
+            .arg(&self.data_dir);
+        process::run(cmd, None).map(drop)
     }
 
     fn config(&self, options: &PgServerBuilder) -> String {
@@ -229,6 +266,13 @@ impl PgServer {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if options.replication {
+            settings.extend(
+                REPLICATION_SETTINGS
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            );
+        }
         settings.extend(options.settings.iter().cloned());
         let mut out = String::from("# written by lido-testkit\n");
         for (key, value) in settings {
@@ -380,7 +424,7 @@ impl PgServer {
 impl PgServerBuilder {
     /// Creates and starts the server.
     pub fn start(self) -> Result<PgServer, TestkitError> {
-        PgServer::start_with(self)
+        PgServer::start_from(&self, DataSource::Template)
     }
 }
 

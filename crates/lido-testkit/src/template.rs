@@ -11,14 +11,40 @@ use crate::error::TestkitError;
 use crate::process::{self, Watchdog};
 
 /// The line the testkit's own `psql` (as `postgres`, over the socket) uses.
-pub(crate) const HBA_LOCAL: &str = "local   all all                 trust";
+const HBA_LOCAL: &str = "local   all all                 trust";
 
-const PG_HBA: &str = "\
-# written by lido-testkit
-local   all all                 trust
-host    all all 127.0.0.1/32    scram-sha-256
-host    all all ::1/128         scram-sha-256
-";
+/// The TCP lines used unless [`hba_line`](crate::PgServerBuilder::hba_line) gives others.
+const HBA_TCP: [&str; 2] = [
+    "host    all all 127.0.0.1/32    scram-sha-256",
+    "host    all all ::1/128         scram-sha-256",
+];
+
+/// Streaming replication (`pg_basebackup`, standbys) over the socket.
+const HBA_REPLICATION_LOCAL: &str = "local   replication all         trust";
+
+/// Streaming replication for the testkit's role over TCP.
+const HBA_REPLICATION_TCP: &str = "host    replication lido 127.0.0.1/32 scram-sha-256";
+
+/// The text of `pg_hba.conf`: the socket line the testkit's `psql` uses
+/// first, then `tcp` (or the default TCP lines when empty); with
+/// `replication`, also the replication lines.
+pub(crate) fn hba(tcp: &[String], replication: bool) -> String {
+    let mut lines = vec!["# written by lido-testkit", HBA_LOCAL];
+    if replication {
+        lines.push(HBA_REPLICATION_LOCAL);
+    }
+    if tcp.is_empty() {
+        lines.extend(HBA_TCP);
+    } else {
+        lines.extend(tcp.iter().map(String::as_str));
+    }
+    if replication {
+        lines.push(HBA_REPLICATION_TCP);
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
 
 struct Template {
     data_dir: PathBuf,
@@ -79,7 +105,7 @@ fn finish(data_dir: &Path) -> Result<(), TestkitError> {
         .and_then(|mut f| f.write_all(b"\ninclude 'lido.conf'\n"))
         .map_err(|e| TestkitError::io(format!("appending to {}", conf.display()), e))?;
     // Overwriting keeps the file's owner (postgres) and mode.
-    let hba = data_dir.join("pg_hba.conf");
-    std::fs::write(&hba, PG_HBA)
-        .map_err(|e| TestkitError::io(format!("writing {}", hba.display()), e))
+    let path = data_dir.join("pg_hba.conf");
+    std::fs::write(&path, hba(&[], false))
+        .map_err(|e| TestkitError::io(format!("writing {}", path.display()), e))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use lido_testkit::{other_ca_pem, PgBouncer, PgServer, StopMode, TestkitError};
 use tokio_postgres::NoTls;
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+pub(crate) async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
         let _ = connection.await;
