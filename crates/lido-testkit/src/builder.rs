@@ -108,6 +108,9 @@ impl PgServerBuilder {
     /// `"hostssl all all 127.0.0.1/32 cert"` (client certificates, see
     /// [`PgServer::client_cert`](crate::PgServer::client_cert)) or
     /// `"hostnossl all all 127.0.0.1/32 scram-sha-256"`.
+    /// In a [`PgReplicaSet`](crate::PgReplicaSet) the replication lines
+    /// (`replication` over the socket and for `lido` over 127.0.0.1) are
+    /// added either way.
     pub fn hba_line(mut self, line: impl Into<String>) -> Self {
         self.hba.push(line.into());
         self
