@@ -88,6 +88,7 @@
 
 pub mod blocking;
 mod builder;
+pub mod cluster;
 mod config;
 mod conn;
 mod error;

@@ -59,7 +59,7 @@ impl PgPool {
     }
 
     /// [`get`](Self::get) with the call site given: leak reports name `location`.
-    fn get_at(
+    pub(crate) fn get_at(
         &self,
         location: &'static Location<'static>,
     ) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {

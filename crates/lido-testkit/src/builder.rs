@@ -30,7 +30,7 @@ impl StopMode {
 /// The `postgresql.conf` settings of every node of a
 /// [`PgReplicaSet`](crate::PgReplicaSet),
 /// written after the testkit's own and before the builder's.
-pub(crate) const REPLICATION_SETTINGS: [(&str, &str); 7] = [
+pub(crate) const REPLICATION_SETTINGS: [(&str, &str); 8] = [
     ("wal_level", "replica"),
     ("max_wal_senders", "10"),
     ("max_replication_slots", "10"),
@@ -40,6 +40,11 @@ pub(crate) const REPLICATION_SETTINGS: [(&str, &str); 7] = [
     ("hot_standby_feedback", "off"),
     // A replica reconnects soon after its primary comes back.
     ("wal_retrieve_retry_interval", "200ms"),
+    // PostgreSQL's default, unlike the testkit's single servers: a commit
+    // flushes its WAL, and so streams it to the replicas at once (with
+    // `off` they get it only when the WAL writer flushes, every 200 ms).
+    // `fsync = off` keeps the flush cheap.
+    ("synchronous_commit", "on"),
 ];
 
 /// Options for a [`PgServer`](crate::PgServer); made by

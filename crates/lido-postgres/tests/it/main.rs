@@ -4,6 +4,7 @@
 mod common;
 
 mod blocking;
+mod cluster;
 mod dirty;
 mod errors;
 mod faults;
