@@ -50,6 +50,8 @@ mod builder;
 mod error;
 mod handle;
 mod history;
+#[cfg(feature = "http")]
+pub mod http;
 mod lease;
 mod lsn;
 mod monitor;

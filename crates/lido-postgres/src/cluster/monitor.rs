@@ -67,7 +67,9 @@ impl Shared {
         let primary = self.choose_primary(round);
         if self.set_primary(primary) {
             changed = true;
-            self.stats.add(Counter::PrimaryChange);
+            if primary.is_some_and(|i| self.note_target(i)) {
+                self.stats.add(Counter::PrimaryChange);
+            }
             match primary {
                 Some(i) => {
                     tracing::warn!(primary = %self.nodes[i].address, "lido-postgres cluster: new write target")

@@ -26,6 +26,9 @@ pub(crate) struct Shared {
     pub(crate) nodes: Vec<Node>,
     pub(crate) settings: Settings,
     primary: AtomicUsize,
+    /// The last write target known (not cleared while none is): a change
+    /// from one to another is a failover.
+    last_target: AtomicUsize,
     pub(crate) history: Mutex<PrimaryHistory>,
     /// Bumped whenever the write target or the read rotation changes.
     pub(crate) topology: watch::Sender<u64>,
@@ -66,6 +69,7 @@ impl Shared {
             nodes: pools.into_iter().map(|(a, p)| Node::new(a, p)).collect(),
             settings,
             primary: AtomicUsize::new(NO_PRIMARY),
+            last_target: AtomicUsize::new(NO_PRIMARY),
             history: Mutex::new(PrimaryHistory::default()),
             topology: watch::channel(0).0,
             wake: Arc::new(Notify::new()),
@@ -88,6 +92,13 @@ impl Shared {
     pub(crate) fn set_primary(&self, index: Option<usize>) -> bool {
         let new = index.unwrap_or(NO_PRIMARY);
         self.primary.swap(new, Ordering::AcqRel) != new
+    }
+
+    /// Records `i` as the write target; whether it replaced another one
+    /// (not the first found, nor the same one again after a gap).
+    pub(crate) fn note_target(&self, i: usize) -> bool {
+        let old = self.last_target.swap(i, Ordering::AcqRel);
+        old != NO_PRIMARY && old != i
     }
 
     /// Stops writing to node `i` if it is still the write target.

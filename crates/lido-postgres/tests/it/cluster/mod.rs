@@ -3,6 +3,7 @@
 
 mod failover;
 mod fallback;
+mod health;
 mod lag;
 mod read_your_writes;
 
