@@ -15,6 +15,11 @@
 //!   LRU statement cache that survives DDL.
 //! - PgBouncer transaction mode ([`PgPoolBuilder::pgbouncer`]): unnamed
 //!   statements only, no session state.
+//! - [`cluster::PgCluster`]: a primary and its streaming replicas, one pool
+//!   per node: roles discovered by a monitor (`pg_is_in_recovery()`), lag in
+//!   bytes and time with a hold-down rotation, read-your-writes by WAL
+//!   position (on by default; tokens travel between requests), failover to
+//!   a promoted replica, and a stated policy when no replica qualifies.
 //! - [`PgError`] says what the server said, as libpq shows it:
 //!   `ERROR 42P01: relation "nope" does not exist` (then `DETAIL` and
 //!   `HINT`), and for connect errors the target tried:

@@ -64,6 +64,8 @@ mod session;
 mod settings;
 mod shared;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod write;
 
 pub use builder::PgClusterBuilder;
