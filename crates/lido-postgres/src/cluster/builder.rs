@@ -200,3 +200,50 @@ impl PgCluster {
         Ok(Self::builder(PgConfig::from_env()?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_node_per_host_with_libpq_port_pairing() {
+        let cfg = PgConfig::parse(
+            "host=a,b,c port=5432,5433,5434 user=u dbname=d target_session_attrs=read-write",
+        )
+        .unwrap();
+        let nodes = split_hosts(&cfg);
+        let hosts: Vec<(String, u16)> = nodes
+            .iter()
+            .map(|c| (c.hosts[0].clone(), c.ports[0]))
+            .collect();
+        assert_eq!(
+            hosts,
+            [("a".into(), 5432), ("b".into(), 5433), ("c".into(), 5434)]
+        );
+        assert!(nodes
+            .iter()
+            .all(|c| c.target_session_attrs == TargetSessionAttrs::Any));
+        assert!(nodes.iter().all(|c| c.dbname.as_deref() == Some("d")));
+    }
+
+    #[test]
+    fn bad_settings_say_what_to_change() {
+        let e = PgClusterBuilder::new(Vec::new()).validate().unwrap_err();
+        assert!(e.to_string().contains("at least one node"), "{e}");
+        let cfg = PgConfig::parse("host=a user=u").unwrap();
+        let b = PgCluster::builder(cfg.clone()).monitor_interval(Duration::ZERO);
+        assert!(b
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("monitor_interval"));
+        let b = PgCluster::builder(cfg).fallback(Fallback::Primary {
+            max_in_flight: Some(0),
+        });
+        assert!(b
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("Fallback::Fail"));
+    }
+}

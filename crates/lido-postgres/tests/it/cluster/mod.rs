@@ -1,6 +1,7 @@
 //! `PgCluster` against real streaming replicas (lido-testkit's
 //! `PgReplicaSet`): read-your-writes, lag rotation, failover, fallbacks.
 
+mod conflict;
 mod failover;
 mod fallback;
 mod health;
@@ -105,5 +106,19 @@ async fn roles_are_discovered_whatever_the_host_order() {
         .expect("the call succeeds")
         .get(0);
     assert!(in_recovery, "read_any() leases a replica in rotation");
+    // A read-only transaction on a replica.
+    let mut conn = conn;
+    let tx = conn
+        .begin(&lido_postgres::TxOptions::new().read_only(true))
+        .await
+        .expect("BEGIN READ ONLY on a replica");
+    let n: i64 = tx
+        .query_one("SELECT count(*) FROM kv", &[])
+        .await
+        .expect("read")
+        .get(0);
+    assert_eq!(n, 0);
+    tx.commit().await.expect("commit");
+    drop(conn);
     cluster.close(Duration::from_secs(5)).await;
 }
