@@ -68,6 +68,14 @@ lists; no host means the default Unix socket directory), then each attempt
 and connections steps. A failed attempt that moves on to the next address,
 server or sslmode retry is shown as FAIL and the check goes on.
 
+With several hosts (postgres://u@h1:5432,h2:5433/db or host=h1,h2), the
+check then watches every node for a few monitor rounds (about 0.3 s) and
+prints one node line each: primary, replica (in or out of the read
+rotation, lag in WAL bytes and in time) or down. Lag in time counts from
+the check's first look, so one shown as >= is at least that. A replica
+that is down or out of rotation is a WARN line (exit code 0); no node
+accepting writes fails the cluster step.
+
 Exit codes:
   0  every step passed
   1  internal error
@@ -77,7 +85,8 @@ Exit codes:
   5  tls: TLS refused, handshake failed or the certificate did not verify
   6  auth: authentication or session startup refused (password, pg_hba.conf,
      unknown database, too many connections)
-  7  server: target_session_attrs not met, or a check query failed after login
+  7  server: target_session_attrs not met, or a check query failed after login;
+     cluster (several hosts): no node accepts writes, or the primary is down
 
 Examples:
   lido check postgres://app@db.internal/orders?sslmode=verify-full

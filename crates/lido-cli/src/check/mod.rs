@@ -5,8 +5,11 @@
 //! and session check) and the dialing come from lido-postgres itself
 //! ([`lido_postgres::ConnectPlan`], [`lido_postgres::connect_traced`]), so
 //! the check reports on the sockets the application would use; this module
-//! only words the steps and adds the queries after login.
+//! only words the steps and adds the queries after login. With several
+//! hosts it then reports every node (role, read rotation, replica lag) as
+//! lido-postgres's cluster monitor sees them (`cluster.rs`).
 
+mod cluster;
 mod failure;
 mod report;
 mod steps;
@@ -82,6 +85,7 @@ fn with_check_defaults(mut cfg: PgConfig, timeout: Duration) -> PgConfig {
 
 async fn check(cfg: &PgConfig, args: &CheckArgs, rep: &mut Reporter) -> Result<(), Failure> {
     let plan = cfg.plan();
+    let several_hosts = plan.targets().len() > 1;
     steps::report_plan(&plan, rep);
     let mut steps = Steps::new(cfg, rep);
     let dialed = lido_postgres::connect_traced(cfg, &mut steps).await;
@@ -92,7 +96,11 @@ async fn check(cfg: &PgConfig, args: &CheckArgs, rep: &mut Reporter) -> Result<(
     };
     q.server(rep).await?;
     q.latency(args.samples, rep).await?;
-    q.connections(rep).await
+    q.connections(rep).await?;
+    if several_hosts {
+        cluster::report(cfg, args.timeout, rep).await?;
+    }
+    Ok(())
 }
 
 struct Queries<'a> {

@@ -29,6 +29,10 @@ pub enum Step {
     Latency,
     /// `max_connections` and connections in use.
     Connections,
+    /// Several hosts: one node's role, rotation and lag.
+    Node,
+    /// Several hosts: which node is the primary, how many replicas serve.
+    Cluster,
 }
 
 impl Step {
@@ -44,6 +48,8 @@ impl Step {
             Self::Server => "server",
             Self::Latency => "latency",
             Self::Connections => "connections",
+            Self::Node => "node",
+            Self::Cluster => "cluster",
         }
     }
 
@@ -55,7 +61,7 @@ impl Step {
             Self::Connect => 4,
             Self::Tls => 5,
             Self::Auth => 6,
-            Self::Server | Self::Latency | Self::Connections => 7,
+            Self::Server | Self::Latency | Self::Connections | Self::Node | Self::Cluster => 7,
         }
     }
 }
@@ -109,6 +115,9 @@ impl Failure {
 struct Record {
     step: Step,
     ok: bool,
+    /// Passed, but with something to look at (a replica down or lagging).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    warning: bool,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<String>,
@@ -124,6 +133,8 @@ pub struct Reporter {
     json: bool,
     target: String,
     records: Vec<Record>,
+    /// The lines of the steps that passed with a warning.
+    warnings: Vec<String>,
 }
 
 /// Milliseconds with two decimals, for text and JSON.
@@ -141,6 +152,7 @@ impl Reporter {
             json,
             target,
             records: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -148,7 +160,11 @@ impl Reporter {
         if self.json {
             return;
         }
-        let mark = if r.ok { "ok  " } else { "FAIL" };
+        let mark = match (r.ok, r.warning) {
+            (false, _) => "FAIL",
+            (true, true) => "WARN",
+            (true, false) => "ok  ",
+        };
         let took = r
             .elapsed_ms
             .map(|m| format!(" ({m:.2} ms)"))
@@ -161,9 +177,27 @@ impl Reporter {
         let r = Record {
             step,
             ok: true,
+            warning: false,
             detail,
             hint: None,
             elapsed_ms: elapsed.map(ms),
+            data,
+        };
+        self.print(&r);
+        self.records.push(r);
+    }
+
+    /// A step that passed with a warning: shown as `WARN`, listed in the
+    /// summary; the exit code stays 0.
+    pub fn warn(&mut self, step: Step, detail: String, hint: Option<String>, data: Value) {
+        self.warnings.push(format!("{}: {detail}", step.label()));
+        let r = Record {
+            step,
+            ok: true,
+            warning: true,
+            detail,
+            hint,
+            elapsed_ms: None,
             data,
         };
         self.print(&r);
@@ -175,6 +209,7 @@ impl Reporter {
         let r = Record {
             step: f.step,
             ok: false,
+            warning: false,
             detail: format!("{}{note}", f.message),
             hint: f.hint.clone(),
             elapsed_ms: None,
@@ -191,7 +226,11 @@ impl Reporter {
         }
         match outcome {
             Ok(()) => {
-                println!("ok: every step passed");
+                match self.warnings.len() {
+                    0 => println!("ok: every step passed"),
+                    1 => println!("ok: every step passed, with 1 warning (WARN above)"),
+                    n => println!("ok: every step passed, with {n} warnings (WARN above)"),
+                }
                 ExitCode::SUCCESS
             }
             Err(f) => {
@@ -220,6 +259,7 @@ impl Reporter {
             "ok": outcome.is_ok(),
             "exit_code": code,
             "steps": self.records,
+            "warnings": self.warnings,
             "error": error,
         });
         match serde_json::to_string_pretty(&doc) {

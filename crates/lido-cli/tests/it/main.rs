@@ -3,6 +3,7 @@
 
 mod bench_cli;
 mod check_plan;
+mod cluster_cli;
 mod common;
 mod postgres_cli;
 mod serve_cli;
