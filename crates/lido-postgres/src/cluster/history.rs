@@ -36,6 +36,7 @@ impl PrimaryHistory {
     }
 
     /// The latest sample.
+    #[cfg(test)]
     pub(crate) fn latest(&self) -> Option<(Instant, Lsn)> {
         self.samples.back().copied()
     }

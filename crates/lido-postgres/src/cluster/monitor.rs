@@ -81,7 +81,10 @@ impl Shared {
         {
             let mut history = self.history.lock();
             match primary_sample {
-                Some(s) => history.push(s.taken_at, s.lsn),
+                Some(s) => {
+                    history.push(s.taken_at, s.receive.unwrap_or(s.lsn));
+                    *self.last_insert.lock() = Some((s.taken_at, s.lsn));
+                }
                 None if primary.is_none() => history.clear(),
                 None => {}
             }
@@ -158,7 +161,9 @@ impl Shared {
             Ok(sample) => {
                 d.up = true;
                 d.replay_age = sample.replay_age;
-                let lag_bytes = primary.map(|p| p.lsn.bytes_after(sample.lsn));
+                // From what the primary has flushed: WAL only inserted
+                // cannot have reached any replica yet.
+                let lag_bytes = primary.map(|p| p.receive.unwrap_or(p.lsn).bytes_after(sample.lsn));
                 let lag = match primary {
                     Some(_) => self.history.lock().lag(sample.lsn, now),
                     // No primary to compare with: caught up when it has

@@ -71,7 +71,8 @@ pub struct NodeReport {
     /// the primary (`pg_last_xact_replay_timestamp()`); large on an idle
     /// primary, so not used for routing.
     pub replay_age: Option<Duration>,
-    /// Replicas: `pg_last_wal_replay_lsn()`; the primary: its WAL insert position.
+    /// Replicas: `pg_last_wal_replay_lsn()`; the primary: the replay
+    /// position that covers its WAL insert position (see [`Lsn::replayed_mark`]).
     pub lsn: Option<Lsn>,
     /// Why it is out of rotation or down, when it is.
     pub reason: Option<String>,

@@ -12,11 +12,13 @@ use crate::conn::pgconn::PgConn;
 
 /// Role and positions in one round trip. On a replica: replay and receive
 /// positions; on a primary: the WAL insert position (which covers every
-/// commit that has returned).
+/// commit that has returned, asynchronous ones included) and the flush
+/// position (what replicas can have: lag counts from it).
 const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
     (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
      ELSE pg_current_wal_insert_lsn() END)::text, \
-    pg_last_wal_receive_lsn()::text, \
+    (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() \
+     ELSE pg_current_wal_flush_lsn() END)::text, \
     EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8";
 
 /// What one probe found.
@@ -26,7 +28,8 @@ pub(crate) struct Sample {
     /// Replay position (replica), or the replay position that covers the
     /// insert position (primary; see [`Lsn::replayed_mark`]).
     pub(crate) lsn: Lsn,
-    /// Replicas: what it has received from the primary.
+    /// Replicas: what it has received from the primary; a primary: what
+    /// it has flushed (as the replay position that covers it).
     pub(crate) receive: Option<Lsn>,
     /// Replicas: age of the last replayed commit.
     pub(crate) replay_age: Option<Duration>,
@@ -86,7 +89,7 @@ async fn probe_on(node: &Node, conn: &mut Option<PgConn>) -> Result<Sample, Stri
         } else {
             lsn.replayed_mark()
         },
-        receive: parse(2)?,
+        receive: parse(2)?.map(|l| if in_recovery { l } else { l.replayed_mark() }),
         replay_age: age.and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok()),
         rtt,
         taken_at,

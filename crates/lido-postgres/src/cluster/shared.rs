@@ -29,7 +29,11 @@ pub(crate) struct Shared {
     /// The last write target known (not cleared while none is): a change
     /// from one to another is a failover.
     last_target: AtomicUsize,
+    /// The primary's flush positions of recent rounds (for lag in time).
     pub(crate) history: Mutex<PrimaryHistory>,
+    /// The primary's latest insert position and when it was read (what
+    /// resolves a session's write of unknown position).
+    pub(crate) last_insert: Mutex<Option<(Instant, Lsn)>>,
     /// Bumped whenever the write target or the read rotation changes.
     pub(crate) topology: watch::Sender<u64>,
     /// Wakes the monitor for an early round (a write met a read-only node).
@@ -71,6 +75,7 @@ impl Shared {
             primary: AtomicUsize::new(NO_PRIMARY),
             last_target: AtomicUsize::new(NO_PRIMARY),
             history: Mutex::new(PrimaryHistory::default()),
+            last_insert: Mutex::new(None),
             topology: watch::channel(0).0,
             wake: Arc::new(Notify::new()),
             default_session: ClusterSession::new(),
@@ -113,9 +118,9 @@ impl Shared {
         self.topology.send_modify(|g| *g = g.wrapping_add(1));
     }
 
-    /// The primary's latest sampled position and when it was read.
+    /// The primary's latest sampled insert position and when it was read.
     pub(crate) fn latest_primary_sample(&self) -> Option<(Instant, Lsn)> {
-        self.history.lock().latest()
+        *self.last_insert.lock()
     }
 
     /// The position a read with `session` must see, resolving a pending
