@@ -120,7 +120,18 @@ impl<M: Manager> BlockingPool<M> {
     /// back to the pool when dropped, on any thread.
     #[track_caller]
     pub fn get(&self) -> Result<Pooled<M>, BlockingError<M::Error>> {
-        let fut = self.pool.get();
+        self.get_with_priority(crate::Priority::Normal)
+    }
+
+    /// [`get`](Self::get) in `priority`'s lane (see [`crate::LaneLimits`]).
+    #[track_caller]
+    pub fn get_with_priority(
+        &self,
+        priority: crate::Priority,
+    ) -> Result<Pooled<M>, BlockingError<M::Error>> {
+        let fut = self
+            .pool
+            .get_tracked(priority, std::panic::Location::caller());
         self.block_on(fut)?.map_err(BlockingError::Pool)
     }
 

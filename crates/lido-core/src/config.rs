@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::BuildError;
+use crate::lanes::LaneLimits;
 
 /// Which idle connection a caller gets when several are free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -166,6 +167,8 @@ pub struct Config {
     pub retry: RetryConfig,
     /// Circuit breaker policy.
     pub breaker: BreakerConfig,
+    /// Capacity per priority lane (off by default).
+    pub lanes: LaneLimits,
 }
 
 impl Default for Config {
@@ -190,6 +193,7 @@ impl Default for Config {
             statistics: true,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
+            lanes: LaneLimits::default(),
         }
     }
 }
@@ -222,6 +226,7 @@ impl Config {
                 });
             }
         }
+        self.lanes.validate(self.max_size)?;
         positive("acquire_timeout", self.acquire_timeout)?;
         positive("connect_timeout", self.connect_timeout)?;
         positive("check_timeout", self.check_timeout)?;

@@ -209,6 +209,9 @@ pub enum BuildError {
         /// Allowed range.
         range: &'static str,
     },
+    /// Lane limits that would leave a lane no connection.
+    #[error("lanes: {0}")]
+    Lanes(String),
     /// `retry.max_attempts` was 0.
     #[error("retry.max_attempts must be at least 1 (1 means no retry)")]
     ZeroAttempts,

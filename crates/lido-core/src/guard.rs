@@ -72,7 +72,9 @@ impl<M: Manager> Pooled<M> {
     /// may open another in its place.
     pub fn detach(mut self) -> M::Connection {
         let live = self.live.take().expect("live until dropped");
-        apply(&self.shared, |st, step| st.detach(live.slot, step));
+        apply(&self.shared, |st, step| {
+            st.detach(live.slot, live.lane, step)
+        });
         self.shared.stats.count_close(CloseReason::Detached);
         self.shared.emit(Event::Closed {
             reason: CloseReason::Detached,
@@ -134,9 +136,7 @@ impl<M: Manager> Pooled<M> {
         if let Some(reason) = reason {
             discard(shared, live, reason);
         } else if shared.manager.needs_reset(&mut live.conn) {
-            if shared.cfg.leak_threshold.is_some() {
-                shared.lock().end_lease(live.slot);
-            }
+            apply(shared, |st, step| st.end_lease(&mut live, step));
             spawn_reset(Arc::clone(shared), live);
         } else {
             live.last_used = now;

@@ -19,6 +19,9 @@ pub(crate) struct Live<C> {
     pub last_checked: Instant,
     /// Its entry in the lease registry (set when it joins the pool).
     pub slot: usize,
+    /// The lane holding it while it is leased (counted in the state's
+    /// per-lane holdings until it comes back).
+    pub lane: Option<crate::waiters::Priority>,
 }
 
 impl<C> Live<C> {
@@ -32,6 +35,7 @@ impl<C> Live<C> {
             last_used: now,
             last_checked: now,
             slot: usize::MAX,
+            lane: None,
         }
     }
 

@@ -262,6 +262,7 @@ impl<M: Manager> Pool<M> {
                 max_size,
             });
         }
+        self.shared.cfg.lanes.validate(max_size)?;
         apply(&self.shared, |st, step| st.resize(max_size, step));
         tracing::info!(max_size, "lido: pool resized");
         Ok(())

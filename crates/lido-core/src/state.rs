@@ -23,6 +23,7 @@ use crate::after::After;
 use crate::breaker::{Admission, Breaker, BreakerState};
 use crate::config::{Config, ReuseOrder};
 use crate::error::Error;
+use crate::lanes::{Held, LaneLimits};
 use crate::leaks::{LeakReport, Leases};
 use crate::live::{Delivery, Live};
 use crate::manager::Manager;
@@ -36,6 +37,7 @@ struct Rules {
     /// Connections above this are closed on return when nobody waits.
     core: usize,
     min_idle: usize,
+    lanes: LaneLimits,
 }
 
 /// The pool's state; lives under the pool's one lock.
@@ -54,6 +56,8 @@ pub(crate) struct State<M: Manager> {
     leases: Leases,
     /// The sweeper found no waiter and sleeps until told otherwise.
     sweeper_parked: bool,
+    /// Leases held now, per lane (checked against `rules.lanes`).
+    held: Held,
     rules: Rules,
 }
 
@@ -113,10 +117,12 @@ impl<M: Manager> State<M> {
             closed: false,
             leases: Leases::default(),
             sweeper_parked: false,
+            held: Held::default(),
             rules: Rules {
                 reuse_order: cfg.reuse_order,
                 core: cfg.core(),
                 min_idle: cfg.min_idle,
+                lanes: cfg.lanes,
             },
         }
     }
@@ -131,6 +137,7 @@ impl<M: Manager> State<M> {
             connecting: self.connecting,
             max_size: self.max_size,
             min_idle: self.rules.min_idle,
+            in_use_by_lane: self.held.all(),
         }
     }
 
@@ -160,19 +167,87 @@ impl<M: Manager> State<M> {
         self.leases.over(now, threshold, only_new)
     }
 
-    /// Take idle: an idle connection when nobody is queued ahead, in reuse order.
-    pub fn checkout(&mut self) -> Checkout<M::Connection> {
+    /// Take idle: an idle connection for a caller in `lane`, when its lane
+    /// is within its limits and nobody who could be served waits in it or
+    /// above; in reuse order.
+    pub fn checkout(&mut self, lane: Priority) -> Checkout<M::Connection> {
         if self.closed {
             return Checkout::Closed;
         }
-        if !self.waiters.is_empty() {
+        if !self.may_take(lane) || self.servable_from(lane).is_some() {
             return Checkout::Queue;
         }
         let live = match self.rules.reuse_order {
             ReuseOrder::Lifo => self.idle.pop_back(),
             ReuseOrder::Fifo => self.idle.pop_front(),
         };
-        live.map_or(Checkout::Queue, Checkout::Idle)
+        live.map_or(Checkout::Queue, |mut live| {
+            self.hold(&mut live, lane);
+            Checkout::Idle(live)
+        })
+    }
+
+    /// Whether `lane` may take one more connection.
+    fn may_take(&self, lane: Priority) -> bool {
+        self.held.may_take(lane, &self.rules.lanes, self.max_size)
+    }
+
+    /// The highest lane, down to `lowest`, with a waiter that may be served now.
+    fn servable_from(&self, lowest: Priority) -> Option<Priority> {
+        Priority::ALL
+            .into_iter()
+            .take_while(|&p| p <= lowest)
+            .find(|&p| self.waiters.lane_len(p) > 0 && self.may_take(p))
+    }
+
+    /// `live` is leased to `lane`.
+    fn hold(&mut self, live: &mut Live<M::Connection>, lane: Priority) {
+        live.lane = Some(lane);
+        self.held.add(lane);
+    }
+
+    /// `live`'s lease (if any) no longer counts against its lane; with lane
+    /// limits on, a waiter that may now be served gets an idle connection.
+    fn unhold(&mut self, live: &mut Live<M::Connection>, step: &mut Step<'_, M>) {
+        if let Some(lane) = live.lane.take() {
+            self.held.remove(lane);
+            self.serve_idle(step);
+        }
+    }
+
+    /// With lane limits on, idle connections can wait while a capped lane's
+    /// callers wait: once a lane may take again, hand them over.
+    fn serve_idle(&mut self, step: &mut Step<'_, M>) {
+        if !self.rules.lanes.is_active() {
+            return;
+        }
+        while let Some(lane) = self.servable_from(Priority::Background) {
+            let live = match self.rules.reuse_order {
+                ReuseOrder::Lifo => self.idle.pop_back(),
+                ReuseOrder::Fifo => self.idle.pop_front(),
+            };
+            let Some(live) = live else { break };
+            self.deliver_to(lane, live, step);
+        }
+    }
+
+    /// Hands `live` to the oldest waiter of `lane` (which has one).
+    fn deliver_to(
+        &mut self,
+        lane: Priority,
+        mut live: Live<M::Connection>,
+        step: &mut Step<'_, M>,
+    ) {
+        self.hold(&mut live, lane);
+        match self.waiters.deliver_to(lane, Delivery::Conn(live)) {
+            Ok(w) => step.after.wakers.extend(w),
+            Err(Delivery::Conn(mut live)) => {
+                live.lane = None;
+                self.held.remove(lane);
+                self.idle.push_back(live);
+            }
+            Err(Delivery::Failed(_) | Delivery::TimedOut) => {}
+        }
     }
 
     /// A lease on `live` begins (recorded for leak detection).
@@ -186,9 +261,10 @@ impl<M: Manager> State<M> {
         );
     }
 
-    /// The lease on the connection in `slot` ends (it is out for a reset).
-    pub fn end_lease(&mut self, slot: usize) {
-        self.leases.end(slot);
+    /// The lease on `live` ends (it is out for a reset).
+    pub fn end_lease(&mut self, live: &mut Live<M::Connection>, step: &mut Step<'_, M>) {
+        self.leases.end(live.slot);
+        self.unhold(live, step);
     }
 
     /// Joins the queue (waking a parked sweeper) and reserves a connect for
@@ -218,7 +294,10 @@ impl<M: Manager> State<M> {
     /// to the next waiter.
     pub fn cancel_waiter(&mut self, key: usize, step: &mut Step<'_, M>) {
         match self.waiters.cancel(key) {
-            Some(Delivery::Conn(live)) => self.return_conn(live, step),
+            Some(Delivery::Conn(mut live)) => {
+                self.unhold(&mut live, step);
+                self.return_conn(live, step);
+            }
             Some(Delivery::Failed(e)) => {
                 if let Ok(w) = self.waiters.deliver(Delivery::Failed(e)) {
                     step.after.wakers.extend(w);
@@ -229,9 +308,13 @@ impl<M: Manager> State<M> {
     }
 
     /// Return: a checked-out connection comes back; its lease ends.
-    pub fn put_back(&mut self, live: Live<M::Connection>, step: &mut Step<'_, M>) {
+    pub fn put_back(&mut self, mut live: Live<M::Connection>, step: &mut Step<'_, M>) {
         self.leases.end(live.slot);
+        if let Some(lane) = live.lane.take() {
+            self.held.remove(lane);
+        }
         self.return_conn(live, step);
+        self.serve_idle(step);
     }
 
     /// A connection not in the idle list goes back: closed if the pool is
@@ -253,19 +336,27 @@ impl<M: Manager> State<M> {
     /// entry with it); connects start for waiters if that made room.
     pub fn close_conn(
         &mut self,
-        live: Live<M::Connection>,
+        mut live: Live<M::Connection>,
         reason: CloseReason,
         step: &mut Step<'_, M>,
     ) {
+        if let Some(lane) = live.lane.take() {
+            self.held.remove(lane);
+        }
         self.size -= 1;
         self.leases.close(live.slot);
         step.after.closed.push((live.conn, reason));
+        self.serve_idle(step);
         self.spawn_for_waiters(step);
     }
 
     /// Detach: the checked-out connection in `slot` leaves the pool for good,
     /// freeing its place.
-    pub fn detach(&mut self, slot: usize, step: &mut Step<'_, M>) {
+    pub fn detach(&mut self, slot: usize, lane: Option<Priority>, step: &mut Step<'_, M>) {
+        if let Some(lane) = lane {
+            self.held.remove(lane);
+            self.serve_idle(step);
+        }
         self.leases.close(slot);
         self.size -= 1;
         step.after.freed = true;
@@ -310,16 +401,12 @@ impl<M: Manager> State<M> {
         }
     }
 
-    /// Hand to waiter or park idle.
+    /// Hand to the oldest waiter of the highest lane that may take it, or
+    /// park idle.
     fn hand_off(&mut self, live: Live<M::Connection>, step: &mut Step<'_, M>) {
-        if self.waiters.is_empty() {
-            self.idle.push_back(live);
-            return;
-        }
-        match self.waiters.deliver(Delivery::Conn(live)) {
-            Ok(w) => step.after.wakers.extend(w),
-            Err(Delivery::Conn(live)) => self.idle.push_back(live),
-            Err(Delivery::Failed(_) | Delivery::TimedOut) => {}
+        match self.servable_from(Priority::Background) {
+            Some(lane) => self.deliver_to(lane, live, step),
+            None => self.idle.push_back(live),
         }
     }
 
@@ -332,9 +419,30 @@ impl<M: Manager> State<M> {
 
     /// Starts connects for waiters no connect in flight already covers.
     fn spawn_for_waiters(&mut self, step: &mut Step<'_, M>) {
-        let want = self.waiters.len().saturating_sub(self.connecting);
+        let want = self.servable_waiters().saturating_sub(self.connecting);
         let trials = self.reserve(want, step);
         step.after.spawn.extend(trials);
+    }
+
+    /// Waiters a new connection could serve: all of them, or with lane
+    /// limits on, as many as their lanes may take (less idle connections
+    /// already there for them).
+    fn servable_waiters(&self) -> usize {
+        if !self.rules.lanes.is_active() {
+            return self.waiters.len();
+        }
+        let mut held = self.held;
+        let mut n: usize = 0;
+        for lane in Priority::ALL {
+            for _ in 0..self.waiters.lane_len(lane) {
+                if !held.may_take(lane, &self.rules.lanes, self.max_size) {
+                    break;
+                }
+                held.add(lane);
+                n += 1;
+            }
+        }
+        n.saturating_sub(self.idle.len())
     }
 
     /// Open slot: reserves up to `want` connects within `max_size`, as the

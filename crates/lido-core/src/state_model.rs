@@ -127,7 +127,7 @@ impl Model {
         }
         assert!(step.after.is_empty(), "setup leaves nothing to do");
         let leased = (0..held)
-            .map(|_| match st.checkout() {
+            .map(|_| match st.checkout(Priority::Normal) {
                 Checkout::Idle(live) => live,
                 _ => panic!("setup: an idle connection to lease"),
             })
@@ -200,7 +200,7 @@ fn connect(m: &Arc<Model>, trial: bool) {
 /// `Take::first`: an idle connection, `None` (closed, or failing fast on an
 /// open breaker), or a queued key.
 fn take(m: &Arc<Model>) -> Result<Option<Conn>, usize> {
-    apply(m, |b, step| match b.st.checkout() {
+    apply(m, |b, step| match b.st.checkout(Priority::Normal) {
         Checkout::Closed => Ok(None),
         Checkout::Idle(live) => Ok(Some(live)),
         Checkout::Queue if m.gate.rejects_get(Instant::now()).is_some() => Ok(None),

@@ -92,6 +92,8 @@ pub struct Status {
     pub max_size: usize,
     /// Configured `min_idle`.
     pub min_idle: usize,
+    /// Leases held now per priority lane (index: `Priority as usize`).
+    pub in_use_by_lane: [usize; 3],
 }
 
 /// Cumulative counters and time distributions since the pool was built.

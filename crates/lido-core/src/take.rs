@@ -92,7 +92,7 @@ impl<'a, M: Manager> Take<'a, M> {
         let mut step = Step::new(&shared.breaker);
         {
             let mut st = shared.lock();
-            match st.checkout() {
+            match st.checkout(caller.priority) {
                 Checkout::Closed => return Poll::Ready(Err(Missed::Failed(Error::Closed))),
                 Checkout::Idle(live) => {
                     self.lease(&mut st, &live, caller.start);

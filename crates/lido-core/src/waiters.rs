@@ -101,6 +101,22 @@ impl<T> WaitQueue<T> {
         })
     }
 
+    /// Waiters not yet served in `lane`.
+    pub fn lane_len(&self, lane: Priority) -> usize {
+        self.lanes[lane as usize].len()
+    }
+
+    /// Hands `item` to the oldest waiter of `lane`. Returns the waker to
+    /// wake once the lock is released, or the item back if nobody waits there.
+    pub fn deliver_to(&mut self, lane: Priority, item: T) -> Result<Option<Waker>, T> {
+        let Some(key) = self.lanes[lane as usize].pop_front() else {
+            return Err(item);
+        };
+        let slot = &mut self.slots[key];
+        slot.item = Some(item);
+        Ok(slot.waker.take())
+    }
+
     /// Hands `item` to the oldest waiter of the highest lane. Returns the
     /// waker to wake once the lock is released, or the item back if nobody waits.
     pub fn deliver(&mut self, item: T) -> Result<Option<Waker>, T> {

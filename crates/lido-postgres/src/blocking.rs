@@ -80,7 +80,19 @@ impl BlockingPgPool {
     /// name the caller's line.
     #[track_caller]
     pub fn get(&self) -> Result<BlockingConn, PgError> {
-        let conn = self.inner.get().map_err(blocking_error)?;
+        self.get_with_priority(lido_core::Priority::Normal)
+    }
+
+    /// [`get`](Self::get) in `priority`'s lane (see [`lido_core::LaneLimits`]).
+    #[track_caller]
+    pub fn get_with_priority(
+        &self,
+        priority: lido_core::Priority,
+    ) -> Result<BlockingConn, PgError> {
+        let conn = self
+            .inner
+            .get_with_priority(priority)
+            .map_err(blocking_error)?;
         Ok(BlockingConn {
             conn,
             pool: self.inner.clone(),

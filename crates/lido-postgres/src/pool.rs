@@ -55,20 +55,39 @@ impl PgPool {
     /// `lido.acquire` span.
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {
-        self.get_at(Location::caller())
+        self.get_at(Location::caller(), Priority::Normal)
+    }
+
+    /// [`get`](Self::get) in `priority`'s lane: waiters are served highest
+    /// lane first, and with [`lido_core::LaneLimits`] a lane keeps reserved
+    /// connections lower lanes never take.
+    ///
+    /// ```no_run
+    /// # async fn f(pool: lido_postgres::PgPool) -> Result<(), lido_postgres::PoolError> {
+    /// use lido_core::Priority;
+    /// let conn = pool.get_with_priority(Priority::Critical).await?;
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn get_with_priority(
+        &self,
+        priority: Priority,
+    ) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {
+        self.get_at(Location::caller(), priority)
     }
 
     /// [`get`](Self::get) with the call site given: leak reports name `location`.
     pub(crate) fn get_at(
         &self,
         location: &'static Location<'static>,
+        priority: Priority,
     ) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {
         let span = crate::obs::spans::acquire(&self.ctx().obs.db);
         let inner = span.clone();
         async move {
             // Built and pinned in place: `unless_silent` takes a reference,
             // not a copy of the core's (large) future.
-            let fut = pin!(self.inner.get_tracked(Priority::Normal, location));
+            let fut = pin!(self.inner.get_tracked(priority, location));
             let result = self.unless_silent(fut).await;
             if let Err(e) = &result {
                 crate::obs::spans::acquire_failed(&inner, e);
@@ -132,7 +151,7 @@ impl PgPool {
     {
         let location = Location::caller();
         async move {
-            let mut conn = self.get_at(location).await?;
+            let mut conn = self.get_at(location, Priority::Normal).await?;
             conn.transaction_with_retry(opts, f).await
         }
     }

@@ -8,6 +8,7 @@ mod close;
 mod config;
 mod fairness;
 mod faults;
+mod lanes;
 mod lifecycle;
 mod maintenance;
 mod proptest_ops;

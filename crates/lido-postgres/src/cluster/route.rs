@@ -242,7 +242,11 @@ impl Shared {
     ) -> Result<ClusterConn, ClusterError> {
         let flight = InFlight::new(self, i);
         let node = &self.nodes[i];
-        match node.pool.get_at(location).await {
+        match node
+            .pool
+            .get_at(location, lido_core::Priority::Normal)
+            .await
+        {
             Ok(conn) => Ok(ClusterConn::new(conn, flight, served, sessions, permit)),
             Err(source) => Err(ClusterError::Pool {
                 node: node.address.clone(),

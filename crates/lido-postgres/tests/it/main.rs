@@ -11,6 +11,7 @@ mod faults;
 mod faults_suite;
 mod frozen;
 mod health;
+mod lanes;
 mod leaks;
 mod pg_metrics;
 mod pgbouncer;
