@@ -271,6 +271,20 @@ pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// A current-thread runtime whose clock starts paused (for property tests,
+/// which cannot be `#[tokio::test]`s).
+///
+/// # Panics
+///
+/// When the runtime cannot be built.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime")
+}
+
 /// Lets spawned tasks run (on a paused clock: no time passes).
 pub async fn settle() {
     for _ in 0..50 {

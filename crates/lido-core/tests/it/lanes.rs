@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use lido_core::{Config, LaneLimits, Pool, Pooled, Priority};
-use lido_testkit::fake::{advance, assert_at_rest, settle, Fake};
+use lido_testkit::fake::{advance, assert_at_rest, paused_runtime, settle, Fake};
 use proptest::prelude::*;
 
 use Priority::{Background, Critical, Normal};
@@ -180,11 +180,7 @@ fn within(held: [usize; 3], l: &LaneLimits, max: usize) -> bool {
 }
 
 fn run(max: usize, lanes: LaneLimits, ops: Vec<Op>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("runtime");
+    let rt = paused_runtime();
     rt.block_on(async move {
         let (pool, script) = pool(max, lanes);
         let mut tasks = Vec::new();

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lido_core::{BreakerConfig, Pool, Priority, RetryConfig};
-use lido_testkit::fake::{advance, assert_at_rest, settle, Fake};
+use lido_testkit::fake::{advance, assert_at_rest, paused_runtime, settle, Fake};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -61,11 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn run(max: usize, min_idle: usize, ops: Vec<Op>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("runtime");
+    let rt = paused_runtime();
     rt.block_on(async move {
         let (m, script) = Fake::new();
         let pool = Pool::builder(m)
