@@ -1,5 +1,6 @@
 //! The dashboard at `/`: one self-contained HTML page (inline CSS and JS, no
-//! external assets) that polls `/health` and `/metrics` every second.
+//! external assets) that polls `/health` and `/metrics` every second, and
+//! `/cluster` (the Cluster panel) until it answers 404 (one server).
 
 use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
@@ -23,6 +24,7 @@ mod tests {
     #[test]
     fn page_is_self_contained_and_polls_both_endpoints() {
         assert!(PAGE.contains("fetch('/health'") && PAGE.contains("fetch('/metrics'"));
+        assert!(PAGE.contains("'/cluster'") && PAGE.contains("r.status === 404"));
         assert!(!PAGE.contains("src=\"http") && !PAGE.contains("href=\"http"));
         assert!(
             !PAGE.contains("innerHTML"),

@@ -1,6 +1,7 @@
 //! `lido serve`: a sidecar that keeps a pool to the database and serves
 //! lido-http's health and metrics endpoints plus a live dashboard.
 
+mod cluster;
 mod dashboard;
 
 use std::process::ExitCode;
@@ -8,7 +9,8 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use lido_http::{HealthConfig, HealthMonitor, NamedPool, ServiceInfo};
+use lido_http::{Endpoints, HealthConfig, HealthMonitor, Metrics, NamedPool, ServiceInfo};
+use lido_postgres::cluster::PgCluster;
 use lido_postgres::{PgConfig, PgPool};
 use lido_sqlite::SqlitePool;
 use tokio::net::TcpListener;
@@ -22,6 +24,12 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// The pool being served.
 enum Db {
     Postgres(PgPool),
+    /// Several hosts: a primary and its replicas.
+    Cluster {
+        cluster: PgCluster,
+        /// For scrubbing node reasons on `/cluster`.
+        password: Option<String>,
+    },
     Sqlite {
         pool: SqlitePool,
         /// Keeps the embedded database's directory alive.
@@ -36,7 +44,25 @@ impl Db {
     fn named(&self, name: &str) -> NamedPool {
         match self {
             Self::Postgres(p) => NamedPool::new(name.to_owned(), p.clone()),
+            Self::Cluster { cluster, .. } => NamedPool::new(name.to_owned(), cluster.clone()),
             Self::Sqlite { pool, .. } => NamedPool::new(name.to_owned(), pool.clone()),
+        }
+    }
+
+    /// Pools exported on `/metrics` besides the monitor's: a cluster's
+    /// node pools (`<name>@<host:port>`).
+    fn metrics_only(&self, name: &str) -> Vec<NamedPool> {
+        match self {
+            Self::Cluster { cluster, .. } => cluster::node_pools(cluster, name),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Routes besides the health, metrics and dashboard ones: `/cluster`.
+    fn routes(&self, name: &str) -> Router {
+        match self {
+            Self::Cluster { cluster, password } => cluster::router(name, cluster, password.clone()),
+            _ => Router::new(),
         }
     }
 
@@ -45,6 +71,7 @@ impl Db {
             Self::Postgres(p) => {
                 let _report = p.close(Duration::from_secs(5)).await;
             }
+            Self::Cluster { cluster, .. } => cluster.close(Duration::from_secs(5)).await,
             Self::Sqlite { pool, .. } => {
                 let _report = pool.close(Duration::from_secs(5)).await;
             }
@@ -69,9 +96,17 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .interval(args.health_interval)
         .spawn()
         .map_err(|e| format!("starting the health monitor: {e}"))?;
+    let mut metrics = Metrics::builder().monitor(&monitor);
+    for pool in db.metrics_only(&args.name) {
+        metrics = metrics.named(pool);
+    }
+    let metrics = metrics
+        .build()
+        .map_err(|e| format!("setting up /metrics: {e}"))?;
     let app: Router = Router::new()
         .route("/", get(dashboard::page))
-        .merge(lido_http::router(&monitor));
+        .merge(db.routes(&args.name))
+        .merge(Endpoints::new(monitor).metrics(metrics).router());
     let shutdown = Shutdown::install();
     let listener = TcpListener::bind(&args.listen).await.map_err(|e| {
         format!(
@@ -83,8 +118,13 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .local_addr()
         .map_err(|e| format!("reading the listening address: {e}"))?;
     println!("lido serve: pool \"{}\" on {describe}", args.name);
+    let extra = if matches!(db, Db::Cluster { .. }) {
+        ", /cluster"
+    } else {
+        ""
+    };
     println!(
-        "listening on http://{addr}/ (dashboard), /health, /health/live, /health/ready, /metrics"
+        "listening on http://{addr}/ (dashboard), /health, /health/live, /health/ready, /metrics{extra}"
     );
     tracing::info!(%addr, "lido serve: listening");
     let served = serve(listener, app, shutdown).await;
@@ -108,6 +148,7 @@ fn validate(args: &ServeArgs) -> Result<(), String> {
 
 async fn open(args: &ServeArgs) -> Result<(Db, String), String> {
     match dburl::parse(args.url())? {
+        DbUrl::Postgres(cfg) if cluster::several_hosts(&cfg) => open_cluster(*cfg, args).await,
         DbUrl::Postgres(cfg) => open_postgres(*cfg, args),
         DbUrl::Sqlite(path) => {
             let pool = open_sqlite(&path, args).await?;
@@ -146,6 +187,15 @@ fn open_postgres(cfg: PgConfig, args: &ServeArgs) -> Result<(Db, String), String
         .build_lazy()
         .map_err(|e| format!("cannot set up the PostgreSQL pool: {e}"))?;
     Ok((Db::Postgres(pool), describe))
+}
+
+/// Several hosts: one pool per node, the monitor finds the primary.
+async fn open_cluster(cfg: PgConfig, args: &ServeArgs) -> Result<(Db, String), String> {
+    let password = cfg.password.as_ref().map(|p| p.expose().to_owned());
+    let cluster = cluster::open(cfg.clone(), args).await?;
+    let nodes = cluster.pools().count();
+    let describe = format!("PostgreSQL cluster of {nodes} nodes {cfg}");
+    Ok((Db::Cluster { cluster, password }, describe))
 }
 
 async fn open_sqlite(path: &std::path::Path, args: &ServeArgs) -> Result<SqlitePool, String> {

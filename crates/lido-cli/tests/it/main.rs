@@ -7,3 +7,4 @@ mod cluster_cli;
 mod common;
 mod postgres_cli;
 mod serve_cli;
+mod serve_cluster;

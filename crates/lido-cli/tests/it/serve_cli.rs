@@ -55,6 +55,11 @@ fn serves_health_probes_metrics_and_dashboard() {
     assert!(page.body.contains("<script>") && page.body.contains("/metrics"));
 
     assert_eq!(get(s.addr, "/nope").status, 404);
+    assert_eq!(
+        get(s.addr, "/cluster").status,
+        404,
+        "one server: no cluster"
+    );
 }
 
 #[test]
@@ -166,8 +171,10 @@ fn serve_exports_postgres_metrics_and_the_query_error_rate() {
     assert_eq!(rate["componentId"], "primary", "{doc}");
     assert_eq!(rate["status"], "pass", "{doc}");
     assert!(!health.body.contains(server.password()));
+    assert_eq!(get(s.addr, "/cluster").status, 404, "one host: no cluster");
     let m = get(s.addr, "/metrics");
     assert_eq!(m.status, 200);
+    assert!(!m.body.contains("lido_cluster_"), "{}", m.body);
     for family in [
         "lido_pg_queries_total{pool=\"primary\"}",
         "lido_pg_query_errors_total{pool=\"primary\"}",
