@@ -79,6 +79,21 @@ impl LaneLimits {
         self.own_cap(i, max_size).min(self.room_from(i, max_size))
     }
 
+    /// Whether `lane` may take one more connection when `held[i]` are held
+    /// by lane `i` (`Priority as usize`) in a pool of `max_size`: the rule
+    /// the pool applies, for callers that queue work of their own (such as
+    /// lido-sqlite's reader threads) before they lease.
+    ///
+    /// ```
+    /// use lido_core::{LaneLimits, Priority};
+    /// let l = LaneLimits::default().reserve(Priority::Critical, 2);
+    /// assert!(!l.admits(&[0, 8, 0], Priority::Normal, 10));
+    /// assert!(l.admits(&[0, 8, 0], Priority::Critical, 10));
+    /// ```
+    pub fn admits(&self, held: &[usize; 3], lane: Priority, max_size: usize) -> bool {
+        Held(*held).may_take(lane, self, max_size)
+    }
+
     /// Checks the limits against `max_size`: shares in (0, 1], and every
     /// lane left at least one connection.
     pub(crate) fn validate(&self, max_size: usize) -> Result<(), BuildError> {

@@ -138,7 +138,7 @@ impl BlockingPool {
     #[track_caller]
     pub fn get(&self) -> Result<ReadGuard> {
         outside_runtime()?;
-        let conn = self.lease(Location::caller())?;
+        let conn = self.lease(Priority::Normal, Location::caller())?;
         let wait = self.pool.acquire_timeout();
         let shared = match self.pool.gate() {
             Some(g) => Some(g.try_read_arc_for(wait).ok_or(Error::WriterTimeout {
@@ -156,13 +156,37 @@ impl BlockingPool {
     /// Runs `f` on a reader, on this thread.
     #[track_caller]
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.read_at(Priority::Normal, Location::caller(), f)
+    }
+
+    /// [`read`](Self::read) in `priority`'s lane of the readers' pool
+    /// (served before lower lanes, within the readers' lane limits).
+    #[track_caller]
+    pub fn read_with_priority<T>(
+        &self,
+        priority: Priority,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.read_at(priority, Location::caller(), f)
+    }
+
+    fn read_at<T>(
+        &self,
+        priority: Priority,
+        at: &'static Location<'static>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         outside_runtime()?;
-        let mut guard = self.lease(Location::caller())?;
+        let mut guard = self.lease(priority, at)?;
         read_on(&mut guard, self.pool.gate(), self.pool.acquire_timeout(), f)
     }
 
-    fn lease(&self, at: &'static Location<'static>) -> Result<Pooled<SqliteManager>> {
-        let get = self.pool.readers().get_tracked(Priority::Normal, at);
+    fn lease(
+        &self,
+        priority: Priority,
+        at: &'static Location<'static>,
+    ) -> Result<Pooled<SqliteManager>> {
+        let get = self.pool.readers().get_tracked(priority, at);
         Ok(self.handle.block_on(get)?)
     }
 

@@ -296,6 +296,15 @@ impl Builder {
         self
     }
 
+    /// Capacity per priority lane for reads: readers kept for higher
+    /// lanes and a share cap per lane (see [`lido_core::LaneLimits`]), for
+    /// [`SqlitePool::read_with_priority`](crate::SqlitePool::read_with_priority).
+    /// Checked against the readers' `max_size` when the pool is built.
+    pub fn reader_lanes(mut self, lanes: lido_core::LaneLimits) -> Self {
+        self.readers.lanes = lanes;
+        self
+    }
+
     /// Every lido-core setting of the reader pool at once. `acquire_timeout`
     /// also bounds the wait in the writer queue; `max_lifetime` and
     /// `validation_bypass` also apply to the writer connection.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lido_core::{CloseReport, Pool};
+use lido_core::{CloseReport, Pool, Priority};
 use rusqlite::{Connection, Transaction};
 
 use crate::cap::{self, Reserve};
@@ -148,7 +148,7 @@ impl Builder {
             .config(opts.readers.clone())
             .build_lazy()?;
         let inner = Arc::new(Inner {
-            lane: Arc::new(Lane::new(opts.readers.max_size)),
+            lane: Arc::new(Lane::new(opts.readers.max_size, opts.readers.lanes)),
             readers,
             db,
             opts,
@@ -194,11 +194,49 @@ impl SqlitePool {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let at = Location::caller();
-        async move {
-            let how = (self.inner.db.gate.clone(), self.acquire_timeout(), at);
-            self.inner.lane.read(&self.inner.readers, how, f).await
-        }
+        self.read_at(Priority::Normal, Location::caller(), f)
+    }
+
+    /// [`read`](Self::read) in `priority`'s lane: queued reads of a higher
+    /// priority run first, and the readers' [`LaneLimits`](lido_core::LaneLimits)
+    /// (set with [`SqliteOptions::reader_config`](crate::SqliteOptions::reader_config))
+    /// apply: readers reserved for `Critical` are never taken by
+    /// `Background` reads, and a lane's share cap holds.
+    ///
+    /// ```
+    /// # async fn demo(pool: lido_sqlite::SqlitePool) -> lido_sqlite::Result<()> {
+    /// use lido_sqlite::lido_core::Priority;
+    /// let n: i64 = pool
+    ///     .read_with_priority(Priority::Critical, |c| c.query_row("SELECT 1", [], |r| r.get(0)))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn read_with_priority<T, F>(
+        &self,
+        priority: Priority,
+        f: F,
+    ) -> impl Future<Output = Result<T>> + Send + '_
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.read_at(priority, Location::caller(), f)
+    }
+
+    async fn read_at<T, F>(
+        &self,
+        priority: Priority,
+        at: &'static Location<'static>,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let gate = self.inner.db.gate.clone();
+        let how = (gate, self.acquire_timeout(), at, priority);
+        self.inner.lane.read(&self.inner.readers, how, f).await
     }
 
     /// Runs `f` on the writer connection in autocommit mode, after every

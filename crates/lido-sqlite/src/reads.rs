@@ -1,6 +1,9 @@
-//! The read lane: reader threads taking reads from one FIFO queue.
+//! The read lane: reader threads taking reads from one queue per priority.
 //!
-//! A read is queued; the first free reader thread takes it, leases a reader
+//! A read is queued in its priority's FIFO; the first free reader thread
+//! takes the oldest read of the highest priority that the readers' lane
+//! limits ([`lido_core::LaneLimits`]: reserved readers, a share cap) let
+//! run now, leases a reader leases a reader
 //! from the lido-core pool on that thread (at once when one is idle: the lane
 //! runs at most the pool's `max_size` threads, each holding at most one
 //! lease), runs the closure and returns the lease before it takes the next
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use lido_core::{Pool, Pooled, Priority};
+use lido_core::{LaneLimits, Pool, Pooled, Priority};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::Connection;
 use tokio::runtime::Handle;
@@ -47,10 +50,16 @@ type Work = Box<dyn FnOnce() + Send>;
 struct Job {
     claim: Claim,
     work: Work,
+    lane: Priority,
 }
 
 struct Queue {
-    jobs: VecDeque<Job>,
+    /// Reads waiting, per priority (`Priority as usize`).
+    jobs: [VecDeque<Job>; 3],
+    /// Reads running now, per priority.
+    running: [usize; 3],
+    /// The readers' lane limits.
+    limits: LaneLimits,
     threads: usize,
     /// Threads waiting for work.
     idle: usize,
@@ -72,6 +81,7 @@ struct Read {
     pool: Pool<SqliteManager>,
     handle: Handle,
     at: &'static Location<'static>,
+    lane: Priority,
     gate: Gate,
     wait: Duration,
     started: Instant,
@@ -79,11 +89,14 @@ struct Read {
 }
 
 impl Lane {
-    /// A lane that runs up to `limit` threads (started as reads arrive).
-    pub fn new(limit: usize) -> Self {
+    /// A lane that runs up to `limit` threads (started as reads arrive),
+    /// admitting reads of each priority within `limits`.
+    pub fn new(limit: usize, limits: LaneLimits) -> Self {
         Self {
             queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
+                jobs: Default::default(),
+                running: [0; 3],
+                limits,
                 threads: 0,
                 idle: 0,
                 limit: limit.max(1),
@@ -96,7 +109,7 @@ impl Lane {
 
     /// Reads waiting for a reader thread.
     pub fn queued(&self) -> usize {
-        self.queue.lock().jobs.len()
+        self.queue.lock().queued()
     }
 
     /// Lets the threads exit once the queue is empty.
@@ -106,12 +119,13 @@ impl Lane {
     }
 
     /// Runs `f` on a reader leased from `pool` on a reader thread, after the
-    /// reads queued before it; gives up with an acquire timeout when no
-    /// thread took it within `timeout`.
+    /// reads of its priority queued before it (and those of higher
+    /// priorities); gives up with an acquire timeout when no thread took it
+    /// within `timeout`.
     pub async fn read<T, F>(
         self: &Arc<Self>,
         pool: &Pool<SqliteManager>,
-        (gate, timeout, at): (Gate, Duration, &'static Location<'static>),
+        (gate, timeout, at, lane): (Gate, Duration, &'static Location<'static>, Priority),
         f: F,
     ) -> Result<T>
     where
@@ -124,6 +138,7 @@ impl Lane {
             handle: Handle::try_current()
                 .map_err(|_| Error::Build(lido_core::BuildError::NoRuntime))?,
             at,
+            lane,
             gate,
             wait: timeout,
             started,
@@ -134,7 +149,7 @@ impl Lane {
         let work: Work = Box::new(move || {
             let _ = reply.send(read.run(f));
         });
-        if !self.submit(Job { claim, work }, pool)? {
+        if !self.submit(Job { claim, work, lane }, pool)? {
             // A thread takes it now: no wait to bound but the lease's own.
             return rx.await.unwrap_or(Err(Error::Closed));
         }
@@ -165,18 +180,21 @@ impl Lane {
     /// waits for a busy thread instead (and so may wait past its deadline).
     fn submit(self: &Arc<Self>, job: Job, pool: &Pool<SqliteManager>) -> Result<bool> {
         let mut q = self.queue.lock();
-        q.jobs.push_back(job);
-        if q.idle >= q.jobs.len() {
+        let (job_lane, at) = (job.lane, job.lane as usize);
+        q.jobs[at].push_back(job);
+        let admitted = q.limits.admits(&q.running, job_lane, q.limit);
+        if q.idle > 0 && admitted {
+            let now = q.idle >= q.queued();
             drop(q);
             self.ready.notify_one();
-            return Ok(false);
+            return Ok(!now);
         }
         let stale = q.limit_read.is_none_or(|t| t.elapsed() >= RESIZE_EVERY);
         if q.threads >= q.limit && stale {
             q.limit = pool.status().max_size.max(1);
             q.limit_read = Some(Instant::now());
         }
-        if q.threads >= q.limit {
+        if q.threads >= q.limit || !admitted {
             return Ok(true); // a busy thread takes it in turn
         }
         let lane = Arc::clone(self);
@@ -186,10 +204,12 @@ impl Lane {
         match spawned {
             Ok(_) => {
                 q.threads += 1;
-                Ok(false)
+                // The new thread takes the first read in line: this one
+                // only if nothing else is queued.
+                Ok(q.queued() > 1)
             }
             Err(e) if q.threads == 0 => {
-                q.jobs.pop_back();
+                q.jobs[at].pop_back();
                 Err(Error::Spawn(e))
             }
             Err(e) => {
@@ -203,14 +223,16 @@ impl Lane {
     fn run(self: Arc<Self>) {
         let mut q = self.queue.lock();
         loop {
-            if let Some(job) = q.jobs.pop_front() {
+            if let Some(job) = q.take() {
                 drop(q);
+                let lane = job.lane as usize;
                 if job.claim.start() {
                     // `Read::run` catches the closure's panics; this keeps the
                     // thread alive through anything else.
                     let _ = catch_unwind(AssertUnwindSafe(job.work));
                 }
                 q = self.queue.lock();
+                q.running[lane] -= 1;
                 continue;
             }
             if q.closed {
@@ -219,11 +241,28 @@ impl Lane {
             q.idle += 1;
             let waited = self.ready.wait_for(&mut q, KEEP_ALIVE);
             q.idle -= 1;
-            if waited.timed_out() && q.jobs.is_empty() {
+            if waited.timed_out() && q.queued() == 0 {
                 break;
             }
         }
         q.threads -= 1;
+    }
+}
+
+impl Queue {
+    fn queued(&self) -> usize {
+        self.jobs.iter().map(VecDeque::len).sum()
+    }
+
+    /// The oldest read of the highest priority the lane limits let run now
+    /// (counted as running).
+    fn take(&mut self) -> Option<Job> {
+        let lane = Priority::ALL.into_iter().find(|&p| {
+            !self.jobs[p as usize].is_empty() && self.limits.admits(&self.running, p, self.limit)
+        })?;
+        let job = self.jobs[lane as usize].pop_front()?;
+        self.running[lane as usize] += 1;
+        Some(job)
     }
 }
 
@@ -239,7 +278,7 @@ impl Read {
     /// Takes an idle reader without blocking when there is one, else waits
     /// for one until the read's deadline.
     fn lease(&self) -> Result<Pooled<SqliteManager>> {
-        let mut get = pin!(self.pool.get_tracked(Priority::Normal, self.at));
+        let mut get = pin!(self.pool.get_tracked(self.lane, self.at));
         let mut cx = Context::from_waker(Waker::noop());
         if let Poll::Ready(r) = get.as_mut().poll(&mut cx) {
             return Ok(r?);

@@ -5,15 +5,7 @@ use std::time::Duration;
 
 use lido_sqlite::{Builder, SqlitePool};
 
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    for _ in 0..5_000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("condition never held");
-}
+use crate::reads::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_run_in_arrival_order() {

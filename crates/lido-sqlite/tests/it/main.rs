@@ -11,5 +11,6 @@ mod http;
 mod lane;
 mod leaks;
 mod memory;
+mod priority;
 mod reads;
 mod transactions;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use lido_sqlite::{Builder, Error, SqlitePool};
 
-async fn wait_until(mut done: impl FnMut() -> bool) {
+/// Polls `done` every millisecond for up to 5 s; panics if it never held.
+pub(crate) async fn wait_until(mut done: impl FnMut() -> bool) {
     for _ in 0..5_000 {
         if done() {
             return;
