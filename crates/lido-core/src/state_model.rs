@@ -495,3 +495,6 @@ fn a_failed_connect_opening_the_breaker_fails_every_waiter_and_strands_nobody() 
         assert_eq!(m.gate.state(), crate::breaker::BreakerState::Open);
     });
 }
+
+#[path = "state_model_lanes.rs"]
+mod lanes;
