@@ -3,6 +3,8 @@
 //! and [`Held`], the per-lane lease counts the pool's state checks them
 //! against.
 
+use std::time::Duration;
+
 use crate::error::BuildError;
 use crate::waiters::Priority;
 
@@ -14,6 +16,14 @@ use crate::waiters::Priority;
 /// may hold at once, as a share of `max_size`. A returned connection goes
 /// to the oldest waiter of the highest lane that is within its limits;
 /// waiters stay first come, first served within a lane.
+///
+/// Lending ([`lend`](Self::lend), off by default): reserved connections
+/// that sit idle may be lent to lower lanes (share caps still hold). When a
+/// waiter of a higher lane has waited `preempt_after` and nothing else can
+/// serve it, the pool asks the backend to stop the call running on the
+/// lowest-lane lent lease (PostgreSQL cancels it on the server and the
+/// caller gets `PgError::Preempted`); that connection is closed when its
+/// lease ends, never handed on with a cancel still in flight.
 ///
 /// ```
 /// use lido_core::{Config, LaneLimits, Priority};
@@ -39,6 +49,11 @@ pub struct LaneLimits {
     /// Most a lane may hold at once, as a share of `max_size` in (0.0, 1.0]
     /// (at least one connection); `None`: no cap of its own.
     pub max_share: [Option<f64>; 3],
+    /// Lending: `Some(budget)` lends idle reserved connections to lower
+    /// lanes and preempts a lent call once a higher-lane waiter has waited
+    /// `budget`; `None` (default): reserves are never lent.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub preempt_after: Option<Duration>,
 }
 
 impl LaneLimits {
@@ -51,6 +66,22 @@ impl LaneLimits {
     /// Caps `lane` at `share` of `max_size`.
     pub fn max_share(mut self, lane: Priority, share: f64) -> Self {
         self.max_share[lane as usize] = Some(share);
+        self
+    }
+
+    /// Lends idle reserved connections to lower lanes, and preempts the
+    /// lowest-lane lent call once a higher-lane waiter has waited `budget`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lido_core::{LaneLimits, Priority};
+    /// let lanes = LaneLimits::default()
+    ///     .reserve(Priority::Critical, 2)
+    ///     .lend(Duration::from_millis(20));
+    /// assert_eq!(lanes.preempt_after, Some(Duration::from_millis(20)));
+    /// ```
+    pub fn lend(mut self, budget: Duration) -> Self {
+        self.preempt_after = Some(budget);
         self
     }
 
@@ -135,6 +166,16 @@ impl Held {
     /// Every lane's count.
     pub(crate) fn all(&self) -> [usize; 3] {
         self.0
+    }
+
+    /// Whether `lane` may borrow one more connection: lending is on, the
+    /// lane is within its own cap and the pool has one to spare (the
+    /// reserves of the lanes above it lent out).
+    pub(crate) fn may_borrow(&self, lane: Priority, limits: &LaneLimits, max_size: usize) -> bool {
+        let i = lane as usize;
+        limits.preempt_after.is_some()
+            && self.0[i] < limits.own_cap(i, max_size)
+            && self.0.iter().sum::<usize>() < max_size
     }
 
     /// Whether `lane` may take one more connection under `limits` in a pool

@@ -84,7 +84,7 @@ pub use guard::Pooled;
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use lanes::LaneLimits;
 pub use leaks::LeakReport;
-pub use manager::{ErrorClass, Manager};
+pub use manager::{ErrorClass, Manager, PreemptHandle};
 pub use observer::{Event, Observer};
 pub use pool::{CloseReport, ConnInfo, PingError, Pool};
 pub use stats::{CloseReason, Stats, Status};

@@ -22,6 +22,8 @@ pub(crate) struct Live<C> {
     /// The lane holding it while it is leased (counted in the state's
     /// per-lane holdings until it comes back).
     pub lane: Option<crate::waiters::Priority>,
+    /// Stops the call running on it (lane lending's preemption).
+    pub preempt: Option<crate::manager::PreemptHandle>,
 }
 
 impl<C> Live<C> {
@@ -36,6 +38,7 @@ impl<C> Live<C> {
             last_checked: now,
             slot: usize::MAX,
             lane: None,
+            preempt: None,
         }
     }
 

@@ -85,4 +85,20 @@ pub trait Manager: Send + Sync + 'static {
     fn classify(&self, _err: &Self::Error) -> ErrorClass {
         ErrorClass::Transient
     }
+
+    /// A way to stop the call running on `conn` from another task, for lane
+    /// lending's preemption ([`LaneLimits::lend`](crate::LaneLimits::lend)):
+    /// asked once when the connection is opened. The handle must return at
+    /// once (start the cancel in the background), make the interrupted call
+    /// fail with an error that says it was preempted, and leave the
+    /// connection reporting [`has_broken`](Self::has_broken), so it is closed
+    /// rather than handed on while a cancel may still arrive. `None`
+    /// (default): the backend cannot preempt, and lent connections are only
+    /// taken back when their lease ends.
+    fn preempt_handle(&self, _conn: &Self::Connection) -> Option<PreemptHandle> {
+        None
+    }
 }
+
+/// Stops the call running on one connection (see [`Manager::preempt_handle`]).
+pub type PreemptHandle = std::sync::Arc<dyn Fn() + Send + Sync>;

@@ -82,7 +82,13 @@ impl<M: Manager> Shared<M> {
             crate::time::add(now, life.saturating_sub(jitter))
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        Live::new(conn, id, now, expires)
+        let preempt = match self.cfg.lanes.preempt_after {
+            Some(_) => self.manager.preempt_handle(&conn),
+            None => None,
+        };
+        let mut live = Live::new(conn, id, now, expires);
+        live.preempt = preempt;
+        live
     }
 
     pub fn record_transition(&self, t: Transition) {

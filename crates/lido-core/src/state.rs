@@ -9,6 +9,7 @@
 //! once the lock is released. The loom model (`state_model.rs`) drives these
 //! same methods.
 
+pub(crate) mod preempt;
 pub(crate) mod upkeep;
 
 use std::backtrace::Backtrace;
@@ -58,6 +59,8 @@ pub(crate) struct State<M: Manager> {
     sweeper_parked: bool,
     /// Leases held now, per lane (checked against `rules.lanes`).
     held: Held,
+    /// Leases lent on a higher lane's reserve (lane lending).
+    lent: Vec<preempt::Lent>,
     rules: Rules,
 }
 
@@ -118,6 +121,7 @@ impl<M: Manager> State<M> {
             leases: Leases::default(),
             sweeper_parked: false,
             held: Held::default(),
+            lent: Vec::new(),
             rules: Rules {
                 reuse_order: cfg.reuse_order,
                 core: cfg.core(),
@@ -174,7 +178,7 @@ impl<M: Manager> State<M> {
         if self.closed {
             return Checkout::Closed;
         }
-        if !self.may_take(lane) || self.servable_from(lane).is_some() {
+        if !self.admits(lane) || self.servable_from(lane).is_some() {
             return Checkout::Queue;
         }
         let live = match self.rules.reuse_order {
@@ -187,9 +191,15 @@ impl<M: Manager> State<M> {
         })
     }
 
-    /// Whether `lane` may take one more connection.
+    /// Whether `lane` may take one more connection within the limits.
     fn may_take(&self, lane: Priority) -> bool {
         self.held.may_take(lane, &self.rules.lanes, self.max_size)
+    }
+
+    /// Whether `lane` may take one more: within the limits, or borrowed
+    /// from a higher lane's reserve when lending is on.
+    fn admits(&self, lane: Priority) -> bool {
+        self.may_take(lane) || self.held.may_borrow(lane, &self.rules.lanes, self.max_size)
     }
 
     /// The highest lane, down to `lowest`, with a waiter that may be served now.
@@ -197,20 +207,29 @@ impl<M: Manager> State<M> {
         Priority::ALL
             .into_iter()
             .take_while(|&p| p <= lowest)
-            .find(|&p| self.waiters.lane_len(p) > 0 && self.may_take(p))
+            .find(|&p| self.waiters.lane_len(p) > 0 && self.admits(p))
     }
 
-    /// `live` is leased to `lane`.
+    /// `live` is leased to `lane` (lent, when only lending admits it).
     fn hold(&mut self, live: &mut Live<M::Connection>, lane: Priority) {
+        if !self.may_take(lane) {
+            self.lend(live, lane);
+        }
         live.lane = Some(lane);
         self.held.add(lane);
+    }
+
+    /// The lease in `slot` no longer counts against `lane`.
+    fn release_lane(&mut self, slot: usize, lane: Priority) {
+        self.held.remove(lane);
+        self.unlend(slot);
     }
 
     /// `live`'s lease (if any) no longer counts against its lane; with lane
     /// limits on, a waiter that may now be served gets an idle connection.
     fn unhold(&mut self, live: &mut Live<M::Connection>, step: &mut Step<'_, M>) {
         if let Some(lane) = live.lane.take() {
-            self.held.remove(lane);
+            self.release_lane(live.slot, lane);
             self.serve_idle(step);
         }
     }
@@ -243,7 +262,7 @@ impl<M: Manager> State<M> {
             Ok(w) => step.after.wakers.extend(w),
             Err(Delivery::Conn(mut live)) => {
                 live.lane = None;
-                self.held.remove(lane);
+                self.release_lane(live.slot, lane);
                 self.idle.push_back(live);
             }
             Err(Delivery::Failed(_) | Delivery::TimedOut) => {}
@@ -275,7 +294,7 @@ impl<M: Manager> State<M> {
         } else {
             self.waiters.push(w.priority, w.deadline, w.waker)
         };
-        if self.sweeper_parked {
+        if self.sweeper_parked || self.may_preempt_for(w.priority) {
             self.sweeper_parked = false;
             step.after.wake_sweeper = true;
         }
@@ -311,7 +330,7 @@ impl<M: Manager> State<M> {
     pub fn put_back(&mut self, mut live: Live<M::Connection>, step: &mut Step<'_, M>) {
         self.leases.end(live.slot);
         if let Some(lane) = live.lane.take() {
-            self.held.remove(lane);
+            self.release_lane(live.slot, lane);
         }
         self.return_conn(live, step);
         self.serve_idle(step);
@@ -341,7 +360,7 @@ impl<M: Manager> State<M> {
         step: &mut Step<'_, M>,
     ) {
         if let Some(lane) = live.lane.take() {
-            self.held.remove(lane);
+            self.release_lane(live.slot, lane);
         }
         self.size -= 1;
         self.leases.close(live.slot);
@@ -354,7 +373,7 @@ impl<M: Manager> State<M> {
     /// freeing its place.
     pub fn detach(&mut self, slot: usize, lane: Option<Priority>, step: &mut Step<'_, M>) {
         if let Some(lane) = lane {
-            self.held.remove(lane);
+            self.release_lane(slot, lane);
             self.serve_idle(step);
         }
         self.leases.close(slot);
@@ -435,7 +454,10 @@ impl<M: Manager> State<M> {
         let mut n: usize = 0;
         for lane in Priority::ALL {
             for _ in 0..self.waiters.lane_len(lane) {
-                if !held.may_take(lane, &self.rules.lanes, self.max_size) {
+                let lanes = &self.rules.lanes;
+                if !(held.may_take(lane, lanes, self.max_size)
+                    || held.may_borrow(lane, lanes, self.max_size))
+                {
                     break;
                 }
                 held.add(lane);

@@ -109,6 +109,7 @@ pub struct Stats {
     pub(crate) breaker_half_opened: AtomicU64,
     pub(crate) breaker_closed: AtomicU64,
     pub(crate) leaks: AtomicU64,
+    pub(crate) preemptions: AtomicU64,
     /// Time callers waited in `get()` (striped: recorded on every `get()`;
     /// the zero waits of direct gets are always counted, even with
     /// `statistics` off, since they are the `gets_direct` counter).
@@ -132,6 +133,7 @@ impl Default for Stats {
             breaker_half_opened: AtomicU64::new(0),
             breaker_closed: AtomicU64::new(0),
             leaks: AtomicU64::new(0),
+            preemptions: AtomicU64::new(0),
             acquire_wait: Histogram::striped(),
             hold_time: Histogram::striped(),
             connect_time: Histogram::default(),
@@ -193,6 +195,12 @@ impl Stats {
     /// Times the breaker closed again.
     pub fn breaker_closed(&self) -> u64 {
         get(&self.breaker_closed)
+    }
+
+    /// Lent calls the pool asked the backend to stop for a higher-lane
+    /// waiter (lane lending's preemption).
+    pub fn preemptions(&self) -> u64 {
+        get(&self.preemptions)
     }
 
     /// Leases reported as possible leaks (held past `leak_threshold`).

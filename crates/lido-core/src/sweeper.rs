@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::manager::Manager;
 use crate::shared::Shared;
+use crate::stats::bump;
 
 pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
     let weak = Arc::downgrade(shared);
@@ -42,14 +43,33 @@ async fn run<M: Manager>(weak: Weak<Shared<M>>, signal: Arc<Notify>) {
     }
 }
 
-/// Fails the waiters that are due. `None` once the pool is gone; otherwise the
-/// next deadline to wake for (`Some(None)`: parked until a waiter arrives).
+/// Fails the waiters that are due and, with lane lending on, stops lent
+/// calls for waiters past their budget. `None` once the pool is gone;
+/// otherwise the next time to wake for (`Some(None)`: parked until a waiter
+/// arrives).
 fn sweep_once<M: Manager>(weak: &Weak<Shared<M>>) -> Option<Option<Instant>> {
     let shared = weak.upgrade()?;
     let mut wakers = Vec::new();
-    let next = shared.lock().expire_waiters(Instant::now(), &mut wakers);
+    let now = Instant::now();
+    let (next, preemption) = {
+        let mut st = shared.lock();
+        let next = st.expire_waiters(now, &mut wakers);
+        (next, st.preempt_due(now))
+    };
     for w in wakers {
         w.wake();
     }
+    for (stop, lane) in preemption.stop {
+        bump(&shared.stats.preemptions);
+        tracing::warn!(
+            ?lane,
+            "lido: preempting a lent {lane:?} call: a higher-priority caller waited past the lending budget"
+        );
+        stop();
+    }
+    let next = match (next, preemption.next) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     Some(next)
 }

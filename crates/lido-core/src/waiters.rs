@@ -41,6 +41,8 @@ struct Slot<T> {
     item: Option<T>,
     priority: Priority,
     deadline: Instant,
+    /// When it joined (what lane lending's preemption budget counts from).
+    since: Instant,
 }
 
 /// Waiters in FIFO lanes; `T` is what gets delivered (a connection or an error).
@@ -98,7 +100,20 @@ impl<T> WaitQueue<T> {
             item: None,
             priority,
             deadline,
+            since: Instant::now(),
         })
+    }
+
+    /// How many of `lane`'s waiters joined at or before `cutoff`, and when
+    /// the oldest one still queued joined.
+    pub fn joined_by(&self, lane: Priority, cutoff: Instant) -> (usize, Option<Instant>) {
+        let queue = &self.lanes[lane as usize];
+        let oldest = queue.front().map(|&k| self.slots[k].since);
+        let due = queue
+            .iter()
+            .take_while(|&&k| self.slots[k].since <= cutoff)
+            .count();
+        (due, oldest)
     }
 
     /// Waiters not yet served in `lane`.

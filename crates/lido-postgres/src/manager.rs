@@ -139,6 +139,10 @@ impl Manager for PgManager {
         Ok(())
     }
 
+    fn preempt_handle(&self, conn: &PgConn) -> Option<lido_core::PreemptHandle> {
+        Some(conn.preempt_handle())
+    }
+
     fn has_broken(&self, conn: &mut PgConn) -> bool {
         conn.is_broken()
     }

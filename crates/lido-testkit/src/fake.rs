@@ -77,6 +77,8 @@ pub struct Script {
     pub checks: AtomicU64,
     /// Resets started.
     pub resets: AtomicU64,
+    /// Preempt handles called (lane lending).
+    pub preemptions: AtomicU64,
     /// Connections alive right now (dropped ones subtract).
     pub live: Arc<AtomicI64>,
 }
@@ -89,6 +91,9 @@ pub struct FakeConn {
     pub broken: bool,
     /// `needs_reset` asks for a reset (which clears it).
     pub dirty: bool,
+    /// Set by the pool's preempt handle: the "call" on it should stop;
+    /// `has_broken` then reports it broken.
+    pub preempted: Arc<AtomicBool>,
     live: Arc<AtomicI64>,
 }
 
@@ -224,6 +229,7 @@ impl Manager for Fake {
             id: n,
             broken: false,
             dirty: false,
+            preempted: Arc::new(AtomicBool::new(false)),
             live: Arc::clone(&s.live),
         })
     }
@@ -242,7 +248,15 @@ impl Manager for Fake {
     }
 
     fn has_broken(&self, conn: &mut FakeConn) -> bool {
-        conn.broken
+        conn.broken || conn.preempted.load(Ordering::SeqCst)
+    }
+
+    fn preempt_handle(&self, conn: &FakeConn) -> Option<lido_core::PreemptHandle> {
+        let (flag, script) = (Arc::clone(&conn.preempted), Arc::clone(&self.0));
+        Some(Arc::new(move || {
+            script.preemptions.fetch_add(1, Ordering::SeqCst);
+            flag.store(true, Ordering::SeqCst);
+        }))
     }
 
     fn needs_reset(&self, conn: &mut FakeConn) -> bool {

@@ -11,7 +11,8 @@ use proptest::prelude::*;
 
 use Priority::{Background, Critical, Normal};
 
-fn pool(
+/// A lazily built pool of `max_size` under `lanes` on the fake manager.
+pub(crate) fn pool(
     max_size: usize,
     lanes: LaneLimits,
 ) -> (Pool<Fake>, std::sync::Arc<lido_testkit::fake::Script>) {

@@ -9,6 +9,7 @@ mod config;
 mod fairness;
 mod faults;
 mod lanes;
+mod lending;
 mod lifecycle;
 mod maintenance;
 mod proptest_ops;

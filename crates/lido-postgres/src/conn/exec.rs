@@ -384,6 +384,7 @@ impl<'a> Timed<'a> {
         match result {
             // The watchdog closed the connection: the server stopped answering.
             Err(_) if self.conn.wire.is_silenced() => Err(self.conn.not_answering()),
+            Err(e) if self.conn.was_preempted(&e) => Err(PgError::Preempted),
             r => r,
         }
     }

@@ -8,6 +8,7 @@
 pub(crate) mod exec;
 pub(crate) mod params;
 pub(crate) mod pgconn;
+pub(crate) mod preempt;
 pub(crate) mod recover;
 pub(crate) mod retry;
 pub(crate) mod stmt_cache;

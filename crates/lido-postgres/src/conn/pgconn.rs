@@ -86,6 +86,9 @@ pub struct PgConn {
     /// The session's `statement_timeout` in ms when lido manages it (0:
     /// lido does not, or it is unlimited now).
     pub(crate) server_timeout_ms: AtomicU64,
+    /// The pool preempted the lease's call (lane lending): its errors say
+    /// so, and the connection is closed when the lease ends.
+    pub(crate) preempted: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -104,7 +107,8 @@ impl std::fmt::Debug for PgConn {
 impl Drop for PgConn {
     fn drop(&mut self) {
         if self.wire.status() == TxStatus::Busy {
-            cancel_in_background(self.client.cancel_token(), self.cancel_target());
+            let why = "closing a connection with a statement still running";
+            cancel_in_background(self.client.cancel_token(), self.cancel_target(), why);
         }
     }
 }
@@ -145,6 +149,7 @@ impl PgConn {
             wire,
             broken: AtomicBool::new(false),
             server_timeout_ms: AtomicU64::new(ctx.pushed_statement_timeout_ms),
+            preempted: Arc::new(AtomicBool::new(false)),
             ctx,
         }
     }
@@ -162,6 +167,7 @@ impl PgConn {
     /// Whether the connection is closed or marked unfit for reuse.
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Relaxed)
+            || self.preempted.load(Ordering::Relaxed)
             || self.client.is_closed()
             || self.wire.is_lost()
             || self.wire.is_silenced()

@@ -156,6 +156,14 @@ pub enum PgError {
         /// How long the server has been silent.
         silent_for: Duration,
     },
+    /// The call ran on a connection lent from a higher priority lane's
+    /// reserve and was cancelled on the server so that a caller of that
+    /// priority, who had waited past the lending budget, could be served
+    /// ([`LaneLimits::lend`](lido_core::LaneLimits::lend)). Nothing of an
+    /// open transaction was committed. Retry it, or run it at a higher
+    /// priority.
+    #[error("preempted: this call ran on a connection reserved for a higher priority and was cancelled on the server for a caller of that priority who had waited past the lending budget (LaneLimits::lend); retry it later or at a higher priority")]
+    Preempted,
 }
 
 impl From<lido_core::Error<PgError>> for PgError {

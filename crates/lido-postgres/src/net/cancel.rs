@@ -101,12 +101,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for NoShutdown<S> {
 
 /// Best effort, in the background: cancels what a connection being closed
 /// still runs on the server (so the backend does not run on for nothing).
-pub(crate) fn cancel_in_background(token: CancelToken, to: CancelTarget<'_>) {
+pub(crate) fn cancel_in_background(token: CancelToken, to: CancelTarget<'_>, why: &'static str) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     tracing::debug!(
-        "lido-postgres: closing a connection with a statement still running; cancelling it"
+        why,
+        "lido-postgres: cancelling the statement running on a connection"
     );
     let (endpoint, tls, grace) = (to.endpoint.clone(), to.tls.clone(), to.grace);
     runtime.spawn(async move {
