@@ -112,7 +112,8 @@ impl LaneLimits {
 
     /// Whether `lane` may take one more connection when `held[i]` are held
     /// by lane `i` (`Priority as usize`) in a pool of `max_size`: the rule
-    /// the pool applies, for callers that queue work of their own (such as
+    /// the pool applies (with lending on, borrowing a higher lane's reserve
+    /// included), for callers that queue work of their own (such as
     /// lido-sqlite's reader threads) before they lease.
     ///
     /// ```
@@ -122,7 +123,8 @@ impl LaneLimits {
     /// assert!(l.admits(&[0, 8, 0], Priority::Critical, 10));
     /// ```
     pub fn admits(&self, held: &[usize; 3], lane: Priority, max_size: usize) -> bool {
-        Held(*held).may_take(lane, self, max_size)
+        let held = Held(*held);
+        held.may_take(lane, self, max_size) || held.may_borrow(lane, self, max_size)
     }
 
     /// Checks the limits against `max_size`: shares in (0, 1], and every

@@ -167,6 +167,13 @@ pub enum Error {
     /// A thread or runtime could not be started.
     #[error("could not start a thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// The read ran on a reader lent from a higher priority lane's reserve
+    /// and was interrupted so that a caller of that priority, who had
+    /// waited past the lending budget, could be served
+    /// ([`LaneLimits::lend`](lido_core::LaneLimits::lend)). Retry it, or
+    /// run it at a higher priority.
+    #[error("preempted: this read ran on a reader reserved for a higher priority and was interrupted for a caller of that priority who had waited past the lending budget (LaneLimits::lend); retry it later or at a higher priority")]
+    Preempted,
 }
 
 impl Error {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use lido_core::{ErrorClass, Manager};
@@ -72,6 +73,9 @@ impl SqliteManager {
 pub struct SqliteConn {
     pub(crate) conn: Option<Connection>,
     pub(crate) broken: bool,
+    /// The pool preempted the lease's read (lane lending): it was
+    /// interrupted, and the connection is closed when the lease ends.
+    pub(crate) preempted: Arc<AtomicBool>,
     permit: Option<Permit>,
     reserve: Option<Arc<Reserve>>,
 }
@@ -145,6 +149,7 @@ impl Manager for SqliteManager {
         let mut slot = SqliteConn {
             conn: None,
             broken: false,
+            preempted: Arc::new(AtomicBool::new(false)),
             permit,
             reserve: self.reserve.clone(),
         };
@@ -170,7 +175,18 @@ impl Manager for SqliteManager {
     }
 
     fn has_broken(&self, conn: &mut SqliteConn) -> bool {
-        conn.broken || conn.conn.is_none()
+        conn.broken || conn.conn.is_none() || conn.preempted.load(Ordering::SeqCst)
+    }
+
+    /// Interrupts the statement running on the connection
+    /// (`sqlite3_interrupt`); the read fails with [`Error::Preempted`](crate::Error::Preempted).
+    fn preempt_handle(&self, conn: &SqliteConn) -> Option<lido_core::PreemptHandle> {
+        let interrupt = conn.conn.as_ref()?.get_interrupt_handle();
+        let flag = Arc::clone(&conn.preempted);
+        Some(Arc::new(move || {
+            flag.store(true, Ordering::SeqCst);
+            interrupt.interrupt();
+        }))
     }
 
     fn needs_reset(&self, conn: &mut SqliteConn) -> bool {

@@ -182,7 +182,7 @@ impl Lane {
         let mut q = self.queue.lock();
         let (job_lane, at) = (job.lane, job.lane as usize);
         q.jobs[at].push_back(job);
-        let admitted = q.limits.admits(&q.running, job_lane, q.limit);
+        let admitted = q.may_run(job_lane);
         if q.idle > 0 && admitted {
             let now = q.idle >= q.queued();
             drop(q);
@@ -190,11 +190,11 @@ impl Lane {
             return Ok(!now);
         }
         let stale = q.limit_read.is_none_or(|t| t.elapsed() >= RESIZE_EVERY);
-        if q.threads >= q.limit && stale {
+        if q.threads >= q.thread_limit() && stale {
             q.limit = pool.status().max_size.max(1);
             q.limit_read = Some(Instant::now());
         }
-        if q.threads >= q.limit || !admitted {
+        if q.threads >= q.thread_limit() || !admitted {
             return Ok(true); // a busy thread takes it in turn
         }
         let lane = Arc::clone(self);
@@ -254,12 +254,35 @@ impl Queue {
         self.jobs.iter().map(VecDeque::len).sum()
     }
 
-    /// The oldest read of the highest priority the lane limits let run now
-    /// (counted as running).
+    /// Whether a read of `lane` may go to a thread now: the lane limits
+    /// admit it, or (lending on) a lower lane runs reads that the pool can
+    /// preempt for it, so it waits for its reader in the pool, whose
+    /// sweeper times its budget.
+    fn may_run(&self, lane: Priority) -> bool {
+        if self.limits.admits(&self.running, lane, self.limit) {
+            return true;
+        }
+        let below: usize = self.running[lane as usize + 1..].iter().sum();
+        let total: usize = self.running.iter().sum();
+        self.limits.preempt_after.is_some() && below > 0 && total < self.thread_limit()
+    }
+
+    /// Reader threads allowed: the readers' `max_size`, plus (lending on)
+    /// one per reserved reader, for reads waiting in the pool for a
+    /// preemption.
+    fn thread_limit(&self) -> usize {
+        match self.limits.preempt_after {
+            Some(_) => self.limit + self.limits.reserved.iter().sum::<usize>(),
+            None => self.limit,
+        }
+    }
+
+    /// The oldest read of the highest priority that may run now (counted
+    /// as running).
     fn take(&mut self) -> Option<Job> {
-        let lane = Priority::ALL.into_iter().find(|&p| {
-            !self.jobs[p as usize].is_empty() && self.limits.admits(&self.running, p, self.limit)
-        })?;
+        let lane = Priority::ALL
+            .into_iter()
+            .find(|&p| !self.jobs[p as usize].is_empty() && self.may_run(p))?;
         let job = self.jobs[lane as usize].pop_front()?;
         self.running[lane as usize] += 1;
         Some(job)
@@ -325,5 +348,13 @@ pub(crate) fn read_on<T>(
     if !healthy {
         guard.broken = true;
     }
-    result
+    match result {
+        Err(Error::Sqlite(e))
+            if guard.preempted.load(std::sync::atomic::Ordering::SeqCst)
+                && e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+        {
+            Err(Error::Preempted)
+        }
+        r => r,
+    }
 }

@@ -198,3 +198,72 @@ async fn lane_limits_that_leave_a_lane_nothing_are_refused_at_build() {
     let text = err.to_string();
     assert!(text.contains("lane") || text.contains("reserve"), "{text}");
 }
+
+/// Lending on: a Background read runs on Critical's idle reserved reader; a
+/// Critical read that waited past the budget gets it interrupted
+/// (`Error::Preempted`) and runs; the lane's own read is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critical_read_past_the_budget_interrupts_a_lent_background_read() {
+    use lido_sqlite::Error;
+    use rusqlite::functions::FunctionFlags;
+    // The endless reads stop when this is cleared (or when interrupted).
+    static KEEP_GOING: AtomicBool = AtomicBool::new(true);
+    let budget = Duration::from_millis(50);
+    let db = Builder::memory_unique()
+        .readers(2)
+        .reader_lanes(
+            LaneLimits::default()
+                .reserve(Priority::Critical, 1)
+                .lend(budget),
+        )
+        .acquire_timeout(Duration::from_secs(20))
+        .after_connect(|c, _| {
+            c.create_scalar_function("keep_going", 0, FunctionFlags::SQLITE_UTF8, |_| {
+                Ok(KEEP_GOING.load(Ordering::SeqCst))
+            })
+        })
+        .build()
+        .await
+        .expect("build");
+    let endless = |db: SqlitePool| {
+        tokio::spawn(async move {
+            db.read_with_priority(Priority::Background, |c| {
+                c.query_row(
+                    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE keep_going()) \
+                     SELECT count(*) FROM n",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .await
+        })
+    };
+    let (a, b) = (endless(db.clone()), endless(db.clone()));
+    wait_until(|| db.readers().status().in_use_by_lane[Priority::Background as usize] == 2).await;
+
+    let started = Instant::now();
+    let one: i64 = db
+        .read_with_priority(Priority::Critical, |c| {
+            c.query_row("SELECT 1", [], |r| r.get(0))
+        })
+        .await
+        .expect("Critical read");
+    let waited = started.elapsed();
+    println!("Critical read waited {waited:?} (budget {budget:?}) behind a lent endless read");
+    assert_eq!(one, 1);
+    assert!(waited >= budget, "not before the budget: {waited:?}");
+    assert!(waited < Duration::from_secs(5), "soon after it: {waited:?}");
+    assert_eq!(db.readers().stats().preemptions(), 1);
+
+    wait_until(|| a.is_finished() || b.is_finished()).await;
+    let (done, running) = if a.is_finished() { (a, b) } else { (b, a) };
+    let err = done.await.expect("join").expect_err("interrupted");
+    assert!(matches!(err, Error::Preempted), "{err:?}");
+    assert!(!running.is_finished(), "the lane's own read is untouched");
+    KEEP_GOING.store(false, Ordering::SeqCst);
+    let rows = running
+        .await
+        .expect("join")
+        .expect("own read ends normally");
+    assert!(rows > 0);
+}
