@@ -68,6 +68,13 @@ fn model_with(max: usize, limits: LaneLimits, held: &[Priority]) -> (Arc<Lanes>,
 fn check_limits(l: &Lanes) {
     let s = l.m.lock().st.status();
     let held = s.in_use_by_lane;
+    assert!(
+        held.iter().sum::<usize>() <= s.max_size,
+        "never above max: {held:?}"
+    );
+    if l.limits.preempt_after.is_some() {
+        return; // lending: lower lanes may hold reserves, only max_size binds
+    }
     for lane in Priority::ALL {
         let limit = l.limits.limit(lane, s.max_size);
         assert!(
@@ -195,5 +202,44 @@ fn a_cancel_racing_returns_across_lanes_strands_nobody() {
         }
         join_connects(&l.m);
         check_at_rest(&l.m);
+    });
+}
+
+#[test]
+fn a_preemption_round_racing_the_lent_lease_ending_and_a_critical_caller() {
+    // 2 connections, 1 kept for Critical and lent to Background; budget 0.
+    model(|| {
+        let limits = LaneLimits::default()
+            .reserve(Priority::Critical, 1)
+            .lend(std::time::Duration::ZERO);
+        let (l, mut held) = model_with(2, limits, &[Priority::Background, Priority::Background]);
+        let lent = held.pop().expect("lent lease");
+        let critical = spawn_in(&l, Priority::Critical, true);
+        let sweeper = {
+            let l = Arc::clone(&l);
+            thread::spawn(move || {
+                let later = deadline() + std::time::Duration::from_secs(1);
+                let round = l.m.lock().st.preempt_due(later);
+                assert!(
+                    round.stop.len() <= 1,
+                    "one waiter, at most one call stopped"
+                );
+                for (_, lane) in &round.stop {
+                    assert_eq!(*lane, Priority::Background, "only a lent lower-lane call");
+                }
+            })
+        };
+        let preempted = spawn_release(&l.m, lent);
+        release(&l.m, held.pop().expect("own lease"));
+        for h in [critical, sweeper, preempted] {
+            h.join().expect("thread");
+        }
+        join_connects(&l.m);
+        check_at_rest(&l.m);
+        assert_eq!(
+            l.m.lock().st.lent_len(),
+            0,
+            "nothing lent once every lease ended"
+        );
     });
 }

@@ -47,6 +47,12 @@ impl<M: Manager> State<M> {
         }
     }
 
+    /// Leases lent now (for the model check).
+    #[cfg(test)]
+    pub fn lent_len(&self) -> usize {
+        self.lent.len()
+    }
+
     /// Whether a waiter joining `lane` may need a lent call stopped (the
     /// sweeper then wakes to time its budget).
     pub(super) fn may_preempt_for(&self, lane: Priority) -> bool {
