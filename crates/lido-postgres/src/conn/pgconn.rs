@@ -86,6 +86,9 @@ pub struct PgConn {
     /// The session's `statement_timeout` in ms when lido manages it (0:
     /// lido does not, or it is unlimited now).
     pub(crate) server_timeout_ms: AtomicU64,
+    /// A connect gate's permit (the tenant set's global cap), released
+    /// when the connection is dropped; last, so the client goes first.
+    pub(crate) permit: Option<Box<dyn Send + Sync>>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -146,6 +149,7 @@ impl PgConn {
             broken: AtomicBool::new(false),
             server_timeout_ms: AtomicU64::new(ctx.pushed_statement_timeout_ms),
             ctx,
+            permit: None,
         }
     }
 
