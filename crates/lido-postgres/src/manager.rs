@@ -9,7 +9,7 @@ use tracing::Instrument;
 use crate::config::defaults::default_host;
 use crate::config::pgconfig::{PgConfig, SslMode};
 use crate::config::session::SessionSettings;
-use crate::conn::pgconn::{ConnContext, PgConn};
+use crate::conn::pgconn::{ConnContext, GatePermit, PgConn};
 use crate::error::PgError;
 use crate::net::plan::ConnectPlan;
 use crate::obs::spans;
@@ -22,13 +22,10 @@ pub type Hook =
 
 /// A gate every connect of a manager goes through (the tenant set's global
 /// cap): `admit` waits for a permit, which the connection keeps until it is
-/// dropped; `shed` says whether an idle or returned connection should be
-/// closed now so its permit goes to someone waiting.
+/// dropped (see [`GatePermit`]).
 pub(crate) trait ConnectGate: Send + Sync {
     /// Waits for a permit to open one server connection.
-    fn admit(&self) -> BoxFuture<'_, Result<Box<dyn Send + Sync>, PgError>>;
-    /// Whether one connection should close now (consumes the request).
-    fn shed(&self) -> bool;
+    fn admit(&self) -> BoxFuture<'_, Result<Box<dyn GatePermit>, PgError>>;
 }
 
 /// Opens, checks and cleans PostgreSQL connections for a lido pool.
@@ -162,7 +159,7 @@ impl Manager for PgManager {
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.is_broken() || self.gate.as_ref().is_some_and(|g| g.shed())
+        conn.is_broken() || conn.permit.as_ref().is_some_and(|p| p.shed())
     }
 
     fn needs_reset(&self, conn: &mut PgConn) -> bool {

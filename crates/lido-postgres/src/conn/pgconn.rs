@@ -88,7 +88,14 @@ pub struct PgConn {
     pub(crate) server_timeout_ms: AtomicU64,
     /// A connect gate's permit (the tenant set's global cap), released
     /// when the connection is dropped; last, so the client goes first.
-    pub(crate) permit: Option<Box<dyn Send + Sync>>,
+    pub(crate) permit: Option<Box<dyn GatePermit>>,
+}
+
+/// A connect gate's permit kept by a connection (see [`PgConn::permit`]).
+pub(crate) trait GatePermit: Send + Sync {
+    /// Asked at every checkout and return of the connection: whether it
+    /// should close now so its permit goes to someone waiting.
+    fn shed(&self) -> bool;
 }
 
 impl std::fmt::Debug for PgConn {

@@ -7,13 +7,14 @@
 //! one it returns (work-conserving: a waiter waits about one connect time,
 //! not another tenant's idle timeout).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::conn::pgconn::GatePermit;
 use crate::tenants::drr::State;
 use crate::tenants::slot::Slot;
 
@@ -38,6 +39,24 @@ pub(crate) struct Gate {
 pub(crate) struct Permit {
     gate: Arc<Gate>,
     slot: Arc<Slot>,
+    /// Checkouts and returns of its connection so far.
+    checks: AtomicU32,
+}
+
+/// A connection asked back closes at its next return or checkout, but
+/// never at its first checkout: every connection serves one lease, so
+/// tenants taking turns at the cap always make progress.
+impl GatePermit for Permit {
+    fn shed(&self) -> bool {
+        if self.checks.fetch_add(1, Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let shed = self.slot.take_shed();
+        if shed {
+            self.gate.reclaimed();
+        }
+        shed
+    }
 }
 
 impl Drop for Permit {
@@ -130,6 +149,7 @@ impl Gate {
         Permit {
             gate: Arc::clone(self),
             slot: Arc::clone(slot),
+            checks: AtomicU32::new(0),
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::conn::pgconn::GatePermit;
 use crate::error::PgError;
 use crate::manager::ConnectGate;
 use crate::pool::{PgPool, PgPooled, PoolError};
@@ -147,20 +148,12 @@ pub(crate) struct TenantGate {
 }
 
 impl ConnectGate for TenantGate {
-    fn admit(&self) -> BoxFuture<'_, Result<Box<dyn Send + Sync>, PgError>> {
+    fn admit(&self) -> BoxFuture<'_, Result<Box<dyn GatePermit>, PgError>> {
         Box::pin(async move {
             match self.gate.acquire(&self.slot, self.wait).await {
-                Ok(p) => Ok(Box::new(p) as Box<dyn Send + Sync>),
+                Ok(p) => Ok(Box::new(p) as Box<dyn GatePermit>),
                 Err(t) => Err(cap_error(t.cap, t.waited)),
             }
         })
-    }
-
-    fn shed(&self) -> bool {
-        let shed = self.slot.take_shed();
-        if shed {
-            self.gate.reclaimed();
-        }
-        shed
     }
 }

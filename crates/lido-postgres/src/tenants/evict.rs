@@ -53,17 +53,15 @@ impl<K: TenantKey> Inner<K> {
     pub(crate) fn sweep(&self) -> usize {
         let now = self.now_ms();
         let idle_ms = u64::try_from(self.settings.idle_after.as_millis()).unwrap_or(u64::MAX);
-        let unused: Vec<Arc<Entry<K>>> = self
-            .map
-            .read()
-            .values()
-            .filter(|e| e.users.load(Ordering::Acquire) == 0)
-            .cloned()
-            .collect();
+        let entries: Vec<Arc<Entry<K>>> = self.map.read().values().cloned().collect();
         let mut evicted = 0;
-        for e in unused {
-            let idle = e.idle_ms(now) >= idle_ms;
-            if idle && e.pool().is_none_or(|p| unleased(&p)) {
+        for e in entries {
+            // A lease held, or a caller inside get(), counts as use.
+            let in_use =
+                e.users.load(Ordering::Acquire) > 0 || e.pool().is_some_and(|p| !unleased(&p));
+            if in_use {
+                e.touch(now);
+            } else if e.idle_ms(now) >= idle_ms {
                 evicted += usize::from(self.evict(&e));
             } else {
                 drop(e.drop_pool_if(|p| e.users.load(Ordering::Acquire) == 0 && empty(p)));

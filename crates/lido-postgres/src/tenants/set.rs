@@ -84,6 +84,7 @@ impl<K: TenantKey> PgTenants<K> {
         let started = Instant::now();
         let result = pool.get().await;
         let waited = started.elapsed();
+        user.0.touch(self.inner.now_ms());
         user.0.record(waited, &result);
         result.map_err(|e| self.inner.pool_error(&user.0, e, waited))
     }

@@ -1,0 +1,98 @@
+//! Fair sharing at the cap: light tenants' acquire waits with a heavy
+//! tenant sending 10x their load, against the same tenants alone.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lido_postgres::tenants::{PgTenants, TenantLimits};
+
+use super::{quantile, template};
+use crate::common;
+
+const CAP: usize = 6;
+const LIGHT: [&str; 3] = ["l1", "l2", "l3"];
+const LIGHT_WORKERS: usize = 2;
+const SQL: &str = "SELECT pg_sleep(0.002)";
+
+/// Runs `workers` loops on `tenant` until `stop`; returns their waits.
+fn load(
+    set: &PgTenants<String>,
+    tenant: &str,
+    workers: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<Duration>>> {
+    (0..workers)
+        .map(|_| {
+            let (set, stop, tenant) = (set.clone(), Arc::clone(stop), tenant.to_owned());
+            tokio::spawn(async move {
+                let mut waits = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let conn = set.get(&tenant).await.expect("get");
+                    waits.push(t.elapsed());
+                    conn.execute(SQL, &[]).await.expect("query");
+                }
+                waits
+            })
+        })
+        .collect()
+}
+
+/// Light tenants' waits over `secs`, with `heavy` workers on tenant `h`.
+async fn phase(set: &PgTenants<String>, heavy: usize, millis: u64) -> Vec<Duration> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let heavy_tasks = load(set, "h", heavy, &stop);
+    let mut light = Vec::new();
+    for t in LIGHT {
+        light.extend(load(set, t, LIGHT_WORKERS, &stop));
+    }
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in heavy_tasks {
+        t.await.expect("heavy");
+    }
+    let mut waits = Vec::new();
+    for t in light {
+        waits.extend(t.await.expect("light"));
+    }
+    waits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavy_tenant_barely_moves_light_tenants_waits() {
+    let (_server, _db, cfg) = template("lido-tenants-fair");
+    let set = PgTenants::<String>::builder(cfg)
+        .global_cap(CAP)
+        .limits_for(|t| TenantLimits {
+            min: 1,
+            max: if t == "h" { CAP } else { 1 },
+            weight: 1,
+        })
+        .configure(|_, c| common::builder(c, 1))
+        .build()
+        .expect("tenants");
+    phase(&set, 0, 300).await; // warm up: light tenants connect
+    let mut alone = phase(&set, 0, 2000).await;
+    let heavy_workers = 10 * LIGHT_WORKERS; // 10x one light tenant's load
+    let mut with = phase(&set, heavy_workers, 2000).await;
+    let snap = set.snapshot();
+    let (a50, a99) = (quantile(&mut alone, 0.5), quantile(&mut alone, 0.99));
+    let (w50, w99) = (quantile(&mut with, 0.5), quantile(&mut with, 0.99));
+    let ratio = w99.as_secs_f64() / a99.as_secs_f64().max(1e-6);
+    eprintln!(
+        "light acquire alone: p50 {a50:?} p99 {a99:?} ({} calls); with a 10x heavy tenant: \
+         p50 {w50:?} p99 {w99:?} ({} calls); p99 ratio {ratio:.2}; held {} of {CAP}, \
+         reclaimed {}",
+        alone.len(),
+        with.len(),
+        snap.held,
+        snap.reclaimed
+    );
+    assert!(snap.held <= CAP);
+    // Generous: twice the p99 alone, plus 2 ms of scheduling noise.
+    assert!(
+        w99 <= a99 * 2 + Duration::from_millis(2),
+        "light p99 {w99:?} with the heavy tenant vs {a99:?} alone"
+    );
+}
