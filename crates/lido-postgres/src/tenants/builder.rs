@@ -14,6 +14,9 @@ use crate::tenants::settings::{Settings, TenantKey, TenantLimits};
 /// The default [`PgTenantsBuilder::idle_after`].
 pub const DEFAULT_IDLE_AFTER: Duration = Duration::from_secs(60);
 
+/// The default [`PgTenantsBuilder::min_hold`].
+pub const DEFAULT_MIN_HOLD: Duration = Duration::from_millis(100);
+
 /// The default [`PgTenantsBuilder::top_n`].
 pub const DEFAULT_TOP_N: usize = 10;
 
@@ -44,6 +47,7 @@ impl<K: TenantKey> PgTenantsBuilder<K> {
                 configure: Arc::new(|_, c| PgPool::builder(c)),
                 limits: Arc::new(move |_| default),
                 idle_after: DEFAULT_IDLE_AFTER,
+                min_hold: DEFAULT_MIN_HOLD,
                 top_n: DEFAULT_TOP_N,
             },
         }
@@ -94,6 +98,15 @@ impl<K: TenantKey> PgTenantsBuilder<K> {
     /// dropped, entry kept, whenever it has no connection left.
     pub fn idle_after(mut self, d: Duration) -> Self {
         self.settings.idle_after = d;
+        self
+    }
+
+    /// While tenants take turns at the cap, a busy connection is asked back
+    /// from its tenant only once it has been open this long (default
+    /// 100 ms) and has served a lease: each connect buys some work, not
+    /// one call. Idle connections are taken back at once whatever their age.
+    pub fn min_hold(mut self, d: Duration) -> Self {
+        self.settings.min_hold = d;
         self
     }
 

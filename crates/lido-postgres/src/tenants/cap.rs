@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::conn::pgconn::GatePermit;
 use crate::tenants::drr::State;
@@ -31,6 +32,7 @@ pub(crate) struct GateCounters {
 /// The global cap's gate.
 pub(crate) struct Gate {
     cap: usize,
+    min_hold: Duration,
     state: Mutex<State>,
     pub(crate) counters: GateCounters,
 }
@@ -41,14 +43,19 @@ pub(crate) struct Permit {
     slot: Arc<Slot>,
     /// Checkouts and returns of its connection so far.
     checks: AtomicU32,
+    granted: Instant,
 }
 
-/// A connection asked back closes at its next return or checkout, but
-/// never at its first checkout: every connection serves one lease, so
-/// tenants taking turns at the cap always make progress.
+/// A connection asked back closes at a later return or checkout, but
+/// never at its first checkout (every connection serves one lease) nor
+/// before it has been open `min_hold`: tenants taking turns at the cap get
+/// work done for each connect. Idle connections are taken back at once by
+/// the tenant's [`Reclaim`](crate::tenants::slot::Reclaim) instead.
 impl GatePermit for Permit {
     fn shed(&self) -> bool {
-        if self.checks.fetch_add(1, Ordering::Relaxed) == 0 {
+        if self.checks.fetch_add(1, Ordering::Relaxed) == 0
+            || self.granted.elapsed() < self.gate.min_hold
+        {
             return false;
         }
         let shed = self.slot.take_shed();
@@ -73,9 +80,10 @@ pub(crate) struct CapTimeout {
 }
 
 impl Gate {
-    pub(crate) fn new(cap: usize) -> Arc<Self> {
+    pub(crate) fn new(cap: usize, min_hold: Duration) -> Arc<Self> {
         Arc::new(Gate {
             cap,
+            min_hold,
             state: Mutex::new(State::default()),
             counters: GateCounters::default(),
         })
@@ -98,7 +106,7 @@ impl Gate {
         slot: &Arc<Slot>,
         limit: Duration,
     ) -> Result<Permit, CapTimeout> {
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         let (rx, id, victims) = {
             let mut st = self.state.lock();
             if st.held < self.cap && st.waiting == 0 {
@@ -150,6 +158,7 @@ impl Gate {
             gate: Arc::clone(self),
             slot: Arc::clone(slot),
             checks: AtomicU32::new(0),
+            granted: Instant::now(),
         }
     }
 

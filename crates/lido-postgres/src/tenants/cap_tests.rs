@@ -9,6 +9,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::{Gate, Permit};
+use crate::conn::pgconn::GatePermit;
 use crate::tenants::slot::{Reclaim, Slot};
 
 #[derive(Default)]
@@ -62,7 +63,7 @@ async fn settle() {
 
 #[tokio::test(start_paused = true)]
 async fn grants_up_to_the_cap_then_waits() {
-    let gate = Gate::new(2);
+    let gate = Gate::new(2, Duration::ZERO);
     let (a, _o) = tenant(1, 0);
     let p1 = gate.acquire(&a, LONG).await.expect("first");
     let _p2 = gate.acquire(&a, LONG).await.expect("second");
@@ -80,7 +81,7 @@ async fn grants_up_to_the_cap_then_waits() {
 
 #[tokio::test(start_paused = true)]
 async fn waiting_tenants_are_served_round_robin_by_weight() {
-    let gate = Gate::new(1);
+    let gate = Gate::new(1, Duration::ZERO);
     let (a, _oa) = tenant(2, 0);
     let (b, _ob) = tenant(1, 0);
     let (c, _oc) = tenant(1, 0);
@@ -109,7 +110,7 @@ async fn waiting_tenants_are_served_round_robin_by_weight() {
 
 #[tokio::test(start_paused = true)]
 async fn a_tenant_under_its_minimum_goes_first() {
-    let gate = Gate::new(1);
+    let gate = Gate::new(1, Duration::ZERO);
     let (a, _oa) = tenant(1, 0);
     let (m, _om) = tenant(1, 1);
     let first = gate.acquire(&a, LONG).await.expect("first");
@@ -128,7 +129,7 @@ async fn a_tenant_under_its_minimum_goes_first() {
 
 #[tokio::test(start_paused = true)]
 async fn a_starving_tenant_asks_the_largest_holder_for_one_back() {
-    let gate = Gate::new(3);
+    let gate = Gate::new(3, Duration::ZERO);
     let (a, oa) = tenant(1, 0);
     let (b, ob) = tenant(1, 0);
     let (c, oc) = tenant(1, 0);
@@ -148,7 +149,7 @@ async fn a_starving_tenant_asks_the_largest_holder_for_one_back() {
 
 #[tokio::test(start_paused = true)]
 async fn equal_shares_are_left_alone() {
-    let gate = Gate::new(2);
+    let gate = Gate::new(2, Duration::ZERO);
     let (a, oa) = tenant(1, 0);
     let (b, _ob) = tenant(1, 0);
     let _pa = gate.acquire(&a, LONG).await.expect("a");
@@ -163,7 +164,7 @@ async fn equal_shares_are_left_alone() {
 
 #[tokio::test(start_paused = true)]
 async fn minimums_are_not_reclaimed() {
-    let gate = Gate::new(2);
+    let gate = Gate::new(2, Duration::ZERO);
     let (a, oa) = tenant(1, 2);
     let (b, _ob) = tenant(1, 0);
     let _p1 = gate.acquire(&a, LONG).await.expect("a1");
@@ -177,7 +178,7 @@ async fn minimums_are_not_reclaimed() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reclaim_nobody_needs_any_more_is_withdrawn() {
-    let gate = Gate::new(2);
+    let gate = Gate::new(2, Duration::ZERO);
     let (a, _oa) = tenant(1, 0);
     let (b, _ob) = tenant(1, 0);
     let p1 = gate.acquire(&a, LONG).await.expect("a1");
@@ -197,7 +198,7 @@ async fn a_reclaim_nobody_needs_any_more_is_withdrawn() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_waiter_leaves_the_queue() {
-    let gate = Gate::new(1);
+    let gate = Gate::new(1, Duration::ZERO);
     let (a, _oa) = tenant(1, 0);
     let first = gate.acquire(&a, LONG).await.expect("first");
     let task = {
@@ -213,4 +214,24 @@ async fn a_cancelled_waiter_leaves_the_queue() {
     assert_eq!(gate.load(), (0, 0));
     assert_eq!(a.held(), 0);
     assert_eq!(a.waiting(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_connection_is_asked_back_after_its_first_lease_and_min_hold() {
+    let gate = Gate::new(1, Duration::from_millis(100));
+    let (a, _oa) = tenant(1, 0);
+    let (b, _ob) = tenant(1, 0);
+    let pa = gate.acquire(&a, LONG).await.expect("a");
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let held = Arc::new(Mutex::new(Vec::new()));
+    waiter(&gate, &b, "b", &order, &held);
+    settle().await;
+    assert!(!pa.shed(), "never at its first checkout");
+    assert!(!pa.shed(), "not before min_hold");
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert!(pa.shed(), "asked back");
+    drop(pa);
+    settle().await;
+    assert_eq!(*order.lock(), ["b"]);
+    assert_eq!(gate.counters.reclaims.load(Ordering::Relaxed), 1);
 }

@@ -3,11 +3,13 @@
 //! series stay bounded however many tenants there are.
 //!
 //! ```no_run
-//! # fn f(tenants: lido_postgres::tenants::PgTenants<String>) {
+//! # fn f(tenants: lido_postgres::tenants::PgTenants<String>) -> Result<(), Box<dyn std::error::Error>> {
 //! use lido_postgres::tenants::TenantsMetrics;
-//! let metrics = TenantsMetrics::new(&tenants);
-//! // Register it with lido-http's exporter as a `MetricsExtension`.
-//! # let _ = metrics; }
+//! let metrics = lido_http::Metrics::builder()
+//!     .extension(TenantsMetrics::new(&tenants))
+//!     .build()?;
+//! assert!(metrics.encode()?.contains("lido_tenants_cap"));
+//! # Ok(()) }
 //! ```
 
 use lido_http::{MetricSink, MetricsExtension};

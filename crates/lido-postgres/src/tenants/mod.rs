@@ -16,8 +16,9 @@
 //!   capped at [`TenantLimits::max`].
 //! - Work-conserving: a tenant that waits takes a connection back from the
 //!   tenant most over its share, an idle one at once (closed, and the
-//!   permit handed over: the waiter waits about one connect) or else the
-//!   next one that tenant returns.
+//!   permit handed over: the waiter waits about one connect) or else one
+//!   that tenant returns once it has been open
+//!   [`min_hold`](PgTenantsBuilder::min_hold) (100 ms by default).
 //! - A tenant unused for [`PgTenantsBuilder::idle_after`] (60 s by
 //!   default) has its pool closed and its entry dropped; a tenant whose
 //!   pool has no connection left keeps only a small entry (a few hundred
@@ -56,7 +57,7 @@ mod settings;
 mod slot;
 mod stats;
 
-pub use builder::{PgTenantsBuilder, DEFAULT_IDLE_AFTER, DEFAULT_TOP_N};
+pub use builder::{PgTenantsBuilder, DEFAULT_IDLE_AFTER, DEFAULT_MIN_HOLD, DEFAULT_TOP_N};
 pub use error::{TenantsError, CAP_ADDRESS};
 #[cfg(feature = "http")]
 pub use http::{names, TenantsMetrics};

@@ -66,7 +66,7 @@ impl<K: TenantKey> PgTenants<K> {
     pub(crate) fn start(settings: Settings<K>) -> Self {
         let inner = Arc::new(Inner {
             map: RwLock::new(Map::default()),
-            gate: Gate::new(settings.cap),
+            gate: Gate::new(settings.cap, settings.min_hold),
             settings,
             epoch: Instant::now(),
             evicted: AtomicU64::new(0),

@@ -64,5 +64,6 @@ pub(crate) struct Settings<K> {
     pub(crate) configure: Configure<K>,
     pub(crate) limits: LimitsFor<K>,
     pub(crate) idle_after: Duration,
+    pub(crate) min_hold: Duration,
     pub(crate) top_n: usize,
 }

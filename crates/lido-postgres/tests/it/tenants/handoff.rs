@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use lido_postgres::tenants::{TenantLimits, TenantsError};
+use lido_postgres::tenants::{TenantLimits, TenantsError, TenantsMetrics};
 
 use super::{template, tenants, Sessions};
 use crate::common;
@@ -47,6 +47,22 @@ async fn a_waiting_tenant_takes_an_idle_connection_of_another_at_once() {
     };
     assert_eq!((by("a"), by("b")), (3, 1));
     assert!(sessions.count().await <= 4);
+
+    let text = lido_http::Metrics::builder()
+        .extension(TenantsMetrics::new(&set))
+        .build()
+        .expect("metrics")
+        .encode()
+        .expect("encode");
+    for family in [
+        "lido_tenants_cap 4",
+        "lido_tenants_connections 4",
+        "lido_tenant_connections{tenant=\"a\"} 3",
+        "lido_tenant_connections{tenant=\"other\"} 0",
+        "lido_tenants_events_total{event=\"reclaimed\"}",
+    ] {
+        assert!(text.contains(family), "{family} missing from:\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
