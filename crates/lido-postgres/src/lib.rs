@@ -137,6 +137,7 @@ pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
 pub use obs::stats::{Operation, PgStats};
 pub use pool::{PgPool, PgPooled, PoolError};
+pub use tenants::{PgTenants, PgTenantsBuilder, TenantLimits, TenantsError, TenantsSnapshot};
 
 #[cfg(feature = "http")]
 pub use http::PgMetrics;

@@ -102,9 +102,8 @@ impl<K: TenantKey> PgTenantsBuilder<K> {
     }
 
     /// While tenants take turns at the cap, a busy connection is asked back
-    /// from its tenant only once it has been open this long (default
-    /// 100 ms) and has served a lease: each connect buys some work, not
-    /// one call. Idle connections are taken back at once whatever their age.
+    /// from its tenant only once this long (default 100 ms) has passed
+    /// since its first lease: each connect buys some work, not one call. Idle connections are taken back at once whatever their age.
     pub fn min_hold(mut self, d: Duration) -> Self {
         self.settings.min_hold = d;
         self

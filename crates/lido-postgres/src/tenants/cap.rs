@@ -8,7 +8,7 @@
 //! not another tenant's idle timeout).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -33,6 +33,8 @@ pub(crate) struct GateCounters {
 pub(crate) struct Gate {
     cap: usize,
     min_hold: Duration,
+    /// Runs the deferred reclaims of connections declined for `min_hold`.
+    runtime: Option<tokio::runtime::Handle>,
     state: Mutex<State>,
     pub(crate) counters: GateCounters,
 }
@@ -43,19 +45,26 @@ pub(crate) struct Permit {
     slot: Arc<Slot>,
     /// Checkouts and returns of its connection so far.
     checks: AtomicU32,
-    granted: Instant,
+    /// Its connection's first checkout.
+    first_use: OnceLock<Instant>,
 }
 
 /// A connection asked back closes at a later return or checkout, but
 /// never at its first checkout (every connection serves one lease) nor
-/// before it has been open `min_hold`: tenants taking turns at the cap get
-/// work done for each connect. Idle connections are taken back at once by
-/// the tenant's [`Reclaim`](crate::tenants::slot::Reclaim) instead.
+/// before `min_hold` has passed since that checkout: tenants taking turns
+/// at the cap get work done for each connect. One declined for `min_hold`
+/// may go idle meanwhile, so the tenant is asked again for an idle one
+/// when `min_hold` is up.
 impl GatePermit for Permit {
     fn shed(&self) -> bool {
-        if self.checks.fetch_add(1, Ordering::Relaxed) == 0
-            || self.granted.elapsed() < self.gate.min_hold
-        {
+        let first_use = *self.first_use.get_or_init(Instant::now);
+        let first = self.checks.fetch_add(1, Ordering::Relaxed) == 0;
+        if first || self.slot.shed.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let left = self.gate.min_hold.saturating_sub(first_use.elapsed());
+        if !left.is_zero() {
+            Gate::reclaim_later(&self.gate, &self.slot, left);
             return false;
         }
         let shed = self.slot.take_shed();
@@ -84,6 +93,7 @@ impl Gate {
         Arc::new(Gate {
             cap,
             min_hold,
+            runtime: tokio::runtime::Handle::try_current().ok(),
             state: Mutex::new(State::default()),
             counters: GateCounters::default(),
         })
@@ -158,7 +168,7 @@ impl Gate {
             gate: Arc::clone(self),
             slot: Arc::clone(slot),
             checks: AtomicU32::new(0),
-            granted: Instant::now(),
+            first_use: OnceLock::new(),
         }
     }
 
@@ -182,6 +192,21 @@ impl Gate {
                 self.reclaimed();
             }
         }
+    }
+
+    /// Asks `slot`'s tenant for an idle connection again after `after`
+    /// (once at a time per tenant).
+    fn reclaim_later(gate: &Arc<Gate>, slot: &Arc<Slot>, after: Duration) {
+        let Some(rt) = &gate.runtime else { return };
+        if slot.retry_armed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (gate, slot) = (Arc::clone(gate), Arc::clone(slot));
+        rt.spawn(async move {
+            tokio::time::sleep(after).await;
+            slot.retry_armed.store(false, Ordering::Release);
+            gate.reclaim_idle(vec![slot]);
+        });
     }
 
     /// Counts a reclaim carried out (a connection closed on request).

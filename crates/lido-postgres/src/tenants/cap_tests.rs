@@ -228,7 +228,10 @@ async fn a_busy_connection_is_asked_back_after_its_first_lease_and_min_hold() {
     settle().await;
     assert!(!pa.shed(), "never at its first checkout");
     assert!(!pa.shed(), "not before min_hold");
+    settle().await;
     tokio::time::advance(Duration::from_millis(100)).await;
+    settle().await; // the deferred idle reclaim ran (this fake has no idle one)
+    assert_eq!(_oa.asked.load(Ordering::Relaxed), 2);
     assert!(pa.shed(), "asked back");
     drop(pa);
     settle().await;

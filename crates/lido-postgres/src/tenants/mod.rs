@@ -17,7 +17,7 @@
 //! - Work-conserving: a tenant that waits takes a connection back from the
 //!   tenant most over its share, an idle one at once (closed, and the
 //!   permit handed over: the waiter waits about one connect) or else one
-//!   that tenant returns once it has been open
+//!   that tenant returns once it has served
 //!   [`min_hold`](PgTenantsBuilder::min_hold) (100 ms by default).
 //! - A tenant unused for [`PgTenantsBuilder::idle_after`] (60 s by
 //!   default) has its pool closed and its entry dropped; a tenant whose

@@ -1,6 +1,6 @@
 //! A tenant's account at the gate, and the tenant's side of reclaiming.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Weak;
 
 /// A tenant's side of reclaiming: close one idle connection now.
@@ -21,6 +21,8 @@ pub(crate) struct Slot {
     /// Connects of this tenant waiting at the gate.
     pub(crate) waiting: AtomicUsize,
     pub(crate) owner: Weak<dyn Reclaim>,
+    /// A deferred reclaim is scheduled.
+    pub(crate) retry_armed: AtomicBool,
 }
 
 impl Slot {
@@ -32,6 +34,7 @@ impl Slot {
             shed: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             owner,
+            retry_armed: AtomicBool::new(false),
         }
     }
 

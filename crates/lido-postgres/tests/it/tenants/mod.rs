@@ -26,13 +26,13 @@ pub fn template(app: &str) -> (&'static PgServer, String, PgConfig) {
     (server, db, cfg)
 }
 
-/// Tenants named by strings on `cfg`, each pool with test-friendly
-/// timeouts, `limits` for all.
+/// Tenants named by strings on `cfg` (each its own `search_path`), each
+/// pool with test-friendly timeouts, `limits` for all.
 pub fn tenants(cfg: PgConfig, cap: usize, limits: TenantLimits) -> PgTenantsBuilder<String> {
     PgTenants::<String>::builder(cfg)
         .global_cap(cap)
         .limits(limits)
-        .configure(|_, c| common::builder(c, 1))
+        .configure(|t, c| common::builder(c, 1).search_path(format!("{t}, public")))
 }
 
 /// Counts the server's sessions named `app`, from a pool of its own.
