@@ -123,3 +123,22 @@ async fn idle_tenants_are_evicted() {
     assert_eq!(set.held(), 0);
     assert_eq!(sessions.settle_at(0).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_uses_build_one_pool() {
+    let (_server, _db, cfg) = template("lido-tenants-first");
+    let set = tenants(cfg, 4, LIMITS).build().expect("tenants");
+    let t = "new".to_owned();
+    let leases = futures::future::join_all((0..20).map(|_| async {
+        let conn = set.get(&t).await.expect("get");
+        conn.execute("SELECT 1", &[]).await.expect("query");
+    }))
+    .await;
+    assert_eq!(leases.len(), 20);
+    let snap = set.snapshot();
+    assert_eq!(snap.pools_built, 1);
+    assert_eq!(snap.tenants, 1);
+    assert!(snap.held <= 4);
+    assert_eq!(snap.top[0].gets, 20);
+    assert!(snap.top[0].healthy);
+}
