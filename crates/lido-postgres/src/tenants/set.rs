@@ -81,12 +81,19 @@ impl<K: TenantKey> PgTenants<K> {
     pub async fn get(&self, tenant: &K) -> Result<PgPooled, TenantsError> {
         let user = self.inner.enter(tenant);
         let pool = self.inner.pool_for(&user.0)?;
+        let gate_timeouts = user.0.slot.timeouts();
         let started = Instant::now();
         let result = pool.get().await;
         let waited = started.elapsed();
         user.0.touch(self.inner.now_ms());
         user.0.record(waited, &result);
-        result.map_err(|e| self.inner.pool_error(&user.0, e, waited))
+        result.map_err(|e| {
+            // Timed out while a connect of this tenant waited at the cap
+            // (still waiting, or given up meanwhile).
+            let at_gate = e.is_timeout()
+                && (user.0.slot.waiting() > 0 || user.0.slot.timeouts() != gate_timeouts);
+            self.inner.pool_error(&user.0, e, waited, at_gate)
+        })
     }
 
     /// `tenant`'s pool, built if needed (for calls such as
@@ -192,9 +199,13 @@ impl<K: TenantKey> Inner<K> {
         Ok(pool)
     }
 
-    fn pool_error(&self, e: &Entry<K>, err: PoolError, waited: Duration) -> TenantsError {
-        let at_gate =
-            matches!(err, lido_core::Error::AcquireTimeout { .. }) && e.slot.waiting() > 0;
+    fn pool_error(
+        &self,
+        e: &Entry<K>,
+        err: PoolError,
+        waited: Duration,
+        at_gate: bool,
+    ) -> TenantsError {
         if at_gate || err.backend().is_some_and(is_cap_error) {
             return TenantsError::CapReached {
                 tenant: e.key.to_string(),

@@ -1,6 +1,6 @@
 //! A tenant's account at the gate, and the tenant's side of reclaiming.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Weak;
 
 /// A tenant's side of reclaiming: close one idle connection now.
@@ -8,6 +8,8 @@ pub(crate) trait Reclaim: Send + Sync {
     /// Closes one idle connection if the tenant has one and a reclaim is
     /// still asked of it (see [`Slot::take_shed`]); whether it did.
     fn close_idle(&self) -> bool;
+    /// The tenant's last connection closed: its pool may go.
+    fn emptied(&self);
 }
 
 /// One tenant's account at the gate.
@@ -21,8 +23,8 @@ pub(crate) struct Slot {
     /// Connects of this tenant waiting at the gate.
     pub(crate) waiting: AtomicUsize,
     pub(crate) owner: Weak<dyn Reclaim>,
-    /// A deferred reclaim is scheduled.
-    pub(crate) retry_armed: AtomicBool,
+    /// Connects of this tenant that got no permit in time.
+    pub(crate) timeouts: AtomicUsize,
 }
 
 impl Slot {
@@ -34,13 +36,18 @@ impl Slot {
             shed: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             owner,
-            retry_armed: AtomicBool::new(false),
+            timeouts: AtomicUsize::new(0),
         }
     }
 
     /// Permits held now.
     pub(crate) fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
+    }
+
+    /// Connects of this tenant that got no permit in time, so far.
+    pub(crate) fn timeouts(&self) -> usize {
+        self.timeouts.load(Ordering::Acquire)
     }
 
     /// Connects waiting at the gate now.

@@ -20,7 +20,14 @@ async fn cap_holds_under_many_tenants() {
         max: 4,
         weight: 1,
     };
-    let set = tenants(cfg, CAP, limits).build().expect("tenants");
+    let set = tenants(cfg, CAP, limits)
+        .configure(|t, c| {
+            crate::common::builder(c, 1)
+                .search_path(format!("{t}, public"))
+                .acquire_timeout(Duration::from_secs(30))
+        })
+        .build()
+        .expect("tenants");
     let sessions = Sessions::new(server, &db, app).await;
 
     let stop = Arc::new(AtomicBool::new(false));
