@@ -3,9 +3,9 @@
 //! dropped. When the cap is reached, waiting connects are served by
 //! weighted deficit round robin over the tenants waiting (a tenant under
 //! its guaranteed minimum first), and the gate asks the tenant most over
-//! its share to give one back: an idle connection at once, else the next
-//! one it returns (work-conserving: a waiter waits about one connect time,
-//! not another tenant's idle timeout).
+//! its share to give one back: an idle connection at once, else one it
+//! returns after `min_hold` (work-conserving: a waiter waits about one
+//! connect time, not another tenant's idle timeout).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

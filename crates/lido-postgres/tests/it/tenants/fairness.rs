@@ -65,7 +65,7 @@ async fn a_heavy_tenant_barely_moves_light_tenants_waits() {
     let set = PgTenants::<String>::builder(cfg)
         .global_cap(CAP)
         .limits_for(|t| TenantLimits {
-            min: 1,
+            min: 0, // no guarantee: shares alone protect the light tenants
             max: if t == "h" { CAP } else { 1 },
             weight: 1,
         })
