@@ -171,10 +171,19 @@ impl Gate {
                 granted = &mut *rx => return granted.is_ok(),
                 () = tokio::time::sleep_until(next) => {}
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return false;
             }
-            let asked = self.state.lock().shedding.clone();
+            // One waiter a round asks, however many wait.
+            let asked = {
+                let mut st = self.state.lock();
+                if st.next_idle_round.is_some_and(|t| now < t) {
+                    continue;
+                }
+                st.next_idle_round = Some(now + every);
+                st.shedding.clone()
+            };
             self.reclaim_idle(asked);
         }
     }

@@ -33,6 +33,8 @@ pub(crate) struct State {
     holders: Vec<Arc<Slot>>,
     /// Tenants asked to give connections back.
     pub(crate) shedding: Vec<Arc<Slot>>,
+    /// When a waiter next asks them for an idle connection.
+    pub(crate) next_idle_round: Option<tokio::time::Instant>,
 }
 
 impl State {

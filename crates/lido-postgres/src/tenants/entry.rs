@@ -146,6 +146,11 @@ impl<K: Send + Sync> Reclaim for Entry<K> {
         let Some(pool) = self.pool() else {
             return false;
         };
+        // `retain` lends every idle connection out while it sorts them:
+        // not for nothing.
+        if pool.status().idle == 0 || self.slot.shed.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         let mut closed = false;
         pool.core().retain(|_, _| {
             if !closed && self.slot.take_shed() {
