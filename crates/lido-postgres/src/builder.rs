@@ -11,7 +11,7 @@ use crate::config::pgconfig::PgConfig;
 use crate::config::session::SessionSettings;
 use crate::conn::pgconn::{push_down_ms, ConnContext, PgConn};
 use crate::error::{PgBuildError, PgError};
-use crate::manager::{Hook, ManagerParts, PgManager};
+use crate::manager::{ConnectGate, Hook, ManagerParts, PgManager};
 use crate::net::liveness::Liveness;
 use crate::obs::settings::ObsSettings;
 use crate::obs::stats::PgStats;
@@ -38,6 +38,7 @@ pub struct PgPoolBuilder {
     on_startup: Option<Hook>,
     observer: Option<Arc<dyn Observer>>,
     obs: ObsSettings,
+    gate: Option<Arc<dyn ConnectGate>>,
 }
 
 impl std::fmt::Debug for PgPoolBuilder {
@@ -77,7 +78,19 @@ impl PgPoolBuilder {
             on_startup: None,
             observer: None,
             obs: ObsSettings::default(),
+            gate: None,
         }
+    }
+
+    /// Every connect goes through `gate` (the tenant set's global cap).
+    pub(crate) fn gate(mut self, gate: Arc<dyn ConnectGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The core pool settings, to adjust in place.
+    pub(crate) fn core_config_mut(&mut self) -> &mut Config {
+        &mut self.pool
     }
 
     /// Every core pool setting at once (size, timeouts, retry, breaker).
@@ -321,6 +334,7 @@ impl PgPoolBuilder {
             ctx: Arc::new(ctx),
             after_connect: self.after_connect.clone(),
             on_startup: self.on_startup.clone(),
+            gate: self.gate.clone(),
         }))
     }
 

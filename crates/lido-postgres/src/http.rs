@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use crate::tenants::TenantsMetrics;
 use std::sync::Arc;
 
 use lido_http::health::keys;

@@ -65,6 +65,10 @@
 //! holds whatever ran: lido's methods, prepared statements, or the
 //! tokio-postgres client directly.
 //!
+//! [`tenants::PgTenants`] keeps one pool per tenant (a database, a role or
+//! a `search_path` each) under one global cap on server connections, with
+//! fair sharing, per-tenant minimums and idle eviction.
+//!
 //! [`blocking::BlockingPgPool`] is the same pool for programs without an
 //! async runtime.
 //!
@@ -103,6 +107,7 @@ mod manager;
 mod net;
 mod obs;
 mod pool;
+pub mod tenants;
 mod watchdog;
 
 pub use builder::{PgPoolBuilder, DEFAULT_NOT_ANSWERING_AFTER, DEFAULT_QUERY_TIMEOUT};
@@ -132,6 +137,7 @@ pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
 pub use obs::stats::{Operation, PgStats};
 pub use pool::{PgPool, PgPooled, PoolError};
+pub use tenants::{PgTenants, PgTenantsBuilder, TenantLimits, TenantsError, TenantsSnapshot};
 
 #[cfg(feature = "http")]
 pub use http::PgMetrics;

@@ -9,7 +9,7 @@ use tracing::Instrument;
 use crate::config::defaults::default_host;
 use crate::config::pgconfig::{PgConfig, SslMode};
 use crate::config::session::SessionSettings;
-use crate::conn::pgconn::{ConnContext, PgConn};
+use crate::conn::pgconn::{ConnContext, GatePermit, PgConn};
 use crate::error::PgError;
 use crate::net::plan::ConnectPlan;
 use crate::obs::spans;
@@ -20,6 +20,14 @@ use crate::obs::stats::{bump, PgStats};
 pub type Hook =
     Arc<dyn for<'a> Fn(&'a mut PgConn) -> BoxFuture<'a, Result<(), PgError>> + Send + Sync>;
 
+/// A gate every connect of a manager goes through (the tenant set's global
+/// cap): `admit` waits for a permit, which the connection keeps until it is
+/// dropped (see [`GatePermit`]).
+pub(crate) trait ConnectGate: Send + Sync {
+    /// Waits for a permit to open one server connection.
+    fn admit(&self) -> BoxFuture<'_, Result<Box<dyn GatePermit>, PgError>>;
+}
+
 /// Opens, checks and cleans PostgreSQL connections for a lido pool.
 pub struct PgManager {
     plan: Arc<ConnectPlan>,
@@ -29,6 +37,7 @@ pub struct PgManager {
     after_connect: Option<Hook>,
     on_startup: Option<Hook>,
     started: tokio::sync::OnceCell<()>,
+    gate: Option<Arc<dyn ConnectGate>>,
 }
 
 impl std::fmt::Debug for PgManager {
@@ -48,6 +57,7 @@ pub(crate) struct ManagerParts {
     pub(crate) ctx: Arc<ConnContext>,
     pub(crate) after_connect: Option<Hook>,
     pub(crate) on_startup: Option<Hook>,
+    pub(crate) gate: Option<Arc<dyn ConnectGate>>,
 }
 
 impl PgManager {
@@ -58,6 +68,7 @@ impl PgManager {
             ctx,
             after_connect,
             on_startup,
+            gate,
         } = parts;
         // PgBouncer rejects startup options; settings go in per transaction.
         let options = if ctx.pgbouncer {
@@ -73,6 +84,7 @@ impl PgManager {
             after_connect,
             on_startup,
             started: tokio::sync::OnceCell::new(),
+            gate,
         }
     }
 
@@ -98,6 +110,12 @@ impl PgManager {
 
     /// Opens a connection and runs the hooks on it.
     async fn connect_inner(&self) -> Result<PgConn, PgError> {
+        // Under a gate (the tenant set's global cap) a permit comes first;
+        // the connection keeps it until it is dropped.
+        let permit = match &self.gate {
+            Some(gate) => Some(gate.admit().await?),
+            None => None,
+        };
         bump(&self.ctx.stats.connect_attempts);
         // While the server is held not answering, `get()` fails before it
         // gets here; a connect already under way waits in the server's
@@ -105,6 +123,7 @@ impl PgManager {
         // moment the server resumes, which serves the first callers after it.
         let opened = self.plan.open(&self.ctx.tls, &mut ()).await?;
         let mut conn = PgConn::new(opened, Arc::clone(&self.ctx));
+        conn.permit = permit;
         crate::watchdog::start(&self.ctx, &self.plan);
         if let Some(hook) = &self.on_startup {
             self.started
@@ -144,7 +163,7 @@ impl Manager for PgManager {
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.is_broken()
+        conn.is_broken() || conn.permit.as_ref().is_some_and(|p| p.shed())
     }
 
     fn needs_reset(&self, conn: &mut PgConn) -> bool {

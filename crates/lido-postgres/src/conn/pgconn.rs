@@ -89,6 +89,16 @@ pub struct PgConn {
     /// The pool preempted the lease's call (lane lending): its errors say
     /// so, and the connection is closed when the lease ends.
     pub(crate) preempted: Arc<AtomicBool>,
+    /// A connect gate's permit (the tenant set's global cap), released
+    /// when the connection is dropped; last, so the client goes first.
+    pub(crate) permit: Option<Box<dyn GatePermit>>,
+}
+
+/// A connect gate's permit kept by a connection (see [`PgConn::permit`]).
+pub(crate) trait GatePermit: Send + Sync {
+    /// Asked at every checkout and return of the connection: whether it
+    /// should close now so its permit goes to someone waiting.
+    fn shed(&self) -> bool;
 }
 
 impl std::fmt::Debug for PgConn {
@@ -151,6 +161,7 @@ impl PgConn {
             server_timeout_ms: AtomicU64::new(ctx.pushed_statement_timeout_ms),
             preempted: Arc::new(AtomicBool::new(false)),
             ctx,
+            permit: None,
         }
     }
 

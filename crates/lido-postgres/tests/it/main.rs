@@ -23,6 +23,7 @@ mod setup;
 mod slow_query;
 mod statement_stats;
 mod stmt_cache;
+mod tenants;
 mod timeouts;
 mod tls;
 mod tls_hba;
