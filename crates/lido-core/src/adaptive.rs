@@ -36,10 +36,10 @@ pub const MEASURE: u32 = 2;
 /// A climb continues while latency grows by less than concurrency raised to
 /// this power (0: flat, 1: all of the added concurrency became latency); a
 /// descent continues while latency falls by at least that much.
-pub const ELASTICITY: f64 = 0.8;
+pub const ELASTICITY: f64 = 0.9;
 /// A periodic one-step probe up is kept only if latency grew by less than
 /// concurrency raised to this power (clearly flat: new capacity, not noise).
-pub const PROBE_ELASTICITY: f64 = 0.5;
+pub const PROBE_ELASTICITY: f64 = 0.6;
 /// Measurements spent settled, with callers queueing, before one step up is tried.
 pub const REPROBE_AFTER: u32 = 20;
 /// Mean callers waiting over a measurement at which the pool counts as queueing.

@@ -13,6 +13,10 @@ struct Model {
     tasks: usize,
     /// Relative latency noise (uniform in ±noise).
     noise: f64,
+    /// Lock contention instead of cores: work holds one of this many locks
+    /// (picked at random) for `base`, so throughput is
+    /// `keys / base * (1 - (1 - 1/keys)^in_flight)`: a plateau, no knee.
+    keys: Option<f64>,
     rng: fastrand::Rng,
 }
 
@@ -23,6 +27,7 @@ impl Model {
             cores,
             tasks,
             noise: 0.0,
+            keys: None,
             rng: fastrand::Rng::with_seed(7),
         }
     }
@@ -31,7 +36,10 @@ impl Model {
     fn sample(&mut self, limit: usize) -> Sample {
         let conc = limit.min(self.tasks) as f64;
         let jitter = 1.0 + self.noise * (2.0 * self.rng.f64() - 1.0);
-        let lat = self.base * (conc / self.cores).max(1.0) * jitter;
+        let lat = match self.keys {
+            Some(k) => conc * self.base / (k * (1.0 - (1.0 - 1.0 / k).powf(conc))),
+            None => self.base * (conc / self.cores).max(1.0),
+        } * jitter;
         let secs = TICK.as_secs_f64();
         let waiting = self.tasks.saturating_sub(limit) as f64;
         Sample {
@@ -134,6 +142,18 @@ fn climbs_again_when_latency_turns_flat_at_a_higher_level() {
     let changes = run(&mut c, &mut m, 200, 64);
     assert_eq!(c.target(), 64, "{changes:#?}");
     assert_bounded(&changes, 0.5);
+}
+
+#[test]
+fn settles_high_on_a_lock_plateau() {
+    // 4 locks: 8 in flight reach 90% of the plateau, 12 reach 97%.
+    let mut c = Controller::new(cfg(1, 64));
+    let mut m = Model::new(1.0, 100);
+    m.keys = Some(4.0);
+    let changes = run(&mut c, &mut m, 300, 64);
+    let n = c.target() as f64;
+    let share = 1.0 - 0.75f64.powf(n);
+    assert!(share >= 0.95 && n <= 32.0, "{n}: {changes:#?}");
 }
 
 #[test]

@@ -84,8 +84,10 @@ pub fn convergence(trace: &[(f64, usize)]) -> (Option<f64>, usize) {
             };
         }
     }
-    if out_since.is_some() {
-        converged = None; // out of band at the end
+    if let Some((since, above)) = out_since {
+        if !above || end - since > EXCURSION {
+            converged = None; // out of band at the end, and not a probe
+        }
     }
     (converged.map(|t| t - start), settled)
 }
@@ -239,6 +241,8 @@ mod tests {
         assert!(at.is_some_and(|a| (13.9..14.2).contains(&a)), "{at:?}");
         let t = trace(&[(0.0, 8), (28.0, 30), (30.0, 30)]);
         assert_eq!(convergence(&t).0, None, "still moving at the end");
+        let t = trace(&[(0.0, 8), (29.5, 12), (30.0, 12)]);
+        assert_eq!(convergence(&t).0, Some(0.0), "a probe at the end");
     }
 
     #[test]
