@@ -22,7 +22,7 @@
 //!   or climb (latency fell while callers queue), after one more
 //!   measurement at the same size confirms it. While callers queue, a
 //!   single step up is tried every [`REPROBE_AFTER`] measurements, kept
-//!   only if latency stayed clearly flat ([`PROBE_ELASTICITY`]).
+//!   only if [`PROBE_CHECKS`] measurements in a row find latency flat.
 //!
 //! Steps are at most `max_step` of the current target (at least 1), and the
 //! target stays within `min..=max` and under the pool's current `max_size`.
@@ -37,9 +37,10 @@ pub const MEASURE: u32 = 2;
 /// this power (0: flat, 1: all of the added concurrency became latency); a
 /// descent continues while latency falls by at least that much.
 pub const ELASTICITY: f64 = 0.9;
-/// A periodic one-step probe up is kept only if latency grew by less than
-/// concurrency raised to this power (clearly flat: new capacity, not noise).
-pub const PROBE_ELASTICITY: f64 = 0.6;
+/// Measurements in a row that must find a periodic one-step probe up flat
+/// (by [`ELASTICITY`]) before it is kept: one noisy measurement must not
+/// ratchet a settled pool upwards.
+pub const PROBE_CHECKS: u8 = 3;
 /// Measurements spent settled, with callers queueing, before one step up is tried.
 pub const REPROBE_AFTER: u32 = 20;
 /// Mean callers waiting over a measurement at which the pool counts as queueing.
@@ -218,10 +219,13 @@ enum Mode {
         reference: Option<f64>,
         smoothed: f64,
         quiet: u32,
+        /// Mean latency over the `quiet` measurements: what a probe is judged against.
+        mean: f64,
     },
-    /// Growing; `prev` was measured before the last step. `probe`: a
-    /// single try from a settled state, undone if latency rose.
-    Climb { prev: Point, probe: bool },
+    /// Growing; `prev` was measured before the last step. `checks`: for a
+    /// single try up from a settled state, the measurements still to find
+    /// it flat (undone as soon as one finds latency rose); 0 when climbing.
+    Climb { prev: Point, checks: u8 },
     /// Shrinking after latency rose; `prev` was measured before the last step.
     Descend { prev: Point },
     /// A settled pool's latency left the band (`up`: it fell, so climb):
@@ -298,15 +302,16 @@ impl Controller {
         let point = Point::of(&acc, self.target)?;
         match self.mode {
             Mode::Start if point.queueing() && self.target < hi => {
-                self.step_up(point, false, "callers queue; climbing".into(), hi)
+                self.step_up(point, 0, "callers queue; climbing".into(), hi)
             }
             Mode::Start => self.settle(point.lat),
             Mode::Settled {
                 reference,
                 smoothed,
                 quiet,
-            } => self.settled(point, reference, smoothed, quiet, lo, hi),
-            Mode::Climb { prev, probe } => self.climb(point, prev, probe, hi),
+                mean,
+            } => self.settled(point, reference, smoothed, (quiet, mean), lo, hi),
+            Mode::Climb { prev, checks } => self.climb(point, prev, checks, hi),
             Mode::Descend { prev } => self.descend(point, prev, lo, hi),
             Mode::Confirm { up, reference } => self.confirm(point, up, reference, lo, hi),
         }
@@ -317,7 +322,7 @@ impl Controller {
         p: Point,
         reference: Option<f64>,
         smoothed: f64,
-        quiet: u32,
+        (quiet, mean): (u32, f64),
         lo: usize,
         hi: usize,
     ) -> Option<Change> {
@@ -328,7 +333,7 @@ impl Controller {
         let smoothed = smoothed * (1.0 - a) + p.lat * a;
         let ratio = smoothed / reference;
         let tol = self.cfg.tolerance;
-        let mut quiet = quiet;
+        let (mut quiet, mut mean) = (quiet, mean);
         if ratio > 1.0 + tol {
             if self.target > lo {
                 self.mode = Mode::Confirm {
@@ -349,9 +354,12 @@ impl Controller {
             reference = smoothed;
         } else if p.queueing() {
             quiet += 1;
+            mean += (p.lat - mean) / f64::from(quiet);
             if quiet >= REPROBE_AFTER && self.target < hi {
                 let why = "callers keep queueing; probing one step up".to_string();
-                return self.step_up(p, true, why, hi);
+                // Judged against the mean of many measurements, not one.
+                let base = Point { lat: mean, ..p };
+                return self.step_up(base, PROBE_CHECKS, why, hi);
             }
         } else {
             quiet = 0;
@@ -360,6 +368,7 @@ impl Controller {
             reference: Some(reference),
             smoothed,
             quiet,
+            mean,
         };
         None
     }
@@ -380,27 +389,27 @@ impl Controller {
         }
         if up && ratio < 1.0 - tol && p.queueing() && self.target < hi {
             let why = format!("latency fell to {ratio:.2}x while callers queue; climbing");
-            return self.step_up(p, false, why, hi);
+            return self.step_up(p, 0, why, hi);
         }
         // A passing blip: back to what the pool settled with.
         self.mode = Mode::Settled {
             reference: Some(reference),
             smoothed: p.lat,
             quiet: 0,
+            mean: 0.0,
         };
         None
     }
 
-    fn climb(&mut self, p: Point, prev: Point, probe: bool, hi: usize) -> Option<Change> {
+    fn climb(&mut self, p: Point, prev: Point, checks: u8, hi: usize) -> Option<Change> {
         let (rho, kappa) = (p.lat / prev.lat, p.conc / prev.conc);
         if !p.queueing() || kappa < 1.05 {
             // Nobody waits, or more room did not mean more work in flight:
             // the limit is not what holds callers back.
             return self.settle(p.lat);
         }
-        let limit = if probe { PROBE_ELASTICITY } else { ELASTICITY };
-        if elasticity(rho, kappa) > limit {
-            let to = if probe {
+        if elasticity(rho, kappa) > ELASTICITY {
+            let to = if checks > 0 {
                 prev.limit
             } else {
                 prev.limit + (self.target - prev.limit).div_ceil(2)
@@ -408,12 +417,20 @@ impl Controller {
             let why = format!("latency rose {rho:.2}x for {kappa:.2}x concurrency");
             return self.settle_at(to, why);
         }
+        if checks > 1 {
+            // A probe found flat once: measure it again before building on it.
+            self.mode = Mode::Climb {
+                prev,
+                checks: checks - 1,
+            };
+            return None;
+        }
         if self.target >= hi {
             return self.settle(p.lat);
         }
         let why =
             format!("callers queue with flat latency ({rho:.2}x for {kappa:.2}x concurrency)");
-        self.step_up(p, false, why, hi)
+        self.step_up(p, 0, why, hi)
     }
 
     fn descend(&mut self, p: Point, prev: Point, lo: usize, hi: usize) -> Option<Change> {
@@ -434,7 +451,7 @@ impl Controller {
             let why = format!(
                 "latency stayed flat ({rho:.2}x) as concurrency fell {kappa:.2}x; climbing"
             );
-            return self.step_up(p, false, why, hi);
+            return self.step_up(p, 0, why, hi);
         }
         self.settle(p.lat)
     }
@@ -444,9 +461,9 @@ impl Controller {
         ((self.target as f64 * self.cfg.max_step).floor() as usize).max(1)
     }
 
-    fn step_up(&mut self, p: Point, probe: bool, reason: String, hi: usize) -> Option<Change> {
+    fn step_up(&mut self, p: Point, checks: u8, reason: String, hi: usize) -> Option<Change> {
         let to = (self.target + self.step()).min(hi);
-        self.mode = Mode::Climb { prev: p, probe };
+        self.mode = Mode::Climb { prev: p, checks };
         Some(self.change(to, reason))
     }
 
@@ -462,6 +479,7 @@ impl Controller {
             reference: Some(lat),
             smoothed: lat,
             quiet: 0,
+            mean: 0.0,
         };
         None
     }
@@ -472,6 +490,7 @@ impl Controller {
             reference: None,
             smoothed: 0.0,
             quiet: 0,
+            mean: 0.0,
         };
         (to != self.target).then(|| self.change(to, reason))
     }
