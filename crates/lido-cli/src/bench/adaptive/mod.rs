@@ -142,7 +142,8 @@ async fn adaptive_run(plan: &Plan) -> Result<Vec<Adaptive>, String> {
                 .filter(|(t, _)| *t >= start && *t < end)
                 .map(|(t, n)| (t - start, *n))
                 .collect();
-            let (converged_after, settled) = report::convergence(&trace);
+            let probe = plan.interval.as_secs_f64() * report::PROBE_INTERVALS;
+            let (converged_after, settled) = report::convergence(&trace, probe);
             // Not converged: measure the last third, and say so.
             let from = start + converged_after.unwrap_or(len * 2.0 / 3.0);
             Adaptive {

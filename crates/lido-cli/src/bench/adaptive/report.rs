@@ -12,9 +12,11 @@ pub const OPS_GOAL: f64 = 0.90;
 pub const P99_GOAL: f64 = 1.2;
 /// Within this long of each phase change.
 pub const CONVERGE_GOAL: Duration = Duration::from_secs(30);
-/// Excursions above the band no longer than this (one-step probes) do not
-/// count against convergence.
-const EXCURSION: f64 = 1.0;
+/// Sampling intervals a one-step probe of adaptive sizing lasts at most
+/// (a cool-down interval, then three measurements of two intervals each),
+/// plus one for the step back: excursions above the band no longer than
+/// this do not count against convergence.
+pub const PROBE_INTERVALS: f64 = 8.0;
 
 /// One fixed size in one phase.
 #[derive(Debug, Clone, Copy)]
@@ -50,8 +52,8 @@ pub fn best(curve: &[Fixed]) -> Option<Fixed> {
 /// Convergence of a phase's `(seconds after phase start, target)` trace:
 /// the settled target (median of the last third) and when the target last
 /// came back into the band around it (±25%, at least ±1), not counting
-/// probes (at most 1 s above the band); `None` if it ends outside.
-pub fn convergence(trace: &[(f64, usize)]) -> (Option<f64>, usize) {
+/// probes (at most `probe_secs` above the band); `None` if it ends outside.
+pub fn convergence(trace: &[(f64, usize)], probe_secs: f64) -> (Option<f64>, usize) {
     let Some(&(end, _)) = trace.last() else {
         return (None, 0);
     };
@@ -71,7 +73,7 @@ pub fn convergence(trace: &[(f64, usize)]) -> (Option<f64>, usize) {
     for &(t, n) in trace {
         if band.contains(&n) {
             if let Some((since, above)) = out_since.take() {
-                let probe = above && t - since <= EXCURSION && since > start;
+                let probe = above && t - since <= probe_secs && since > start;
                 if !probe {
                     converged = Some(t);
                 }
@@ -85,7 +87,7 @@ pub fn convergence(trace: &[(f64, usize)]) -> (Option<f64>, usize) {
         }
     }
     if let Some((since, above)) = out_since {
-        if !above || end - since > EXCURSION {
+        if !above || end - since > probe_secs {
             converged = None; // out of band at the end, and not a probe
         }
     }
@@ -219,7 +221,7 @@ mod tests {
             (15.6, 8),
             (30.0, 8),
         ]);
-        let (at, settled) = convergence(&t);
+        let (at, settled) = convergence(&t, 1.0);
         assert_eq!(settled, 8);
         let at = at.expect("converged");
         assert!((2.9..3.2).contains(&at), "{at}");
@@ -229,7 +231,7 @@ mod tests {
     #[test]
     fn a_short_dip_counts() {
         let t = trace(&[(0.0, 4), (0.5, 2), (1.0, 3), (1.5, 4), (10.0, 4)]);
-        let (at, settled) = convergence(&t);
+        let (at, settled) = convergence(&t, 1.0);
         assert_eq!(settled, 4);
         assert!(at.is_some_and(|a| (0.9..1.1).contains(&a)), "{at:?}");
     }
@@ -237,12 +239,12 @@ mod tests {
     #[test]
     fn a_long_excursion_moves_convergence_and_ending_outside_means_never() {
         let t = trace(&[(0.0, 8), (10.0, 20), (14.0, 8), (30.0, 8)]);
-        let (at, _) = convergence(&t);
+        let (at, _) = convergence(&t, 1.0);
         assert!(at.is_some_and(|a| (13.9..14.2).contains(&a)), "{at:?}");
         let t = trace(&[(0.0, 8), (28.0, 30), (30.0, 30)]);
-        assert_eq!(convergence(&t).0, None, "still moving at the end");
+        assert_eq!(convergence(&t, 1.0).0, None, "still moving at the end");
         let t = trace(&[(0.0, 8), (29.5, 12), (30.0, 12)]);
-        assert_eq!(convergence(&t).0, Some(0.0), "a probe at the end");
+        assert_eq!(convergence(&t, 1.0).0, Some(0.0), "a probe at the end");
     }
 
     #[test]
