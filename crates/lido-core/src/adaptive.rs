@@ -22,7 +22,8 @@
 //!   or climb (latency fell while callers queue), after one more
 //!   measurement at the same size confirms it. While callers queue, a
 //!   single step up is tried every [`REPROBE_AFTER`] measurements, kept
-//!   only if [`PROBE_CHECKS`] measurements in a row find latency flat.
+//!   only if [`PROBE_CHECKS`] measurements in a row find latency flat
+//!   (with [`PROBE_MARGIN`] to spare).
 //!
 //! Steps are at most `max_step` of the current target (at least 1), and the
 //! target stays within `min..=max` and under the pool's current `max_size`.
@@ -41,8 +42,14 @@ pub const ELASTICITY: f64 = 0.9;
 /// (by [`ELASTICITY`]) before it is kept: one noisy measurement must not
 /// ratchet a settled pool upwards.
 pub const PROBE_CHECKS: u8 = 3;
+/// A probe's measurements must find latency flat with this much to spare
+/// below [`ELASTICITY`].
+pub const PROBE_MARGIN: f64 = 0.05;
 /// Measurements spent settled, with callers queueing, before one step up is tried.
 pub const REPROBE_AFTER: u32 = 20;
+/// Measurements averaged into a settled pool's reference latency (one
+/// alone may catch the transient of the step just made).
+pub const REFERENCE_MEASURES: u32 = 3;
 /// Mean callers waiting over a measurement at which the pool counts as queueing.
 const QUEUE_MIN: f64 = 0.5;
 
@@ -212,16 +219,19 @@ pub(crate) struct Change {
 enum Mode {
     /// Nothing measured yet: climb at once if callers queue.
     Start,
-    /// Holding. `reference`: the latency measured once settled (`None`: the
-    /// next measurement sets it); `smoothed`: the latency since; `quiet`:
+    /// Holding. `reference`: the latency measured once settled;
+    /// `smoothed`: the latency since; `quiet`:
     /// measurements in a row with callers queueing and latency in band.
     Settled {
-        reference: Option<f64>,
+        reference: f64,
         smoothed: f64,
         quiet: u32,
         /// Mean latency over the `quiet` measurements: what a probe is judged against.
         mean: f64,
     },
+    /// Just moved to where it settles: averaging [`REFERENCE_MEASURES`]
+    /// measurements (`sum` of `n` latencies so far) into the reference.
+    Settling { sum: f64, n: u32 },
     /// Growing; `prev` was measured before the last step. `checks`: for a
     /// single try up from a settled state, the measurements still to find
     /// it flat (undone as soon as one finds latency rose); 0 when climbing.
@@ -311,6 +321,7 @@ impl Controller {
                 quiet,
                 mean,
             } => self.settled(point, reference, smoothed, (quiet, mean), lo, hi),
+            Mode::Settling { sum, n } => self.settling(point.lat, sum, n),
             Mode::Climb { prev, checks } => self.climb(point, prev, checks, hi),
             Mode::Descend { prev } => self.descend(point, prev, lo, hi),
             Mode::Confirm { up, reference } => self.confirm(point, up, reference, lo, hi),
@@ -320,15 +331,13 @@ impl Controller {
     fn settled(
         &mut self,
         p: Point,
-        reference: Option<f64>,
+        reference: f64,
         smoothed: f64,
         (quiet, mean): (u32, f64),
         lo: usize,
         hi: usize,
     ) -> Option<Change> {
-        let Some(mut reference) = reference else {
-            return self.settle(p.lat);
-        };
+        let mut reference = reference;
         let a = self.cfg.smoothing;
         let smoothed = smoothed * (1.0 - a) + p.lat * a;
         let ratio = smoothed / reference;
@@ -365,12 +374,21 @@ impl Controller {
             quiet = 0;
         }
         self.mode = Mode::Settled {
-            reference: Some(reference),
+            reference,
             smoothed,
             quiet,
             mean,
         };
         None
+    }
+
+    fn settling(&mut self, lat: f64, sum: f64, n: u32) -> Option<Change> {
+        let (sum, n) = (sum + lat, n + 1);
+        if n < REFERENCE_MEASURES {
+            self.mode = Mode::Settling { sum, n };
+            return None;
+        }
+        self.settle(sum / f64::from(n))
     }
 
     fn confirm(
@@ -393,7 +411,7 @@ impl Controller {
         }
         // A passing blip: back to what the pool settled with.
         self.mode = Mode::Settled {
-            reference: Some(reference),
+            reference,
             smoothed: p.lat,
             quiet: 0,
             mean: 0.0,
@@ -408,7 +426,12 @@ impl Controller {
             // the limit is not what holds callers back.
             return self.settle(p.lat);
         }
-        if elasticity(rho, kappa) > ELASTICITY {
+        let limit = if checks > 0 {
+            ELASTICITY - PROBE_MARGIN
+        } else {
+            ELASTICITY
+        };
+        if elasticity(rho, kappa) > limit {
             let to = if checks > 0 {
                 prev.limit
             } else {
@@ -476,7 +499,7 @@ impl Controller {
     /// Settles at the current target with `lat` as its reference; no change.
     fn settle(&mut self, lat: f64) -> Option<Change> {
         self.mode = Mode::Settled {
-            reference: Some(lat),
+            reference: lat,
             smoothed: lat,
             quiet: 0,
             mean: 0.0,
@@ -484,14 +507,9 @@ impl Controller {
         None
     }
 
-    /// Moves to `to` and settles there (the next measurement is its reference).
+    /// Moves to `to` and settles there (the next measurements make its reference).
     fn settle_at(&mut self, to: usize, reason: String) -> Option<Change> {
-        self.mode = Mode::Settled {
-            reference: None,
-            smoothed: 0.0,
-            quiet: 0,
-            mean: 0.0,
-        };
+        self.mode = Mode::Settling { sum: 0.0, n: 0 };
         (to != self.target).then(|| self.change(to, reason))
     }
 
