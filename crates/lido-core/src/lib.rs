@@ -4,7 +4,8 @@
 //! backends: fair first-come-first-served waiters, cancellation-safe
 //! `get()`, connect retry with capped full-jitter backoff, a circuit breaker,
 //! lifetimes with jitter, idle reaping, keepalive, validation after idle,
-//! runtime resize, graceful close, statistics and an observer hook.
+//! runtime resize, opt-in adaptive sizing (`Config::adaptive`), graceful
+//! close, statistics and an observer hook.
 //!
 //! Implement [`Manager`] for a connection type, then build a [`Pool`]:
 //!
