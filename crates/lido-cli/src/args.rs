@@ -214,6 +214,40 @@ pub struct BenchArgs {
     /// Print machine-readable JSON instead of the table.
     #[arg(long, env = "LIDO_BENCH_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     pub json: bool,
+    /// Compare fixed sizes with adaptive sizing through workload phases (PostgreSQL only).
+    ///
+    /// For each phase (--phases: cpu = short CPU-bound queries, sleep =
+    /// `pg_sleep(0.01)` IO-like waits, locks = `pg_advisory_xact_lock` on
+    /// 4 keys held 2 ms in a transaction) it runs every --adaptive-sizes
+    /// size for --duration after --warmup, then one adaptive pool (min 1,
+    /// max the largest size) through all phases back to back for
+    /// --phase-duration each, and prints per phase the best fixed size,
+    /// the adaptive pool's throughput and p99 after it converged, the
+    /// ratios and the time it took to converge.
+    #[arg(long, env = "LIDO_BENCH_ADAPTIVE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub adaptive: bool,
+    /// Fixed sizes for the --adaptive comparison curve.
+    #[arg(
+        long,
+        env = "LIDO_BENCH_ADAPTIVE_SIZES",
+        value_delimiter = ',',
+        default_value = "1,2,4,8,16,32,64"
+    )]
+    pub adaptive_sizes: Vec<usize>,
+    /// Phases for --adaptive, in order (cpu, sleep, locks).
+    #[arg(
+        long,
+        env = "LIDO_BENCH_PHASES",
+        value_delimiter = ',',
+        default_value = "cpu,sleep,locks"
+    )]
+    pub phases: Vec<String>,
+    /// How long the adaptive pool runs each phase (--adaptive).
+    #[arg(long, env = "LIDO_BENCH_PHASE_DURATION", default_value = "40s", value_parser = parse_duration)]
+    pub phase_duration: Duration,
+    /// How often adaptive sizing samples the pool (--adaptive).
+    #[arg(long, env = "LIDO_BENCH_ADAPTIVE_INTERVAL", default_value = "250ms", value_parser = parse_duration)]
+    pub adaptive_interval: Duration,
 }
 
 /// Parses `5s`, `500ms`, `1m`.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::adaptive::AdaptiveConfig;
 use crate::config::{BreakerConfig, Config, RetryConfig, ReuseOrder};
 use crate::error::BuildError;
 use crate::manager::Manager;
@@ -89,6 +90,8 @@ impl<M: Manager> PoolBuilder<M> {
         retry: RetryConfig);
     setter!(/// Circuit breaker policy.
         breaker: BreakerConfig);
+    setter!(/// Adaptive sizing between a min and a max (`None`: off, the default).
+        adaptive: Option<AdaptiveConfig>);
 
     fn into_pool(self) -> Result<Pool<M>, BuildError> {
         self.config.validate()?;
@@ -101,6 +104,7 @@ impl<M: Manager> PoolBuilder<M> {
         ));
         crate::maintenance::spawn(&shared);
         crate::sweeper::spawn(&shared);
+        crate::tuner::spawn(&shared);
         Ok(Pool::from_shared(shared))
     }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::adaptive::AdaptiveConfig;
 use crate::error::BuildError;
 use crate::lanes::LaneLimits;
 
@@ -169,6 +170,9 @@ pub struct Config {
     pub breaker: BreakerConfig,
     /// Capacity per priority lane (off by default).
     pub lanes: LaneLimits,
+    /// Adaptive sizing: keep the pool's target size between `min` and `max`
+    /// from its own signals (off by default; needs `statistics`).
+    pub adaptive: Option<AdaptiveConfig>,
 }
 
 impl Default for Config {
@@ -194,6 +198,7 @@ impl Default for Config {
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
             lanes: LaneLimits::default(),
+            adaptive: None,
         }
     }
 }
@@ -250,7 +255,22 @@ impl Config {
             });
         }
         self.validate_retry()?;
-        self.validate_breaker()
+        self.validate_breaker()?;
+        self.validate_adaptive()
+    }
+
+    fn validate_adaptive(&self) -> Result<(), BuildError> {
+        let Some(a) = &self.adaptive else {
+            return Ok(());
+        };
+        a.validate(self.max_size, self.min_idle)?;
+        if !self.statistics {
+            return Err(BuildError::Adaptive(
+                "needs statistics on: it reads the hold and wait time histograms".into(),
+            ));
+        }
+        // Lane limits must leave every lane a connection at the smallest target too.
+        self.lanes.validate(a.min)
     }
 
     fn validate_retry(&self) -> Result<(), BuildError> {

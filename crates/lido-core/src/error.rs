@@ -209,6 +209,9 @@ pub enum BuildError {
         /// Allowed range.
         range: &'static str,
     },
+    /// Adaptive sizing settings that cannot work (`Config::adaptive`).
+    #[error("adaptive: {0}")]
+    Adaptive(String),
     /// Lane limits that would leave a lane no connection.
     #[error("lanes: {0}")]
     Lanes(String),

@@ -4,7 +4,8 @@
 //! backends: fair first-come-first-served waiters, cancellation-safe
 //! `get()`, connect retry with capped full-jitter backoff, a circuit breaker,
 //! lifetimes with jitter, idle reaping, keepalive, validation after idle,
-//! runtime resize, graceful close, statistics and an observer hook.
+//! runtime resize, opt-in adaptive sizing (`Config::adaptive`), graceful
+//! close, statistics and an observer hook.
 //!
 //! Implement [`Manager`] for a connection type, then build a [`Pool`]:
 //!
@@ -42,10 +43,12 @@
 //   work), state (+ state/upkeep: the fields and their named transitions);
 // - shared (what a pool's handles and tasks share), connector (connect with
 //   retry), commit (apply a transition, then its deferred work; connect tasks);
-// - take, out, guard, acquire, maintenance, sweeper;
+// - take, out, guard, acquire, maintenance, sweeper, tuner (adaptive sizing;
+//   its controller, `adaptive`, is a plain part);
 // - pool (the handle), builder (Pool::builder), blocking.
 
 mod acquire;
+mod adaptive;
 mod after;
 mod backoff;
 pub mod blocking;
@@ -74,8 +77,10 @@ mod stripe;
 mod sweeper;
 mod take;
 mod time;
+mod tuner;
 mod waiters;
 
+pub use adaptive::AdaptiveConfig;
 pub use breaker::{BreakerState, Transition};
 pub use builder::PoolBuilder;
 pub use config::{BreakerConfig, Config, RetryConfig, ReuseOrder};

@@ -250,8 +250,15 @@ impl<M: Manager> Pool<M> {
         self.shared.lock().is_closed()
     }
 
+    /// Connections the pool may have open now: with adaptive sizing on, its
+    /// current target (never above `max_size`); else `max_size`.
+    pub fn target_size(&self) -> usize {
+        self.shared.lock().status().target_size
+    }
+
     /// Changes `max_size` at runtime. Shrinking closes idle connections above the
     /// new size at once and leased ones as they come back; growing serves waiters.
+    /// With adaptive sizing on, `max_size` is the hard cap its target stays under.
     pub fn resize(&self, max_size: usize) -> Result<(), BuildError> {
         if max_size == 0 {
             return Err(BuildError::ZeroMaxSize);

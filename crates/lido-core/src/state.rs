@@ -51,6 +51,8 @@ pub(crate) struct State<M: Manager> {
     /// Idle connections out for a keepalive ping (counted in `size`).
     pinging: usize,
     max_size: usize,
+    /// Adaptive sizing's target (`usize::MAX` when off); see `cap`.
+    target: usize,
     closed: bool,
     /// One entry per open connection, holding its lease while checked out
     /// (entries stay empty when leak detection is off).
@@ -117,6 +119,7 @@ impl<M: Manager> State<M> {
             connecting: 0,
             pinging: 0,
             max_size: cfg.max_size,
+            target: cfg.adaptive.as_ref().map_or(usize::MAX, |a| a.min),
             closed: false,
             leases: Leases::default(),
             sweeper_parked: false,
@@ -140,6 +143,7 @@ impl<M: Manager> State<M> {
             waiters: self.waiters.len(),
             connecting: self.connecting,
             max_size: self.max_size,
+            target_size: self.cap(),
             min_idle: self.rules.min_idle,
             in_use_by_lane: self.held.all(),
         }
@@ -193,13 +197,13 @@ impl<M: Manager> State<M> {
 
     /// Whether `lane` may take one more connection within the limits.
     fn may_take(&self, lane: Priority) -> bool {
-        self.held.may_take(lane, &self.rules.lanes, self.max_size)
+        self.held.may_take(lane, &self.rules.lanes, self.cap())
     }
 
     /// Whether `lane` may take one more: within the limits, or borrowed
     /// from a higher lane's reserve when lending is on.
     fn admits(&self, lane: Priority) -> bool {
-        self.may_take(lane) || self.held.may_borrow(lane, &self.rules.lanes, self.max_size)
+        self.may_take(lane) || self.held.may_borrow(lane, &self.rules.lanes, self.cap())
     }
 
     /// The highest lane, down to `lowest`, with a waiter that may be served now.
@@ -342,7 +346,7 @@ impl<M: Manager> State<M> {
     pub fn return_conn(&mut self, live: Live<M::Connection>, step: &mut Step<'_, M>) {
         if self.closed {
             self.close_conn(live, CloseReason::PoolClosed, step);
-        } else if self.size > self.max_size {
+        } else if self.size > self.cap() {
             self.close_conn(live, CloseReason::Resize, step);
         } else if self.waiters.is_empty() && self.size > self.rules.core {
             self.close_conn(live, CloseReason::Overflow, step);
@@ -391,7 +395,7 @@ impl<M: Manager> State<M> {
         live.slot = self.leases.open();
         if self.closed {
             self.close_conn(live, CloseReason::PoolClosed, step);
-        } else if self.size > self.max_size {
+        } else if self.size > self.cap() {
             self.close_conn(live, CloseReason::Resize, step);
         } else {
             self.hand_off(live, step);
@@ -455,8 +459,8 @@ impl<M: Manager> State<M> {
         for lane in Priority::ALL {
             for _ in 0..self.waiters.lane_len(lane) {
                 let lanes = &self.rules.lanes;
-                if !(held.may_take(lane, lanes, self.max_size)
-                    || held.may_borrow(lane, lanes, self.max_size))
+                if !(held.may_take(lane, lanes, self.cap())
+                    || held.may_borrow(lane, lanes, self.cap()))
                 {
                     break;
                 }
@@ -467,14 +471,14 @@ impl<M: Manager> State<M> {
         n.saturating_sub(self.idle.len())
     }
 
-    /// Open slot: reserves up to `want` connects within `max_size`, as the
+    /// Open slot: reserves up to `want` connects within the cap, as the
     /// breaker admits; returns their `trial` flags.
     fn reserve(&mut self, want: usize, step: &mut Step<'_, M>) -> Vec<bool> {
         let mut trials = Vec::new();
         if self.closed {
             return trials;
         }
-        let room = self.max_size.saturating_sub(self.size + self.connecting);
+        let room = self.cap().saturating_sub(self.size + self.connecting);
         for _ in 0..want.min(room) {
             let (admission, t) = step.gate.admit(Instant::now());
             step.after.transitions.extend(t);

@@ -90,6 +90,9 @@ pub struct Status {
     pub connecting: usize,
     /// Current `max_size`.
     pub max_size: usize,
+    /// Connections the pool may have open now: adaptive sizing's target
+    /// when it is on (never above `max_size`), else `max_size`.
+    pub target_size: usize,
     /// Configured `min_idle`.
     pub min_idle: usize,
     /// Leases held now per priority lane (index: `Priority as usize`).
@@ -110,6 +113,7 @@ pub struct Stats {
     pub(crate) breaker_closed: AtomicU64,
     pub(crate) leaks: AtomicU64,
     pub(crate) preemptions: AtomicU64,
+    pub(crate) target_changes: AtomicU64,
     /// Time callers waited in `get()` (striped: recorded on every `get()`;
     /// the zero waits of direct gets are always counted, even with
     /// `statistics` off, since they are the `gets_direct` counter).
@@ -134,6 +138,7 @@ impl Default for Stats {
             breaker_closed: AtomicU64::new(0),
             leaks: AtomicU64::new(0),
             preemptions: AtomicU64::new(0),
+            target_changes: AtomicU64::new(0),
             acquire_wait: Histogram::striped(),
             hold_time: Histogram::striped(),
             connect_time: Histogram::default(),
@@ -206,6 +211,11 @@ impl Stats {
     /// Leases reported as possible leaks (held past `leak_threshold`).
     pub fn leaks(&self) -> u64 {
         get(&self.leaks)
+    }
+
+    /// Times adaptive sizing changed the target size.
+    pub fn target_changes(&self) -> u64 {
+        get(&self.target_changes)
     }
 
     pub(crate) fn count_close(&self, reason: CloseReason) {

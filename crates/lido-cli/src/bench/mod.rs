@@ -1,5 +1,6 @@
 //! `lido bench`: sweep pool sizes, measure, recommend.
 
+pub mod adaptive;
 pub mod report;
 pub mod runner;
 pub mod target;
@@ -29,6 +30,9 @@ struct JsonReport<'a> {
 
 /// Runs `lido bench`.
 pub async fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    if args.adaptive {
+        return adaptive::run(&args).await;
+    }
     validate(&args)?;
     let target = targets::for_url(args.url.as_deref(), args.query.clone())?;
     let plan = runner::Plan {

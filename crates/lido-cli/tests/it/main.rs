@@ -1,6 +1,7 @@
 //! lido-cli's integration tests, in one binary: they run the real `lido`
 //! binary (SQLite by default, a throwaway PostgreSQL from lido-testkit).
 
+mod bench_adaptive;
 mod bench_cli;
 mod check_plan;
 mod cluster_cli;

@@ -71,7 +71,7 @@ impl<M: Manager> State<M> {
         if self.lent.is_empty() {
             return out;
         }
-        if self.size + self.connecting < self.max_size {
+        if self.size + self.connecting < self.cap() {
             // A connect can serve the next waiter: look again later.
             out.next = Some(now + budget);
             return out;

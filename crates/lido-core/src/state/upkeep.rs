@@ -48,7 +48,25 @@ impl<M: Manager> State<M> {
     /// at once (leased ones as they come back); growing serves waiters.
     pub fn resize(&mut self, max_size: usize, step: &mut Step<'_, M>) {
         self.max_size = max_size;
-        while self.size > max_size {
+        self.fit_cap(step);
+    }
+
+    /// Adaptive sizing's new target: like `resize`, under `max_size`.
+    pub fn set_target(&mut self, target: usize, step: &mut Step<'_, M>) {
+        self.target = target;
+        self.fit_cap(step);
+    }
+
+    /// Connections the pool may have open or opening now: `max_size`, or
+    /// adaptive sizing's target when lower.
+    pub(super) fn cap(&self) -> usize {
+        self.max_size.min(self.target)
+    }
+
+    /// Closes idle connections above the cap (leased ones close as they
+    /// come back); serves waiters when there is room.
+    fn fit_cap(&mut self, step: &mut Step<'_, M>) {
+        while self.size > self.cap() {
             let Some(live) = self.idle.pop_front() else {
                 break;
             };

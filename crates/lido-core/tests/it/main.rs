@@ -1,6 +1,7 @@
 //! lido-core's integration tests, in one binary (one link instead of one per
 //! file). The fake manager they drive is `lido_testkit::fake`.
 
+mod adaptive;
 mod blocking;
 mod cancel;
 mod cancel_points;

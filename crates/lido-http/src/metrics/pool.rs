@@ -1,6 +1,6 @@
 //! The pool core's metric families, read from `status()` and `stats()` at scrape time.
 
-use lido_core::{BreakerState, CloseReason};
+use lido_core::{BreakerState, CloseReason, Priority};
 
 use super::sink::MetricSink;
 use crate::source::PoolSource;
@@ -11,6 +11,13 @@ pub mod names {
     pub const CONNECTIONS: &str = "lido_pool_connections";
     /// Gauge: current `max_size`.
     pub const MAX: &str = "lido_pool_connections_max";
+    /// Gauge: connections the pool may have open now (adaptive sizing's
+    /// target, never above `max_size`; `max_size` when adaptive sizing is off).
+    pub const TARGET: &str = "lido_pool_target_size";
+    /// Counter: changes adaptive sizing made to the target size.
+    pub const TARGET_CHANGES: &str = "lido_pool_target_size_changes";
+    /// Gauge, `lane` = `critical` | `normal` | `background`: leases held per priority lane.
+    pub const IN_USE_BY_LANE: &str = "lido_pool_connections_in_use_by_lane";
     /// Gauge: configured `min_idle`.
     pub const MIN_IDLE: &str = "lido_pool_connections_min_idle";
     /// Gauge: callers waiting for a connection.
@@ -75,6 +82,22 @@ fn gauges(p: &dyn PoolSource, s: &mut MetricSink<'_>) {
         st.max_size as f64,
     );
     s.gauge(
+        names::TARGET,
+        "Connections the pool may have open now: adaptive sizing's target, else max_size.",
+        &[],
+        st.target_size as f64,
+    );
+    for lane in Priority::ALL {
+        let help = "Leases held now, by priority lane.";
+        let held = st.in_use_by_lane[lane as usize] as f64;
+        s.gauge(
+            names::IN_USE_BY_LANE,
+            help,
+            &[("lane", lane_name(lane))],
+            held,
+        );
+    }
+    s.gauge(
         names::MIN_IDLE,
         "Idle connections kept ready (min_idle).",
         &[],
@@ -113,6 +136,15 @@ fn gauges(p: &dyn PoolSource, s: &mut MetricSink<'_>) {
         &[],
         leaked,
     );
+}
+
+/// The `lane` label of a priority lane.
+fn lane_name(lane: Priority) -> &'static str {
+    match lane {
+        Priority::Critical => "critical",
+        Priority::Normal => "normal",
+        Priority::Background => "background",
+    }
 }
 
 fn histograms(p: &dyn PoolSource, s: &mut MetricSink<'_>) {
@@ -166,6 +198,12 @@ fn counters(p: &dyn PoolSource, s: &mut MetricSink<'_>) {
         "Connect attempts that failed.",
         &[],
         errors,
+    );
+    s.counter(
+        names::TARGET_CHANGES,
+        "Changes adaptive sizing made to the target size.",
+        &[],
+        st.target_changes(),
     );
     s.counter(
         names::LEAKS,

@@ -135,6 +135,12 @@ async fn metrics_match_status_and_stats() {
         );
         assert_eq!(value(&s, names::MAX, &[p]), st.max_size as f64);
         assert_eq!(value(&s, names::MIN_IDLE, &[p]), st.min_idle as f64);
+        assert_eq!(value(&s, names::TARGET, &[p]), st.target_size as f64);
+        assert_eq!(st.target_size, st.max_size, "adaptive sizing off");
+        for (lane, i) in [("critical", 0), ("normal", 1), ("background", 2)] {
+            let held = value(&s, names::IN_USE_BY_LANE, &[p, ("lane", lane)]);
+            assert_eq!(held, st.in_use_by_lane[i] as f64, "{lane}");
+        }
         assert_eq!(value(&s, names::WAITERS, &[p]), st.waiters as f64);
         assert_eq!(value(&s, names::CONNECTING, &[p]), st.connecting as f64);
         let total = |n: &str| format!("{n}_total");
@@ -151,6 +157,8 @@ async fn metrics_match_status_and_stats() {
             stats.acquire_timeouts() as f64
         );
         assert_eq!(value(&s, &total(names::LEAKS), &[p]), stats.leaks() as f64);
+        let changes = value(&s, &total(names::TARGET_CHANGES), &[p]);
+        assert_eq!(changes, stats.target_changes() as f64);
         let acq = total(names::ACQUIRES);
         assert_eq!(
             value(&s, &acq, &[p, ("outcome", "direct")]),
@@ -201,4 +209,40 @@ async fn metrics_match_status_and_stats() {
     assert_eq!(q, vec![(0.1, 2.0), (1.0, 3.0), (f64::INFINITY, 3.0)]);
     assert_eq!(value(&s, "myapp_build", &[("version", "1.2.3")]), 1.0);
     assert!(text.contains("# UNIT lido_pool_acquire_wait_seconds seconds\n"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_target_and_lanes_are_exported() {
+    let cfg = lido_core::Config {
+        max_size: 8,
+        adaptive: Some(lido_core::AdaptiveConfig {
+            min: 2,
+            max: 8,
+            ..lido_core::AdaptiveConfig::default()
+        }),
+        ..lido_core::Config::default()
+    };
+    let pool = Pool::builder(Fake::new().0)
+        .config(cfg)
+        .build()
+        .await
+        .expect("pool");
+    let held = pool
+        .get_with_priority(lido_core::Priority::Background)
+        .await
+        .expect("lease");
+    let metrics = Metrics::builder()
+        .pool("adaptive", pool.clone())
+        .build()
+        .expect("metrics");
+    let s = parse(&metrics.encode().expect("encodes"));
+    let p = ("pool", "adaptive");
+    assert_eq!(value(&s, names::TARGET, &[p]), 2.0, "starts at min");
+    assert_eq!(value(&s, names::MAX, &[p]), 8.0);
+    let lane = |l| value(&s, names::IN_USE_BY_LANE, &[p, ("lane", l)]);
+    assert_eq!(
+        (lane("critical"), lane("normal"), lane("background")),
+        (0.0, 0.0, 1.0)
+    );
+    drop(held);
 }
