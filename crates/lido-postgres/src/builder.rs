@@ -105,6 +105,34 @@ impl PgPoolBuilder {
         self
     }
 
+    /// Capacity per priority lane (reserves, share caps, lending); see
+    /// [`lido_core::LaneLimits`].
+    pub fn lanes(mut self, lanes: lido_core::LaneLimits) -> Self {
+        self.pool.lanes = lanes;
+        self
+    }
+
+    /// Adaptive sizing: a target size between `adaptive.min` and
+    /// `adaptive.max` (at most `max_size`) from the pool's own latency and
+    /// queueing; see [`lido_core::AdaptiveConfig`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use lido_core::AdaptiveConfig;
+    /// use lido_postgres::{PgConfig, PgPool};
+    /// let pool = PgPool::builder(PgConfig::from_env()?)
+    ///     .max_size(64)
+    ///     .adaptive(AdaptiveConfig { min: 2, max: 64, ..AdaptiveConfig::default() })
+    ///     .build()
+    ///     .await?;
+    /// println!("target now {}", pool.core().target_size());
+    /// # Ok(()) }
+    /// ```
+    pub fn adaptive(mut self, adaptive: lido_core::AdaptiveConfig) -> Self {
+        self.pool.adaptive = Some(adaptive);
+        self
+    }
+
     /// Idle connections kept ready.
     pub fn min_idle(mut self, n: usize) -> Self {
         self.pool.min_idle = n;
