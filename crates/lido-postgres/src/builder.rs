@@ -112,6 +112,14 @@ impl PgPoolBuilder {
         self
     }
 
+    /// The pool's query classes and their rules (default: `realtime`,
+    /// `standard`, `analytics`, `batch`, no rules); see
+    /// [`PgPool::class`](crate::PgPool::class).
+    pub fn classes(mut self, classes: lido_core::Classes) -> Self {
+        self.obs.classes = classes;
+        self
+    }
+
     /// Adaptive sizing: a target size between `adaptive.min` and
     /// `adaptive.max` (at most `max_size`) from the pool's own latency and
     /// queueing; see [`lido_core::AdaptiveConfig`].
@@ -329,6 +337,7 @@ impl PgPoolBuilder {
     /// The connection manager alone (to build a `lido_core::Pool` by hand).
     pub fn manager(&self) -> Result<PgManager, PgBuildError> {
         self.config.validate()?;
+        self.obs.classes.validate()?;
         self.session.validate()?;
         let mut session = self.session.clone();
         let pushed = match (session.statement_timeout, self.query_timeout) {

@@ -97,6 +97,7 @@
 
 pub mod blocking;
 mod builder;
+mod classes;
 pub mod cluster;
 mod config;
 mod conn;
@@ -111,6 +112,7 @@ pub mod tenants;
 mod watchdog;
 
 pub use builder::{PgPoolBuilder, DEFAULT_NOT_ANSWERING_AFTER, DEFAULT_QUERY_TIMEOUT};
+pub use classes::{ClassConn, PgClassPool};
 pub use config::defaults::{default_host, default_user};
 pub use config::env::PG_ENV;
 pub use config::pgconfig::{PgConfig, RootCert, SslMode, TargetSessionAttrs};
@@ -131,11 +133,13 @@ pub use net::target::Target;
 pub use net::tls::{verification, Verification};
 pub use net::tls_stream::TlsInfo;
 pub use net::wire::TxStatus;
+pub use obs::classes::ClassStat;
 pub use obs::normalize::{fingerprint, normalize_sql};
 pub use obs::slowlog::SQL_LOG_CHARS;
 pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
 pub use obs::stats::{Operation, PgStats};
+pub use obs::tables::tables_of;
 pub use pool::{PgPool, PgPooled, PoolError};
 pub use tenants::{PgTenants, PgTenantsBuilder, TenantLimits, TenantsError, TenantsSnapshot};
 

@@ -17,6 +17,7 @@ use crate::conn::pgconn::PgConn;
 use crate::error::{PgError, Unsupported};
 use crate::net::wire::TxStatus;
 use crate::obs::call::{Call, CallOpts, Params, RowCount};
+use crate::obs::statements::Entry;
 use crate::obs::stats::{bump, Operation};
 use crate::obs::{record, spans};
 
@@ -158,6 +159,8 @@ pub struct Timed<'a> {
     limit: Limit,
     in_tx: bool,
     opts: CallOpts,
+    /// The limit is the pool's default (a query class may replace it).
+    defaulted: bool,
 }
 
 macro_rules! statement_method {
@@ -202,7 +205,9 @@ macro_rules! delegate {
 impl PgConn {
     /// Statements with the pool's default per-query timeout.
     pub fn exec(&self) -> Timed<'_> {
-        Timed::new(self, Limit::query(self.ctx.query_timeout), false)
+        let mut t = Timed::new(self, Limit::query(self.ctx.query_timeout), false);
+        t.defaulted = true;
+        t
     }
 
     /// Statements with their own timeout instead of the pool's default.
@@ -258,7 +263,48 @@ impl<'a> Timed<'a> {
             limit,
             in_tx,
             opts: CallOpts::default(),
+            defaulted: false,
         }
+    }
+
+    /// These statements in query class `index` of the pool, with `limit`
+    /// (what is left of the class's deadline) and its slow-query threshold.
+    pub(crate) fn in_class(mut self, index: usize, limit: Option<Duration>) -> Self {
+        self.limit = Limit::query(limit);
+        self.defaulted = false;
+        self.apply_class(index);
+        self
+    }
+
+    /// Labels the call with class `index` and takes its slow-query threshold
+    /// (and, where the limit is the pool's default, its deadline).
+    fn apply_class(&mut self, index: usize) {
+        let book = &self.conn.ctx.obs.classes;
+        let Some(class) = book.classes.at(index) else {
+            return;
+        };
+        self.opts.class = Some(index);
+        if let (None, Some(t)) = (self.opts.slow, class.slow_threshold) {
+            self.opts.slow = Some(Some(t));
+        }
+        if self.defaulted && class.deadline.is_some() {
+            self.limit = Limit::query(class.deadline);
+        }
+    }
+
+    /// This call with the class its statement's tag or the pool's rules
+    /// pick, when it was not given one.
+    fn classified(&self, call: &Call<'_>, known: Option<&Entry>) -> Self {
+        let mut me = *self;
+        if me.opts.class.is_some() {
+            return me;
+        }
+        let Some(sql) = call.sql else { return me };
+        let book = &self.conn.ctx.obs.classes;
+        if let Some(i) = book.classify(sql, known.map(|e| e.shape.fingerprint)) {
+            me.apply_class(i);
+        }
+        me
     }
 
     /// Overrides the pool's slow-query threshold for these statements
@@ -321,14 +367,16 @@ impl<'a> Timed<'a> {
         // serves the span, the statistics and the slow-query log alike.
         let known = call.sql.and_then(|sql| obs.statements.lookup(sql));
         let known = known.as_deref();
+        let me = self.classified(call, known);
         let ep = &self.conn.endpoint;
         let server = (ep.tls_name.as_str(), ep.port);
         let span = spans::query(obs, server, call, known.map(|e| &e.shape));
-        let started = obs.wants_timing(self.opts).then(std::time::Instant::now);
+        let started =
+            (obs.wants_timing(me.opts) || me.opts.class.is_some()).then(std::time::Instant::now);
         let result = if span.is_disabled() {
-            pin!(self.run(fut)).await
+            pin!(me.run(fut)).await
         } else {
-            pin!(self.run(fut).instrument(span.clone())).await
+            pin!(me.run(fut).instrument(span.clone())).await
         };
         if let Some(t0) = started {
             let took = t0.elapsed();
@@ -336,7 +384,7 @@ impl<'a> Timed<'a> {
             let stats = &self.conn.ctx.stats;
             let done = record::Done {
                 took,
-                opts: self.opts,
+                opts: me.opts,
                 result: &result,
             };
             span.in_scope(|| record::finish(obs, stats, call, known, &done));

@@ -143,6 +143,9 @@ pub enum PgError {
     /// An application error returned from a transaction closure.
     #[error(transparent)]
     App(Box<dyn std::error::Error + Send + Sync>),
+    /// A call asked for a query class the pool does not have.
+    #[error(transparent)]
+    UnknownClass(#[from] lido_core::UnknownClass),
     /// The server stopped answering without closing its sockets (its
     /// processes stopped, or the network drops everything): a connection
     /// waited without an answer and a fresh connect was not answered
@@ -312,6 +315,9 @@ pub enum PgBuildError {
     /// The startup hook or the first connection failed (`build()` only).
     #[error("startup failed: {0}")]
     Startup(#[source] PgError),
+    /// A query-class rule names a class the pool does not have.
+    #[error(transparent)]
+    Classes(#[from] lido_core::UnknownClass),
 }
 
 #[cfg(test)]

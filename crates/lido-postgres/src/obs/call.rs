@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, SimpleQueryMessage};
 
+use crate::obs::classes::ClassBook;
 use crate::obs::statements::StatementStats;
 use crate::obs::stats::Operation;
 
@@ -32,6 +33,8 @@ pub(crate) struct Obs {
     pub(crate) query_text: bool,
     pub(crate) statements: Arc<StatementStats>,
     pub(crate) db: DbInfo,
+    /// Query classes and their counters.
+    pub(crate) classes: Arc<ClassBook>,
 }
 
 /// Per-call settings that override the pool's.
@@ -39,6 +42,8 @@ pub(crate) struct Obs {
 pub(crate) struct CallOpts {
     pub(crate) slow: Option<Option<Duration>>,
     pub(crate) log_parameters: Option<bool>,
+    /// The call's query class (index into the pool's classes).
+    pub(crate) class: Option<usize>,
 }
 
 impl Obs {

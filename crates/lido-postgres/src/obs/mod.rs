@@ -7,6 +7,7 @@
 //! connection.
 
 pub(crate) mod call;
+pub(crate) mod classes;
 pub(crate) mod errors;
 pub(crate) mod normalize;
 pub(crate) mod record;
@@ -17,3 +18,4 @@ pub(crate) mod spans;
 pub(crate) mod statements;
 pub(crate) mod stats;
 pub(crate) mod summary;
+pub(crate) mod tables;

@@ -28,6 +28,9 @@ pub(crate) fn finish<T: RowCount>(
     let Done { took, opts, result } = *done;
     let rows = result.as_ref().map_or(0, RowCount::rows);
     let err = result.as_ref().err();
+    if let Some(i) = opts.class {
+        obs.classes.record(i, took, err);
+    }
     if obs.statistics {
         stats.record_query(call.op, took, err);
         if let Some(sql) = call.sql {

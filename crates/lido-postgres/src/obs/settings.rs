@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::config::defaults::{default_host, default_user};
 use crate::config::pgconfig::PgConfig;
 use crate::obs::call::{DbInfo, Obs};
+use crate::obs::classes::ClassBook;
 use crate::obs::statements::StatementStats;
 
 /// What `PgPoolBuilder` collects for observability.
@@ -16,6 +17,7 @@ pub(crate) struct ObsSettings {
     pub(crate) slow_threshold: Option<Duration>,
     pub(crate) log_parameters: bool,
     pub(crate) query_text: bool,
+    pub(crate) classes: lido_core::Classes,
 }
 
 impl Default for ObsSettings {
@@ -26,6 +28,7 @@ impl Default for ObsSettings {
             slow_threshold: Some(Duration::from_secs(1)),
             log_parameters: false,
             query_text: false,
+            classes: lido_core::Classes::default(),
         }
     }
 }
@@ -39,6 +42,7 @@ impl ObsSettings {
             query_text: self.query_text,
             statements: Arc::new(StatementStats::new(self.statistics, self.capacity)),
             db: db_info(config),
+            classes: Arc::new(ClassBook::new(self.classes.clone())),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 
 mod blocking;
+mod classes;
 mod cluster;
 mod dirty;
 mod errors;
