@@ -70,6 +70,16 @@ pub mod names {
     pub const STATEMENT_SECONDS: &str = "lido_pg_statement_time_seconds";
     /// Counter, `fingerprint`, `query`: failures (top statements only).
     pub const STATEMENT_ERRORS: &str = "lido_pg_statement_errors";
+    /// Statements run per query class (counter).
+    pub const CLASS_CALLS: &str = "lido_pg_class_calls";
+    /// Failed statements per query class (counter).
+    pub const CLASS_ERRORS: &str = "lido_pg_class_errors";
+    /// Statements stopped by their class deadline (counter).
+    pub const CLASS_TIMEOUTS: &str = "lido_pg_class_timeouts";
+    /// Statements that finished above the near-timeout share of their class deadline (counter).
+    pub const CLASS_NEAR_TIMEOUTS: &str = "lido_pg_class_near_timeouts";
+    /// A class's deadline now (gauge, seconds).
+    pub const CLASS_DEADLINE: &str = "lido_pg_class_deadline_seconds";
 }
 
 /// PostgreSQL metric families for lido-http's exporter, read from a pool's
@@ -81,6 +91,7 @@ pub mod names {
 pub struct PgMetrics {
     stats: Arc<PgStats>,
     statements: Arc<StatementStats>,
+    classes: Arc<crate::obs::classes::ClassBook>,
     top: usize,
 }
 
@@ -91,6 +102,7 @@ impl PgMetrics {
         Self {
             stats: Arc::clone(&ctx.stats),
             statements: Arc::clone(&ctx.obs.statements),
+            classes: Arc::clone(&ctx.obs.classes),
             top: 0,
         }
     }
@@ -248,6 +260,38 @@ impl MetricsExtension for PgMetrics {
         self.transactions(sink);
         self.timeouts(sink);
         self.statements(sink);
+        self.classes(sink);
+    }
+}
+
+impl PgMetrics {
+    /// Per query class: calls, errors, timeouts, near timeouts, deadline
+    /// (one series per class the pool defines: bounded).
+    fn classes(&self, sink: &mut MetricSink<'_>) {
+        for c in self.classes.snapshot() {
+            let labels = [("class", c.class.as_str())];
+            sink.counter(
+                names::CLASS_CALLS,
+                "Statements run in a query class.",
+                &labels,
+                c.calls,
+            );
+            sink.counter(
+                names::CLASS_ERRORS,
+                "Failed statements of a query class.",
+                &labels,
+                c.errors,
+            );
+            let help = "Statements stopped by their query class's deadline.";
+            sink.counter(names::CLASS_TIMEOUTS, help, &labels, c.timeouts);
+            let help =
+                "Statements that finished above the near-timeout share of their class's deadline.";
+            sink.counter(names::CLASS_NEAR_TIMEOUTS, help, &labels, c.near_timeouts);
+            if let Some(d) = c.deadline {
+                let help = "A query class's deadline.";
+                sink.gauge(names::CLASS_DEADLINE, help, &labels, d.as_secs_f64());
+            }
+        }
     }
 }
 

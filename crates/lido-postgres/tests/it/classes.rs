@@ -58,6 +58,18 @@ async fn a_class_deadline_bounds_the_call_and_cancels_it_on_the_server() {
     );
     let s = stat(&pool, "tight");
     assert_eq!((s.calls, s.errors, s.timeouts), (1, 1, 1), "{s:?}");
+    let metrics = lido_http::Metrics::builder()
+        .pool("orders", pool.clone())
+        .build()
+        .expect("metrics");
+    let text = metrics.encode().expect("encodes");
+    for line in [
+        "lido_pg_class_timeouts_total{pool=\"orders\",class=\"tight\"} 1",
+        "lido_pg_class_calls_total{pool=\"orders\",class=\"tight\"} 1",
+        "lido_pg_class_deadline_seconds{pool=\"orders\",class=\"tight\"} 0.3",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
     // The server stopped the sleep: the pool's next call on any connection is quick.
     let conn = pool.get().await.expect("get");
     let active: i64 = conn
