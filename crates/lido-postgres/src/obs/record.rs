@@ -34,7 +34,8 @@ pub(crate) fn finish<T: RowCount>(
     if obs.statistics {
         stats.record_query(call.op, took, err);
         if let Some(sql) = call.sql {
-            obs.statements.record(sql, known, took, err.is_some(), rows);
+            obs.statements
+                .record(sql, known, took, err.is_some(), (rows, opts.class));
         }
     }
     if let Some(limit) = obs.slow_limit(opts) {

@@ -40,7 +40,15 @@ impl ObsSettings {
             slow_threshold: self.slow_threshold,
             log_parameters: self.log_parameters,
             query_text: self.query_text,
-            statements: Arc::new(StatementStats::new(self.statistics, self.capacity)),
+            statements: Arc::new(
+                StatementStats::new(self.statistics, self.capacity).with_class_names(
+                    self.classes
+                        .all()
+                        .iter()
+                        .map(|c| Arc::from(c.name()))
+                        .collect(),
+                ),
+            ),
             db: db_info(config),
             classes: Arc::new(ClassBook::new(self.classes.clone())),
         }

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,10 +32,15 @@ pub(crate) struct Entry {
     errors: AtomicU64,
     rows: AtomicU64,
     evicted: AtomicBool,
+    /// The query class of its last classified call (`usize::MAX`: none).
+    class: AtomicUsize,
 }
 
 impl Entry {
-    fn record(&self, took: Duration, failed: bool, rows: u64) {
+    fn record(&self, took: Duration, failed: bool, rows: u64, class: Option<usize>) {
+        if let Some(c) = class {
+            self.class.store(c, Ordering::Relaxed);
+        }
         self.time.record(took);
         if failed {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -67,6 +72,7 @@ impl Entry {
             p50: q(0.5),
             p95: q(0.95),
             p99: q(0.99),
+            class: None,
         }
     }
 }
@@ -101,6 +107,8 @@ pub struct StatementStat {
     pub p95: Duration,
     /// 99th percentile call time (±12.5 %).
     pub p99: Duration,
+    /// The query class of its last classified call, if any.
+    pub class: Option<Arc<str>>,
 }
 
 /// How [`StatementStats::top`] orders statements (largest first).
@@ -159,6 +167,8 @@ pub struct StatementStats {
     /// Normalized text → entry: the bounded table.
     table: Mutex<HashMap<Arc<str>, Arc<Entry>, RandomState>>,
     evictions: AtomicU64,
+    /// The pool's query class names, by index.
+    class_names: Vec<Arc<str>>,
 }
 
 impl std::fmt::Debug for StatementStats {
@@ -185,6 +195,7 @@ impl StatementStats {
             table: Mutex::new(HashMap::with_hasher(hasher.clone())),
             hasher,
             evictions: AtomicU64::new(0),
+            class_names: Vec::new(),
         }
     }
 
@@ -208,6 +219,20 @@ impl StatementStats {
         self.len() == 0
     }
 
+    /// Names the query classes entries are labelled with (by index).
+    pub(crate) fn with_class_names(mut self, names: Vec<Arc<str>>) -> Self {
+        self.class_names = names;
+        self
+    }
+
+    /// A snapshot of `e`, with its class's name.
+    fn stat(&self, e: &Entry, quantiles: bool) -> StatementStat {
+        let mut s = e.snapshot(quantiles);
+        let class = e.class.load(Ordering::Relaxed);
+        s.class = self.class_names.get(class).cloned();
+        s
+    }
+
     /// Statements evicted to make room for new ones.
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
@@ -220,14 +245,14 @@ impl StatementStats {
         let mut all: Vec<(Arc<Entry>, StatementStat)> = entries
             .into_iter()
             .map(|e| {
-                let s = e.snapshot(quantiles);
+                let s = self.stat(&e, quantiles);
                 (e, s)
             })
             .collect();
         all.sort_by(|(_, a), (_, b)| by.key(b).cmp(&by.key(a)).then(a.query.cmp(&b.query)));
         all.truncate(n);
         all.into_iter()
-            .map(|(e, s)| if quantiles { s } else { e.snapshot(true) })
+            .map(|(e, s)| if quantiles { s } else { self.stat(&e, true) })
             .collect()
     }
 
@@ -240,7 +265,7 @@ impl StatementStats {
     pub fn get(&self, sql: &str) -> Option<StatementStat> {
         let key = normalize_sql(sql);
         let entry = self.table.lock().get(key.as_str()).cloned();
-        entry.map(|e| e.snapshot(true))
+        entry.map(|e| self.stat(&e, true))
     }
 
     /// Forgets every statement.
@@ -278,21 +303,21 @@ impl StatementStats {
         known: Option<&Entry>,
         took: Duration,
         failed: bool,
-        rows: u64,
+        (rows, class): (u64, Option<usize>),
     ) {
         if !self.enabled {
             return;
         }
         if let Some(e) = known.filter(|e| !e.evicted.load(Ordering::Relaxed)) {
-            e.record(took, failed, rows);
+            e.record(took, failed, rows, class);
             return;
         }
         if let Some(e) = self.lookup(sql) {
-            e.record(took, failed, rows);
+            e.record(took, failed, rows, class);
             return;
         }
         let entry = self.resolve(sql);
-        entry.record(took, failed, rows);
+        entry.record(took, failed, rows, class);
         let mut map = self.shard(sql).write();
         if map.len() >= self.raw_limit() {
             map.clear();
@@ -328,6 +353,7 @@ impl StatementStats {
             errors: AtomicU64::new(0),
             rows: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
+            class: AtomicUsize::new(usize::MAX),
         });
         table.insert(text, Arc::clone(&entry));
         entry
@@ -343,9 +369,15 @@ mod tests {
     #[test]
     fn literals_share_an_entry_and_counts_add_up() {
         let s = StatementStats::new(true, 10);
-        s.record("SELECT * FROM t WHERE id = 1", None, MS, false, 1);
-        s.record("SELECT * FROM t WHERE id = 2", None, MS * 3, false, 0);
-        s.record("SELECT * FROM t WHERE id = 2", None, MS, true, 0);
+        s.record("SELECT * FROM t WHERE id = 1", None, MS, false, (1, None));
+        s.record(
+            "SELECT * FROM t WHERE id = 2",
+            None,
+            MS * 3,
+            false,
+            (0, None),
+        );
+        s.record("SELECT * FROM t WHERE id = 2", None, MS, true, (0, None));
         assert_eq!(s.len(), 1);
         let st = s.get("SELECT * FROM t WHERE id = 7").unwrap();
         assert_eq!((st.calls, st.errors, st.rows), (3, 1, 1));
@@ -358,14 +390,14 @@ mod tests {
     fn evicts_the_least_called_and_orders_top() {
         let s = StatementStats::new(true, 2);
         for _ in 0..3 {
-            s.record("SELECT a", None, MS, false, 0);
+            s.record("SELECT a", None, MS, false, (0, None));
         }
-        s.record("SELECT b", None, MS * 10, false, 0);
-        s.record("SELECT c", None, MS, false, 0);
+        s.record("SELECT b", None, MS * 10, false, (0, None));
+        s.record("SELECT c", None, MS, false, (0, None));
         assert_eq!(s.len(), 2);
         assert_eq!(s.evictions(), 1);
         assert!(s.get("SELECT b").is_none(), "b had the fewest calls");
-        s.record("SELECT b", None, MS, false, 0);
+        s.record("SELECT b", None, MS, false, (0, None));
         let top = s.top(5, StatementOrder::Calls);
         assert_eq!(top[0].query.as_ref(), "SELECT a");
         assert_eq!(top.len(), 2);
@@ -381,16 +413,28 @@ mod tests {
             s.lookup("SELECT a FROM t WHERE x = 1").is_none(),
             "not seen yet"
         );
-        s.record("SELECT a FROM t WHERE x = 1", None, MS, false, 0);
+        s.record("SELECT a FROM t WHERE x = 1", None, MS, false, (0, None));
         let known = s.lookup("SELECT a FROM t WHERE x = 1").unwrap();
         assert_eq!(&*known.shape.text, "SELECT a FROM t WHERE x = $1");
         assert_eq!(known.shape.summary.name, "SELECT t");
-        s.record("SELECT a FROM t WHERE x = 1", Some(&known), MS, false, 2);
+        s.record(
+            "SELECT a FROM t WHERE x = 1",
+            Some(&known),
+            MS,
+            false,
+            (2, None),
+        );
         assert_eq!(s.get("SELECT a FROM t WHERE x = 9").unwrap().calls, 2);
         // Evicted between the lookup and the end of the call: counted anew.
-        s.record("SELECT b", None, MS, false, 0);
+        s.record("SELECT b", None, MS, false, (0, None));
         assert!(s.lookup("SELECT a FROM t WHERE x = 1").is_none(), "evicted");
-        s.record("SELECT a FROM t WHERE x = 1", Some(&known), MS, true, 0);
+        s.record(
+            "SELECT a FROM t WHERE x = 1",
+            Some(&known),
+            MS,
+            true,
+            (0, None),
+        );
         let st = s.get("SELECT a FROM t WHERE x = 1").unwrap();
         assert_eq!((st.calls, st.errors), (1, 1));
         assert_eq!(known.time.count(), 2, "the evicted entry is left as it was");
@@ -399,7 +443,7 @@ mod tests {
     #[test]
     fn disabled_records_nothing() {
         let s = StatementStats::new(false, 10);
-        s.record("SELECT 1", None, MS, false, 1);
+        s.record("SELECT 1", None, MS, false, (1, None));
         assert!(s.is_empty());
         assert!(s.lookup("SELECT 1").is_none());
     }

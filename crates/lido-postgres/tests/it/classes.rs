@@ -113,6 +113,15 @@ async fn tags_and_table_rules_classify_calls_given_no_class() {
     let s = stat(&pool, "tight");
     // The setup batch touched slow_things too: 4 calls in the class.
     assert_eq!((s.calls, s.timeouts), (4, 2), "{s:?}");
+    let st = pool
+        .statement_stats()
+        .get("SELECT pg_sleep(5) FROM slow_things")
+        .expect("tracked");
+    assert_eq!(
+        st.class.as_deref(),
+        Some("tight"),
+        "labelled in the statement statistics"
+    );
     // Untagged, unruled statements keep the pool's settings and no class.
     conn.query("SELECT pg_sleep(0.4)", &[])
         .await
