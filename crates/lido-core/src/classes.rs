@@ -30,8 +30,9 @@ pub struct QueryClass {
     pub priority: Priority,
     /// Calls at or above this are logged as slow; `None`: the pool's.
     pub slow_threshold: Option<Duration>,
-    /// How many times a call failing with a retryable error runs again
-    /// (where the backend retries: transactions with retry).
+    /// How many times a transaction failing with a retryable error
+    /// (deadlock, serialization failure) runs again (lido-postgres:
+    /// `ClassConn::tx_options`).
     pub retries: u32,
     /// Calls finishing above this share of their deadline count as near
     /// timeouts (default 0.8).

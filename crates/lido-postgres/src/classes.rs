@@ -17,6 +17,7 @@ use tokio_postgres::Row;
 
 use crate::conn::exec::{Sql, Timed};
 use crate::conn::pgconn::PgConn;
+use crate::conn::tx_sql::TxOptions;
 use crate::error::PgError;
 use crate::obs::classes::ClassStat;
 use crate::pool::{PgPool, PgPooled};
@@ -175,6 +176,33 @@ impl ClassConn {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, PgError> {
         self.exec().execute(q, params).await
+    }
+
+    /// Transaction options for this class: `max_attempts` is the class's
+    /// retries plus one, `timeout` what is left of its deadline; pass them
+    /// to [`PgConn::transaction_with_retry`] (through `DerefMut` of the
+    /// lease: [`into_inner`](Self::into_inner)).
+    ///
+    /// ```no_run
+    /// # async fn f(pool: lido_postgres::PgPool) -> Result<(), lido_postgres::PgError> {
+    /// let conn = pool.class("batch")?.get().await?;
+    /// let opts = conn.tx_options().serializable();
+    /// let mut lease = conn.into_inner();
+    /// lease
+    ///     .transaction_with_retry(&opts, |tx| {
+    ///         Box::pin(async move { tx.execute("UPDATE jobs SET done = true", &[]).await })
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tx_options(&self) -> TxOptions {
+        let book = &self.conn.ctx.obs.classes;
+        let retries = book.classes.at(self.index).map_or(0, |c| c.retries);
+        let mut opts = TxOptions::new().max_attempts(retries.saturating_add(1));
+        if let Some(at) = self.deadline {
+            opts = opts.timeout(at.saturating_duration_since(Instant::now()));
+        }
+        opts
     }
 
     /// The lease, to return it early or keep it.

@@ -146,7 +146,21 @@ async fn near_timeouts_and_the_class_lane_are_counted() {
     conn.execute("SELECT pg_sleep(1.3)", &[])
         .await
         .expect("within the deadline");
-    drop(conn);
+    let opts = conn.tx_options();
+    assert_eq!(opts.max_attempts, 2, "the class's one retry");
+    assert!(
+        opts.timeout.is_some_and(|t| t < Duration::from_millis(300)),
+        "{opts:?}"
+    );
+    let mut lease = conn.into_inner();
+    let n: i32 = lease
+        .transaction_with_retry(&opts.timeout(Duration::from_secs(5)), |tx| {
+            Box::pin(async move { Ok(tx.query_one("SELECT 7", &[]).await?.get(0)) })
+        })
+        .await
+        .expect("transaction");
+    assert_eq!(n, 7);
+    drop(lease);
     let s = stat(&pool, "near");
     assert_eq!((s.calls, s.errors, s.near_timeouts), (1, 0, 1), "{s:?}");
 }
