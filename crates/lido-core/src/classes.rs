@@ -22,13 +22,17 @@ use crate::waiters::Priority;
 /// assert_eq!(reports.name(), "reports");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct QueryClass {
-    name: Arc<str>,
+    name: String,
     /// The whole call's limit (acquire + statement); `None`: the pool's.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub deadline: Option<Duration>,
     /// The lane its calls wait in.
     pub priority: Priority,
     /// Calls at or above this are logged as slow; `None`: the pool's.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub slow_threshold: Option<Duration>,
     /// How many times a transaction failing with a retryable error
     /// (deadlock, serialization failure) runs again (lido-postgres:
@@ -39,11 +43,18 @@ pub struct QueryClass {
     pub near_timeout: f64,
 }
 
+impl Default for QueryClass {
+    /// `standard`.
+    fn default() -> Self {
+        Self::new("standard")
+    }
+}
+
 impl QueryClass {
     /// A class named `name` with the `standard` settings.
     pub fn new(name: &str) -> Self {
         Self {
-            name: Arc::from(name),
+            name: name.to_owned(),
             deadline: Some(Duration::from_secs(5)),
             priority: Priority::Normal,
             slow_threshold: Some(Duration::from_millis(500)),
@@ -282,6 +293,69 @@ impl Classes {
             name: name.to_owned(),
             known: self.classes.iter().map(|c| c.name().to_owned()).collect(),
         }
+    }
+}
+
+/// Classes as a settings file writes them (with feature `serde`): classes
+/// added to (or replacing) the four defaults, table and fingerprint
+/// (16 hex digits, as the metrics show it) rules, and the default class.
+///
+/// ```
+/// use lido_core::ClassesConfig;
+/// let cfg = ClassesConfig {
+///     classes: vec![lido_core::QueryClass::new("reports")],
+///     tables: [("audit_log".to_string(), "batch".to_string())].into(),
+///     ..ClassesConfig::default()
+/// };
+/// let classes = cfg.build().expect("known classes");
+/// assert!(classes.get("reports").is_ok());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+pub struct ClassesConfig {
+    /// Classes besides (or replacing) `realtime`, `standard`, `analytics`, `batch`.
+    pub classes: Vec<QueryClass>,
+    /// Table name → class.
+    pub tables: std::collections::BTreeMap<String, String>,
+    /// Fingerprint (16 hex digits) → class.
+    pub fingerprints: std::collections::BTreeMap<String, String>,
+    /// The class of statements no tag or rule picks (`None`: the pool's settings).
+    pub default: Option<String>,
+}
+
+/// A [`ClassesConfig`] that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClassesConfigError {
+    /// A rule or the default names no class.
+    #[error(transparent)]
+    Unknown(#[from] UnknownClass),
+    /// A fingerprint rule's key is not 16 hex digits.
+    #[error("fingerprint {0:?} is not a hex number (write it as the metrics show it, e.g. \"00ff12ab34cd56ef\")")]
+    Fingerprint(String),
+}
+
+impl ClassesConfig {
+    /// The classes and rules, checked.
+    pub fn build(&self) -> Result<Classes, ClassesConfigError> {
+        let mut c = Classes::default();
+        for class in &self.classes {
+            c = c.with(class.clone());
+        }
+        for (table, class) in &self.tables {
+            c = c.table_rule(table, class);
+        }
+        for (fp, class) in &self.fingerprints {
+            let n = u64::from_str_radix(fp.trim_start_matches("0x"), 16)
+                .map_err(|_| ClassesConfigError::Fingerprint(fp.clone()))?;
+            c = c.fingerprint_rule(n, class);
+        }
+        if let Some(d) = &self.default {
+            c = c.default_class(d)?;
+        }
+        c.validate()?;
+        Ok(c)
     }
 }
 

@@ -84,7 +84,10 @@ mod waiters;
 pub use adaptive::AdaptiveConfig;
 pub use breaker::{BreakerState, Transition};
 pub use builder::PoolBuilder;
-pub use classes::{tag as class_tag, ClassRule, Classes, QueryClass, StatementInfo, UnknownClass};
+pub use classes::{
+    tag as class_tag, ClassRule, Classes, ClassesConfig, ClassesConfigError, QueryClass,
+    StatementInfo, UnknownClass,
+};
 pub use config::{BreakerConfig, Config, RetryConfig, ReuseOrder};
 pub use error::{BuildError, ConnectFailure, Error};
 pub use guard::Pooled;

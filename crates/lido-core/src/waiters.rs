@@ -21,6 +21,8 @@ use tokio::time::Instant;
 /// `Normal` one, every `Normal` one before any `Background` one; within a
 /// lane, first come, first served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum Priority {
     /// Latency-critical traffic (user-facing requests).
     Critical = 0,

@@ -185,3 +185,41 @@ fn config_round_trips_through_serde_with_human_durations() {
         serde_json::from_str(&serde_json::to_string(&cfg).expect("write")).expect("read back");
     assert_eq!(back, cfg);
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn query_classes_load_from_a_settings_file() {
+    use lido_core::{ClassesConfig, ClassesConfigError, Priority};
+    let json = r#"{
+        "classes": [{"name": "reports", "deadline": "2m", "priority": "background",
+                     "slow_threshold": "20s", "retries": 0}],
+        "tables": {"audit_log": "batch"},
+        "fingerprints": {"00000000000000ff": "realtime"},
+        "default": "standard"
+    }"#;
+    let cfg: ClassesConfig = serde_json::from_str(json).expect("parse");
+    let classes = cfg.build().expect("valid");
+    let reports = classes.get("reports").expect("added");
+    assert_eq!(reports.deadline, Some(Duration::from_secs(120)));
+    assert_eq!(reports.priority, Priority::Background);
+    assert_eq!(
+        reports.near_timeout, 0.8,
+        "unset fields keep the standard settings"
+    );
+    let info = lido_core::StatementInfo {
+        sql: "SELECT 1",
+        fingerprint: Some(0xff),
+        tables: &[],
+    };
+    assert_eq!(classes.classify(&info).map(|c| c.name()), Some("realtime"));
+
+    let bad: ClassesConfig = serde_json::from_str(r#"{"tables": {"t": "fast"}}"#).expect("parse");
+    let err = bad.build().expect_err("no class fast");
+    assert!(matches!(err, ClassesConfigError::Unknown(_)), "{err}");
+    let bad: ClassesConfig =
+        serde_json::from_str(r#"{"fingerprints": {"xyz": "batch"}}"#).expect("parse");
+    assert!(matches!(
+        bad.build(),
+        Err(ClassesConfigError::Fingerprint(_))
+    ));
+}
