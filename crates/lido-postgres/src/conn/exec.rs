@@ -370,7 +370,7 @@ impl<'a> Timed<'a> {
         let me = self.classified(call, known);
         let ep = &self.conn.endpoint;
         let server = (ep.tls_name.as_str(), ep.port);
-        let span = spans::query(obs, server, call, known.map(|e| &e.shape));
+        let span = spans::query(obs, server, call, (known.map(|e| &e.shape), me.opts.class));
         let started =
             (obs.wants_timing(me.opts) || me.opts.class.is_some()).then(std::time::Instant::now);
         let result = if span.is_disabled() {

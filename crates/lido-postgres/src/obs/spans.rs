@@ -36,7 +36,7 @@ pub(crate) fn query(
     obs: &Obs,
     server: (&str, u16),
     call: &Call<'_>,
-    known: Option<&Shape>,
+    (known, class): (Option<&Shape>, Option<usize>),
 ) -> Span {
     let (address, port) = server;
     let span = tracing::info_span!(target: "lido::postgres", "lido.query",
@@ -47,9 +47,12 @@ pub(crate) fn query(
         db.query.summary = Empty, db.query.text = Empty,
         server.address = address, server.port = int(port),
         db.response.returned_rows = Empty, db.response.status_code = Empty,
-        error.type = Empty, lido.operation = call.op.as_str());
+        error.type = Empty, lido.operation = call.op.as_str(), lido.query_class = Empty);
     if span.is_disabled() {
         return span;
+    }
+    if let Some(class) = class.and_then(|i| obs.classes.classes.at(i)) {
+        span.record("lido.query_class", class.name());
     }
     let Some(shape) = Shape::known_or_of(known, call.sql) else {
         // A prepared statement: no text to name it by.

@@ -95,6 +95,24 @@ async fn acquire_connect_and_query_spans_carry_otel_attributes() {
 }
 
 #[tokio::test]
+async fn a_classified_call_names_its_query_class() {
+    let cap = Capture::default();
+    let _guard = cap.install();
+    let server = PgServer::shared();
+    let db = server.create_database().expect("database");
+    let pool = common::builder(common::config(server, &db), 1)
+        .build()
+        .await
+        .expect("pool");
+    let conn = pool.get().await.expect("get");
+    conn.query("/* class=analytics */ SELECT 41 + 1", &[])
+        .await
+        .expect("select");
+    let span = query_span(&cap, "SELECT");
+    assert_eq!(span.field("lido.query_class"), "analytics", "{span:#?}");
+}
+
+#[tokio::test]
 async fn query_text_only_when_opted_in_and_without_literals() {
     let cap = Capture::default();
     let _guard = cap.install();
