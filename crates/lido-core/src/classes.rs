@@ -41,6 +41,71 @@ pub struct QueryClass {
     /// Calls finishing above this share of their deadline count as near
     /// timeouts (default 0.8).
     pub near_timeout: f64,
+    /// Learned deadlines per statement (`None`: the class deadline only).
+    pub learn: Option<Learning>,
+}
+
+/// How a class learns each statement's deadline from its own latency:
+/// once a statement has `min_samples` calls, its deadline becomes
+/// `clamp(k × p99, floor, class deadline)`, moved towards that target by
+/// `weight` of the distance at each update (every 32 calls), so one slow
+/// burst neither tightens nor loosens it much.
+///
+/// ```
+/// use std::time::Duration;
+/// use lido_core::{Learning, QueryClass};
+/// let class = QueryClass::new("api").learn(Some(Learning::default()));
+/// let l = class.learn.unwrap();
+/// assert_eq!(l.target(Duration::from_millis(40), class.deadline), Duration::from_millis(120));
+/// assert_eq!(l.target(Duration::from_millis(1), class.deadline), l.floor);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+pub struct Learning {
+    /// The deadline as a multiple of the statement's p99 (default 3).
+    pub k: f64,
+    /// Never below this (default 50 ms).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub floor: Duration,
+    /// Calls a statement needs before its deadline is learned (default 100).
+    pub min_samples: u64,
+    /// Share of the distance to the new target moved at each update (default 0.1).
+    pub weight: f64,
+}
+
+impl Default for Learning {
+    fn default() -> Self {
+        Self {
+            k: 3.0,
+            floor: Duration::from_millis(50),
+            min_samples: 100,
+            weight: 0.1,
+        }
+    }
+}
+
+impl Learning {
+    /// The deadline a statement with this `p99` should have, under `ceiling`.
+    pub fn target(&self, p99: Duration, ceiling: Option<Duration>) -> Duration {
+        let t = p99.mul_f64(self.k.max(1.0)).max(self.floor);
+        match ceiling {
+            Some(c) => t.min(c).max(self.floor.min(c)),
+            None => t,
+        }
+    }
+
+    /// `current` moved towards `target` (the first value is the target itself).
+    pub fn step(&self, current: Option<Duration>, target: Duration) -> Duration {
+        match current {
+            None => target,
+            Some(c) => {
+                let w = self.weight.clamp(0.0, 1.0);
+                let secs = c.as_secs_f64() + w * (target.as_secs_f64() - c.as_secs_f64());
+                Duration::from_secs_f64(secs.max(0.0)).max(self.floor)
+            }
+        }
+    }
 }
 
 impl Default for QueryClass {
@@ -60,6 +125,7 @@ impl QueryClass {
             slow_threshold: Some(Duration::from_millis(500)),
             retries: 1,
             near_timeout: 0.8,
+            learn: None,
         }
     }
 
@@ -115,6 +181,12 @@ impl QueryClass {
     /// Sets the slow-query threshold.
     pub fn slow_threshold(mut self, d: Option<Duration>) -> Self {
         self.slow_threshold = d;
+        self
+    }
+
+    /// Turns learned deadlines on (or off with `None`).
+    pub fn learn(mut self, learning: Option<Learning>) -> Self {
+        self.learn = learning;
         self
     }
 
@@ -437,6 +509,35 @@ mod tests {
         assert!(!QueryClass::new("y")
             .deadline(None)
             .is_near_timeout(Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn learned_deadlines_clamp_and_move_slowly() {
+        let l = Learning::default();
+        let ceiling = Some(Duration::from_secs(1));
+        assert_eq!(
+            l.target(Duration::from_millis(500), ceiling),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            l.target(Duration::from_millis(10), ceiling),
+            Duration::from_millis(50)
+        );
+        let start = l.step(None, Duration::from_millis(300));
+        assert_eq!(start, Duration::from_millis(300));
+        let burst = l.step(Some(start), Duration::from_secs(1));
+        assert!(
+            burst < Duration::from_millis(400),
+            "one burst moves it a tenth: {burst:?}"
+        );
+        let mut d = start;
+        for _ in 0..200 {
+            d = l.step(Some(d), Duration::from_millis(100));
+        }
+        assert!(
+            d < Duration::from_millis(101) && d >= Duration::from_millis(99),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub use adaptive::AdaptiveConfig;
 pub use breaker::{BreakerState, Transition};
 pub use builder::PoolBuilder;
 pub use classes::{
-    tag as class_tag, ClassRule, Classes, ClassesConfig, ClassesConfigError, QueryClass,
+    tag as class_tag, ClassRule, Classes, ClassesConfig, ClassesConfigError, Learning, QueryClass,
     StatementInfo, UnknownClass,
 };
 pub use config::{BreakerConfig, Config, RetryConfig, ReuseOrder};

@@ -78,6 +78,8 @@ pub mod names {
     pub const CLASS_TIMEOUTS: &str = "lido_pg_class_timeouts";
     /// Statements that finished above the near-timeout share of their class deadline (counter).
     pub const CLASS_NEAR_TIMEOUTS: &str = "lido_pg_class_near_timeouts";
+    /// A top statement's learned deadline (gauge, seconds).
+    pub const STATEMENT_LEARNED_DEADLINE: &str = "lido_pg_statement_learned_deadline_seconds";
     /// A class's deadline now (gauge, seconds).
     pub const CLASS_DEADLINE: &str = "lido_pg_class_deadline_seconds";
 }
@@ -249,6 +251,15 @@ impl PgMetrics {
                 &labels,
                 st.errors,
             );
+            if let Some(d) = st.learned_deadline {
+                let help = "The deadline a statement's query class learned from its latency.";
+                sink.gauge(
+                    names::STATEMENT_LEARNED_DEADLINE,
+                    help,
+                    &labels,
+                    d.as_secs_f64(),
+                );
+            }
         }
     }
 }

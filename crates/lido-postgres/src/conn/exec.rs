@@ -296,13 +296,20 @@ impl<'a> Timed<'a> {
     /// pick, when it was not given one.
     fn classified(&self, call: &Call<'_>, known: Option<&Entry>) -> Self {
         let mut me = *self;
-        if me.opts.class.is_some() {
-            return me;
-        }
-        let Some(sql) = call.sql else { return me };
         let book = &self.conn.ctx.obs.classes;
-        if let Some(i) = book.classify(sql, known.map(|e| e.shape.fingerprint)) {
-            me.apply_class(i);
+        if me.opts.class.is_none() {
+            let Some(sql) = call.sql else { return me };
+            if let Some(i) = book.classify(sql, known.map(|e| e.shape.fingerprint)) {
+                me.apply_class(i);
+            }
+        }
+        // A class that learns: the statement's learned deadline, if shorter.
+        let class = me.opts.class.and_then(|i| book.classes.at(i));
+        if let (Some(c), Some(learned)) = (class, known.and_then(Entry::learned)) {
+            if c.learn.is_some() {
+                let limit = me.limit.query.map_or(learned, |q| q.min(learned));
+                me.limit.query = Some(limit);
+            }
         }
         me
     }

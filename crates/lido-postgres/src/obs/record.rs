@@ -30,6 +30,12 @@ pub(crate) fn finish<T: RowCount>(
     let err = result.as_ref().err();
     if let Some(i) = opts.class {
         obs.classes.record(i, took, err);
+        let class = obs.classes.classes.at(i);
+        if let (Some(c), Some(entry)) = (class, known) {
+            if let Some(learning) = &c.learn {
+                entry.learn(learning, c.deadline);
+            }
+        }
     }
     if obs.statistics {
         stats.record_query(call.op, took, err);

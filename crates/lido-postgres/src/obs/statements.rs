@@ -34,9 +34,32 @@ pub(crate) struct Entry {
     evicted: AtomicBool,
     /// The query class of its last classified call (`usize::MAX`: none).
     class: AtomicUsize,
+    /// Its learned deadline in µs (0: none yet).
+    learned_us: AtomicU64,
 }
 
 impl Entry {
+    /// Its learned deadline, once there is one.
+    pub(crate) fn learned(&self) -> Option<Duration> {
+        match self.learned_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    /// Every 32 calls past `learning.min_samples`, moves the learned
+    /// deadline towards `clamp(k × p99, floor, ceiling)`.
+    pub(crate) fn learn(&self, learning: &lido_core::Learning, ceiling: Option<Duration>) {
+        let calls = self.time.count();
+        if calls < learning.min_samples.max(1) || calls % 32 != 0 {
+            return;
+        }
+        let target = learning.target(self.time.quantile(0.99), ceiling);
+        let next = learning.step(self.learned(), target);
+        let us = u64::try_from(next.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.learned_us.store(us, Ordering::Relaxed);
+    }
+
     fn record(&self, took: Duration, failed: bool, rows: u64, class: Option<usize>) {
         if let Some(c) = class {
             self.class.store(c, Ordering::Relaxed);
@@ -73,6 +96,7 @@ impl Entry {
             p95: q(0.95),
             p99: q(0.99),
             class: None,
+            learned_deadline: None,
         }
     }
 }
@@ -109,6 +133,9 @@ pub struct StatementStat {
     pub p99: Duration,
     /// The query class of its last classified call, if any.
     pub class: Option<Arc<str>>,
+    /// The deadline learned from its latency (a class with
+    /// [`Learning`](lido_core::Learning)), once learned.
+    pub learned_deadline: Option<Duration>,
 }
 
 /// How [`StatementStats::top`] orders statements (largest first).
@@ -230,6 +257,7 @@ impl StatementStats {
         let mut s = e.snapshot(quantiles);
         let class = e.class.load(Ordering::Relaxed);
         s.class = self.class_names.get(class).cloned();
+        s.learned_deadline = e.learned();
         s
     }
 
@@ -354,6 +382,7 @@ impl StatementStats {
             rows: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             class: AtomicUsize::new(usize::MAX),
+            learned_us: AtomicU64::new(0),
         });
         table.insert(text, Arc::clone(&entry));
         entry

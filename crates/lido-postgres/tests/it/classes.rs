@@ -183,3 +183,62 @@ async fn unknown_classes_are_typed_errors_that_list_the_known_ones() {
         .expect_err("a rule naming no class");
     assert!(matches!(bad, PgBuildError::Classes(_)), "{bad:?}");
 }
+
+/// A class that learns: after enough calls a statement's deadline follows
+/// its own latency (3 × p99, at least the floor), so a call that hangs is
+/// cut at that deadline instead of the class's generous ceiling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_deadline_cuts_a_hanging_call_long_before_the_class_ceiling() {
+    use lido_core::Learning;
+    let learning = Learning {
+        min_samples: 64,
+        floor: Duration::from_millis(100),
+        ..Learning::default()
+    };
+    let api = QueryClass::new("api")
+        .deadline(Some(Duration::from_secs(20)))
+        .learn(Some(learning));
+    let (pool, _db) = pool_with(Classes::default().with(api)).await;
+    let class = pool.class("api").expect("known");
+    let sql = "SELECT pg_sleep($1::float8)";
+    for _ in 0..96 {
+        class.execute(sql, &[&0.005f64]).await.expect("quick call");
+    }
+    let st = pool.statement_stats().get(sql).expect("tracked");
+    let learned = st.learned_deadline.expect("learned after 96 calls");
+    println!(
+        "learned deadline {learned:?} (p99 {:?}, class ceiling 20 s)",
+        st.p99
+    );
+    assert!(
+        learned >= Duration::from_millis(100),
+        "never below the floor: {learned:?}"
+    );
+    assert!(learned < Duration::from_secs(2), "{learned:?}");
+
+    let started = Instant::now();
+    let err = class
+        .execute(sql, &[&10.0f64])
+        .await
+        .expect_err("hangs past the learned deadline");
+    let took = started.elapsed();
+    assert!(err.is_timeout(), "{err}");
+    assert!(
+        took < Duration::from_secs(5),
+        "cut near {learned:?}, not at 20 s: {took:?}"
+    );
+    assert_eq!(stat(&pool, "api").timeouts, 1);
+    let metrics = lido_http::Metrics::builder()
+        .named(
+            lido_http::NamedPool::new("orders".to_owned(), pool.clone())
+                .without_metrics()
+                .with_metrics(lido_postgres::http::PgMetrics::new(&pool).top_statements(5)),
+        )
+        .build()
+        .expect("metrics");
+    let text = metrics.encode().expect("encodes");
+    assert!(
+        text.contains("lido_pg_statement_learned_deadline_seconds{pool=\"orders\""),
+        "{text}"
+    );
+}
