@@ -78,6 +78,10 @@ pub mod names {
     pub const CLASS_TIMEOUTS: &str = "lido_pg_class_timeouts";
     /// Statements that finished above the near-timeout share of their class deadline (counter).
     pub const CLASS_NEAR_TIMEOUTS: &str = "lido_pg_class_near_timeouts";
+    /// Calls of statements naming a table, by kind (read, write) (counter).
+    pub const TABLE_CALLS: &str = "lido_pg_table_calls";
+    /// Time in statements naming a table (counter, seconds).
+    pub const TABLE_SECONDS: &str = "lido_pg_table_time_seconds";
     /// A top statement's learned deadline (gauge, seconds).
     pub const STATEMENT_LEARNED_DEADLINE: &str = "lido_pg_statement_learned_deadline_seconds";
     /// A class's deadline now (gauge, seconds).
@@ -272,10 +276,50 @@ impl MetricsExtension for PgMetrics {
         self.timeouts(sink);
         self.statements(sink);
         self.classes(sink);
+        self.tables(sink);
     }
 }
 
+/// Tables exported by name; the rest are summed as `other`.
+const TOP_TABLES: usize = 20;
+
 impl PgMetrics {
+    /// Per table (the 20 with the most time, the rest as `other`): calls
+    /// by kind and time.
+    fn tables(&self, sink: &mut MetricSink<'_>) {
+        let mut all = self.statements.tables();
+        let mut rest = all.split_off(all.len().min(TOP_TABLES));
+        if let Some(i) = all.iter().position(|t| t.table == crate::OTHER_TABLES) {
+            rest.push(all.remove(i));
+        }
+        if !rest.is_empty() {
+            let mut other = crate::TableStat {
+                table: crate::OTHER_TABLES.to_owned(),
+                reads: 0,
+                writes: 0,
+                errors: 0,
+                total: std::time::Duration::ZERO,
+            };
+            for t in rest {
+                other.reads += t.reads;
+                other.writes += t.writes;
+                other.errors += t.errors;
+                other.total += t.total;
+            }
+            all.push(other);
+        }
+        for t in all {
+            let help = "Calls of statements naming a table, by kind.";
+            for (kind, n) in [("read", t.reads), ("write", t.writes)] {
+                let labels = [("table", t.table.as_str()), ("kind", kind)];
+                sink.counter(names::TABLE_CALLS, help, &labels, n);
+            }
+            let labels = [("table", t.table.as_str())];
+            let help = "Time in statements naming a table.";
+            sink.counter_f64(names::TABLE_SECONDS, help, &labels, t.total.as_secs_f64());
+        }
+    }
+
     /// Per query class: calls, errors, timeouts, near timeouts, deadline
     /// (one series per class the pool defines: bounded).
     fn classes(&self, sink: &mut MetricSink<'_>) {

@@ -139,6 +139,7 @@ pub use obs::slowlog::SQL_LOG_CHARS;
 pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
 pub use obs::stats::{Operation, PgStats};
+pub use obs::table_stats::{TableStat, OTHER_TABLES};
 pub use obs::tables::tables_of;
 pub use pool::{PgPool, PgPooled, PoolError};
 pub use tenants::{PgTenants, PgTenantsBuilder, TenantLimits, TenantsError, TenantsSnapshot};

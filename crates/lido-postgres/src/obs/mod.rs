@@ -18,4 +18,5 @@ pub(crate) mod spans;
 pub(crate) mod statements;
 pub(crate) mod stats;
 pub(crate) mod summary;
+pub(crate) mod table_stats;
 pub(crate) mod tables;

@@ -22,6 +22,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::obs::normalize::normalize_sql;
 use crate::obs::shape::Shape;
+use crate::obs::table_stats::{Resolved, TableBook, TableStat};
 
 const SHARDS: usize = 16;
 
@@ -36,6 +37,8 @@ pub(crate) struct Entry {
     class: AtomicUsize,
     /// Its learned deadline in µs (0: none yet).
     learned_us: AtomicU64,
+    /// The tables it names, for the per-table statistics.
+    tables: Resolved,
 }
 
 impl Entry {
@@ -64,6 +67,7 @@ impl Entry {
         if let Some(c) = class {
             self.class.store(c, Ordering::Relaxed);
         }
+        self.tables.add(took, failed);
         self.time.record(took);
         if failed {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -196,6 +200,8 @@ pub struct StatementStats {
     evictions: AtomicU64,
     /// The pool's query class names, by index.
     class_names: Vec<Arc<str>>,
+    /// Per-table counters.
+    tables: TableBook,
 }
 
 impl std::fmt::Debug for StatementStats {
@@ -223,6 +229,7 @@ impl StatementStats {
             hasher,
             evictions: AtomicU64::new(0),
             class_names: Vec::new(),
+            tables: TableBook::new(100),
         }
     }
 
@@ -259,6 +266,12 @@ impl StatementStats {
         s.class = self.class_names.get(class).cloned();
         s.learned_deadline = e.learned();
         s
+    }
+
+    /// Reads, writes, errors and time per table the statements name (at
+    /// most 100 tables by name, the rest as `other`), most time first.
+    pub fn tables(&self) -> Vec<TableStat> {
+        self.tables.snapshot()
     }
 
     /// Statements evicted to make room for new ones.
@@ -375,8 +388,12 @@ impl StatementStats {
                 self.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let shape = Shape::of_normalized(Arc::clone(&text));
+        let operation = shape.summary.operation.as_deref();
+        let tables = self.tables.resolve(&text, operation);
         let entry = Arc::new(Entry {
-            shape: Shape::of_normalized(Arc::clone(&text)),
+            tables,
+            shape,
             time: Histogram::default(),
             errors: AtomicU64::new(0),
             rows: AtomicU64::new(0),

@@ -157,3 +157,60 @@ async fn the_table_is_bounded_and_can_be_turned_off() {
         "the cache counters stay on"
     );
 }
+
+/// Per-table statistics: reads and writes per table the statements name,
+/// the time spent, failures; also in the OpenMetrics output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_count_reads_writes_and_time() {
+    let pool = pool_with_items(|b| b).await;
+    let conn = pool.get().await.expect("get");
+    conn.batch_execute("CREATE TABLE orders (id int, item int)")
+        .await
+        .expect("orders");
+    for i in 1..=3 {
+        conn.query("SELECT name FROM items WHERE id = $1", &[&i])
+            .await
+            .expect("read");
+    }
+    conn.execute("INSERT INTO orders VALUES (1, 1)", &[])
+        .await
+        .expect("write");
+    conn.query(
+        "SELECT o.id FROM public.orders o JOIN items i ON i.id = o.item",
+        &[],
+    )
+    .await
+    .expect("join");
+    conn.execute("UPDATE items SET name = 1/0", &[])
+        .await
+        .expect_err("division by zero");
+    let tables = pool.statement_stats().tables();
+    let get = |name: &str| {
+        tables
+            .iter()
+            .find(|t| t.table == name)
+            .unwrap_or_else(|| panic!("{name}: {tables:?}"))
+            .clone()
+    };
+    let items = get("items");
+    // setup batch (write) + 3 reads + join + failed update (write).
+    assert_eq!(
+        (items.reads, items.writes, items.errors),
+        (4, 2, 1),
+        "{items:?}"
+    );
+    let orders = get("orders");
+    // CREATE TABLE and the INSERT write, the join reads.
+    assert_eq!((orders.reads, orders.writes), (1, 2), "{orders:?}");
+    assert!(items.total > std::time::Duration::ZERO);
+
+    let metrics = lido_http::Metrics::builder()
+        .pool("shop", pool.clone())
+        .build()
+        .expect("metrics");
+    let text = metrics.encode().expect("encodes");
+    assert!(
+        text.contains("lido_pg_table_calls_total{pool=\"shop\",table=\"items\",kind=\"read\"} 4"),
+        "{text}"
+    );
+}
