@@ -17,7 +17,6 @@ use crate::conn::pgconn::PgConn;
 use crate::error::{PgError, Unsupported};
 use crate::net::wire::TxStatus;
 use crate::obs::call::{Call, CallOpts, Params, RowCount};
-use crate::obs::statements::Entry;
 use crate::obs::stats::{bump, Operation};
 use crate::obs::{record, spans};
 
@@ -74,7 +73,7 @@ enum Kind {
 /// A statement limit and the enclosing transaction's deadline.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limit {
-    query: Option<Duration>,
+    pub(crate) query: Option<Duration>,
     tx: Option<(Instant, Duration)>,
     /// Whether a limit longer than the pushed-down `statement_timeout`
     /// raises it first (not for BEGIN, which takes no time).
@@ -155,12 +154,12 @@ impl Drop for CallGuard<'_> {
 /// futures borrow only the connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Timed<'a> {
-    conn: &'a PgConn,
-    limit: Limit,
+    pub(crate) conn: &'a PgConn,
+    pub(crate) limit: Limit,
     in_tx: bool,
-    opts: CallOpts,
+    pub(crate) opts: CallOpts,
     /// The limit is the pool's default (a query class may replace it).
-    defaulted: bool,
+    pub(crate) defaulted: bool,
 }
 
 macro_rules! statement_method {
@@ -265,53 +264,6 @@ impl<'a> Timed<'a> {
             opts: CallOpts::default(),
             defaulted: false,
         }
-    }
-
-    /// These statements in query class `index` of the pool, with `limit`
-    /// (what is left of the class's deadline) and its slow-query threshold.
-    pub(crate) fn in_class(mut self, index: usize, limit: Option<Duration>) -> Self {
-        self.limit = Limit::query(limit);
-        self.defaulted = false;
-        self.apply_class(index);
-        self
-    }
-
-    /// Labels the call with class `index` and takes its slow-query threshold
-    /// (and, where the limit is the pool's default, its deadline).
-    fn apply_class(&mut self, index: usize) {
-        let book = &self.conn.ctx.obs.classes;
-        let Some(class) = book.classes.at(index) else {
-            return;
-        };
-        self.opts.class = Some(index);
-        if let (None, Some(t)) = (self.opts.slow, class.slow_threshold) {
-            self.opts.slow = Some(Some(t));
-        }
-        if self.defaulted && class.deadline.is_some() {
-            self.limit = Limit::query(class.deadline);
-        }
-    }
-
-    /// This call with the class its statement's tag or the pool's rules
-    /// pick, when it was not given one.
-    fn classified(&self, call: &Call<'_>, known: Option<&Entry>) -> Self {
-        let mut me = *self;
-        let book = &self.conn.ctx.obs.classes;
-        if me.opts.class.is_none() {
-            let Some(sql) = call.sql else { return me };
-            if let Some(i) = book.classify(sql, known.map(|e| e.shape.fingerprint)) {
-                me.apply_class(i);
-            }
-        }
-        // A class that learns: the statement's learned deadline, if shorter.
-        let class = me.opts.class.and_then(|i| book.classes.at(i));
-        if let (Some(c), Some(learned)) = (class, known.and_then(Entry::learned)) {
-            if c.learn.is_some() {
-                let limit = me.limit.query.map_or(learned, |q| q.min(learned));
-                me.limit.query = Some(limit);
-            }
-        }
-        me
     }
 
     /// Overrides the pool's slow-query threshold for these statements

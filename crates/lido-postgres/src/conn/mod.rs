@@ -5,6 +5,7 @@
 //! ([`recover`]), statements under a time limit ([`exec`]), transactions
 //! ([`tx_sql`], [`transaction`]) and retrying transactions ([`retry`]).
 
+pub(crate) mod classify;
 pub(crate) mod exec;
 pub(crate) mod params;
 pub(crate) mod pgconn;
