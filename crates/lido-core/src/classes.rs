@@ -43,6 +43,10 @@ pub struct QueryClass {
     pub near_timeout: f64,
     /// Learned deadlines per statement (`None`: the class deadline only).
     pub learn: Option<Learning>,
+    /// How long its cached reads are kept (`None`: the pool's default);
+    /// used by backends with a result cache.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub cache_ttl: Option<Duration>,
 }
 
 /// How a class learns each statement's deadline from its own latency:
@@ -126,6 +130,7 @@ impl QueryClass {
             retries: 1,
             near_timeout: 0.8,
             learn: None,
+            cache_ttl: None,
         }
     }
 
@@ -181,6 +186,12 @@ impl QueryClass {
     /// Sets the slow-query threshold.
     pub fn slow_threshold(mut self, d: Option<Duration>) -> Self {
         self.slow_threshold = d;
+        self
+    }
+
+    /// Sets how long its cached reads are kept.
+    pub fn cache_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.cache_ttl = ttl;
         self
     }
 

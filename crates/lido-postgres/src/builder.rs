@@ -120,6 +120,15 @@ impl PgPoolBuilder {
         self
     }
 
+    /// A result cache for [`PgPool::cached`](crate::PgPool::cached) calls
+    /// and classes with a cache TTL: rows kept by statement and parameter
+    /// values, bounded by bytes, dropped when a write through this pool
+    /// touches their tables. Off by default.
+    pub fn result_cache(mut self, config: crate::ResultCacheConfig) -> Self {
+        self.obs.cache = Some(config);
+        self
+    }
+
     /// Adaptive sizing: a target size between `adaptive.min` and
     /// `adaptive.max` (at most `max_size`) from the pool's own latency and
     /// queueing; see [`lido_core::AdaptiveConfig`].

@@ -73,10 +73,15 @@ impl PgPool {
     }
 }
 
-impl PgClassPool<'_> {
+impl<'p> PgClassPool<'p> {
     /// The class.
     pub fn class(&self) -> &QueryClass {
         &self.class
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &'p PgPool {
+        self.pool
     }
 
     /// Leases a connection in the class's lane, within its deadline.

@@ -78,6 +78,12 @@ pub mod names {
     pub const CLASS_TIMEOUTS: &str = "lido_pg_class_timeouts";
     /// Statements that finished above the near-timeout share of their class deadline (counter).
     pub const CLASS_NEAR_TIMEOUTS: &str = "lido_pg_class_near_timeouts";
+    /// Result cache events: hit, miss, join, invalidated, too_large, evicted (counter).
+    pub const CACHE_EVENTS: &str = "lido_pg_cache_events";
+    /// Result cache bytes kept (gauge).
+    pub const CACHE_BYTES: &str = "lido_pg_cache_bytes";
+    /// Result cache entries kept (gauge).
+    pub const CACHE_ENTRIES: &str = "lido_pg_cache_entries";
     /// Calls of statements naming a table, by kind (read, write) (counter).
     pub const TABLE_CALLS: &str = "lido_pg_table_calls";
     /// Time in statements naming a table (counter, seconds).
@@ -98,6 +104,7 @@ pub struct PgMetrics {
     stats: Arc<PgStats>,
     statements: Arc<StatementStats>,
     classes: Arc<crate::obs::classes::ClassBook>,
+    cache: Option<Arc<crate::obs::result_cache::ResultCache>>,
     top: usize,
 }
 
@@ -109,6 +116,7 @@ impl PgMetrics {
             stats: Arc::clone(&ctx.stats),
             statements: Arc::clone(&ctx.obs.statements),
             classes: Arc::clone(&ctx.obs.classes),
+            cache: ctx.obs.cache.clone(),
             top: 0,
         }
     }
@@ -277,6 +285,7 @@ impl MetricsExtension for PgMetrics {
         self.statements(sink);
         self.classes(sink);
         self.tables(sink);
+        self.result_cache(sink);
     }
 }
 
@@ -284,6 +293,35 @@ impl MetricsExtension for PgMetrics {
 const TOP_TABLES: usize = 20;
 
 impl PgMetrics {
+    /// The result cache, when the pool has one.
+    fn result_cache(&self, sink: &mut MetricSink<'_>) {
+        let Some(cache) = &self.cache else { return };
+        let s = cache.stats();
+        let help = "Result cache events.";
+        for (event, n) in [
+            ("hit", s.hits),
+            ("miss", s.misses),
+            ("join", s.joins),
+            ("invalidated", s.invalidated),
+            ("too_large", s.too_large),
+            ("evicted", s.evictions),
+        ] {
+            sink.counter(names::CACHE_EVENTS, help, &[("event", event)], n);
+        }
+        sink.gauge(
+            names::CACHE_BYTES,
+            "Result cache bytes kept.",
+            &[],
+            s.bytes as f64,
+        );
+        sink.gauge(
+            names::CACHE_ENTRIES,
+            "Result cache entries kept.",
+            &[],
+            s.entries as f64,
+        );
+    }
+
     /// Per table (the 20 with the most time, the rest as `other`): calls
     /// by kind and time.
     fn tables(&self, sink: &mut MetricSink<'_>) {

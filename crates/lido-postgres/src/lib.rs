@@ -97,6 +97,7 @@
 
 pub mod blocking;
 mod builder;
+mod cache;
 mod classes;
 pub mod cluster;
 mod config;
@@ -112,6 +113,7 @@ pub mod tenants;
 mod watchdog;
 
 pub use builder::{PgPoolBuilder, DEFAULT_NOT_ANSWERING_AFTER, DEFAULT_QUERY_TIMEOUT};
+pub use cache::CachedQuery;
 pub use classes::{ClassConn, PgClassPool};
 pub use config::defaults::{default_host, default_user};
 pub use config::env::PG_ENV;
@@ -135,6 +137,7 @@ pub use net::tls_stream::TlsInfo;
 pub use net::wire::TxStatus;
 pub use obs::classes::ClassStat;
 pub use obs::normalize::{fingerprint, normalize_sql};
+pub use obs::result_cache::{CacheStats, ResultCacheConfig};
 pub use obs::slowlog::SQL_LOG_CHARS;
 pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};

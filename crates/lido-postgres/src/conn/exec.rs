@@ -18,7 +18,7 @@ use crate::error::{PgError, Unsupported};
 use crate::net::wire::TxStatus;
 use crate::obs::call::{Call, CallOpts, Params, RowCount};
 use crate::obs::stats::{bump, Operation};
-use crate::obs::{record, spans};
+use crate::obs::{record, spans, writes};
 
 /// SQL text or a prepared statement: what the query methods accept.
 pub trait Sql: Send + Sync {
@@ -349,6 +349,10 @@ impl<'a> Timed<'a> {
             span.in_scope(|| record::finish(obs, stats, call, known, &done));
         }
         spans::finish(&span, &result);
+        if let (Some(cache), Ok(_)) = (&obs.cache, &result) {
+            let tx = (me.in_tx || me.conn.in_transaction()).then_some(&me.conn.tx_wrote);
+            writes::after_call(&cache.writes, call.sql, known, tx);
+        }
         result
     }
 

@@ -89,6 +89,8 @@ pub struct PgConn {
     /// The pool preempted the lease's call (lane lending): its errors say
     /// so, and the connection is closed when the lease ends.
     pub(crate) preempted: Arc<AtomicBool>,
+    /// The open lido transaction wrote (its commit clears the result cache).
+    pub(crate) tx_wrote: AtomicBool,
     /// A connect gate's permit (the tenant set's global cap), released
     /// when the connection is dropped; last, so the client goes first.
     pub(crate) permit: Option<Box<dyn GatePermit>>,
@@ -160,6 +162,7 @@ impl PgConn {
             broken: AtomicBool::new(false),
             server_timeout_ms: AtomicU64::new(ctx.pushed_statement_timeout_ms),
             preempted: Arc::new(AtomicBool::new(false)),
+            tx_wrote: AtomicBool::new(false),
             ctx,
             permit: None,
         }

@@ -166,6 +166,11 @@ impl Transaction<'_> {
         let result = self.control(&sql).await;
         self.conn.depth.store(self.level - 1, Ordering::Relaxed);
         if self.level == 1 {
+            let wrote = self.conn.tx_wrote.swap(false, Ordering::Relaxed);
+            if let (true, Some(cache)) = (wrote, &self.conn.ctx.obs.cache) {
+                // Its writes are visible now: every cached result may be old.
+                cache.writes.wrote_all();
+            }
             let stats = &self.conn.ctx.stats;
             match &result {
                 Ok(()) => bump(&stats.tx_committed),
@@ -193,6 +198,7 @@ impl Transaction<'_> {
             Ok(()) => {
                 self.conn.depth.store(self.level - 1, Ordering::Relaxed);
                 if self.level == 1 {
+                    self.conn.tx_wrote.store(false, Ordering::Relaxed);
                     bump(&self.conn.ctx.stats.tx_rolled_back);
                 }
                 Ok(())

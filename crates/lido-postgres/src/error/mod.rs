@@ -143,6 +143,16 @@ pub enum PgError {
     /// An application error returned from a transaction closure.
     #[error(transparent)]
     App(Box<dyn std::error::Error + Send + Sync>),
+    /// A cached query was asked of a statement that cannot be cached.
+    #[error("this statement cannot be cached: {reason}; run it without the cache")]
+    NotCacheable {
+        /// Why (a write, a volatile function, a row lock, a parameter).
+        reason: String,
+    },
+    /// The query behind a cached call failed (shared by every caller that
+    /// waited for it).
+    #[error("cached query failed: {0}")]
+    Cached(String),
     /// A call asked for a query class the pool does not have.
     #[error(transparent)]
     UnknownClass(#[from] lido_core::UnknownClass),

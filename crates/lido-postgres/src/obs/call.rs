@@ -10,6 +10,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, SimpleQueryMessage};
 
 use crate::obs::classes::ClassBook;
+use crate::obs::result_cache::ResultCache;
 use crate::obs::statements::StatementStats;
 use crate::obs::stats::Operation;
 
@@ -35,6 +36,8 @@ pub(crate) struct Obs {
     pub(crate) db: DbInfo,
     /// Query classes and their counters.
     pub(crate) classes: Arc<ClassBook>,
+    /// The result cache, when the pool has one.
+    pub(crate) cache: Option<Arc<ResultCache>>,
 }
 
 /// Per-call settings that override the pool's.

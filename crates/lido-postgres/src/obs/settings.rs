@@ -7,6 +7,7 @@ use crate::config::defaults::{default_host, default_user};
 use crate::config::pgconfig::PgConfig;
 use crate::obs::call::{DbInfo, Obs};
 use crate::obs::classes::ClassBook;
+use crate::obs::result_cache::{ResultCache, ResultCacheConfig};
 use crate::obs::statements::StatementStats;
 
 /// What `PgPoolBuilder` collects for observability.
@@ -18,6 +19,7 @@ pub(crate) struct ObsSettings {
     pub(crate) log_parameters: bool,
     pub(crate) query_text: bool,
     pub(crate) classes: lido_core::Classes,
+    pub(crate) cache: Option<ResultCacheConfig>,
 }
 
 impl Default for ObsSettings {
@@ -29,6 +31,7 @@ impl Default for ObsSettings {
             log_parameters: false,
             query_text: false,
             classes: lido_core::Classes::default(),
+            cache: None,
         }
     }
 }
@@ -51,6 +54,7 @@ impl ObsSettings {
             ),
             db: db_info(config),
             classes: Arc::new(ClassBook::new(self.classes.clone())),
+            cache: self.cache.map(|c| Arc::new(ResultCache::new(c))),
         }
     }
 }

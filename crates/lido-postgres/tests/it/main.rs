@@ -18,6 +18,7 @@ mod pg_metrics;
 mod pgbouncer;
 mod plan;
 mod recovery;
+mod result_cache;
 mod server_errors;
 mod session_attrs;
 mod setup;

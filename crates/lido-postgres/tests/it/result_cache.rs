@@ -1,0 +1,178 @@
+//! The result cache against a real server: hits, single flight, writes
+//! through the pool (plain and in a transaction) invalidate, TTL, the size
+//! bound, and typed refusals that say why a statement cannot be cached.
+
+use std::time::Duration;
+
+use lido_core::{Classes, QueryClass};
+use lido_postgres::{PgError, PgPool, ResultCacheConfig};
+use lido_testkit::PgServer;
+
+use crate::common;
+
+async fn pool(config: ResultCacheConfig) -> PgPool {
+    let server = PgServer::shared();
+    let db = server.create_database().expect("db");
+    let cached = QueryClass::new("cached").cache_ttl(Some(Duration::from_secs(60)));
+    let pool = common::builder(common::config(server, &db), 4)
+        .result_cache(config)
+        .classes(Classes::default().with(cached))
+        .build()
+        .await
+        .expect("pool");
+    let conn = pool.get().await.expect("get");
+    conn.batch_execute(
+        "CREATE TABLE items (id int PRIMARY KEY, name text); \
+         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5) g",
+    )
+    .await
+    .expect("setup");
+    pool
+}
+
+async fn name(pool: &PgPool, id: i32) -> String {
+    let rows = pool
+        .cached()
+        .query("SELECT name FROM items WHERE id = $1", &[&id])
+        .await
+        .expect("cached read");
+    rows[0].get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_and_writes_through_the_pool_invalidate() {
+    let pool = pool(ResultCacheConfig::default()).await;
+    assert_eq!(name(&pool, 1).await, "item 1");
+    assert_eq!(name(&pool, 1).await, "item 1");
+    assert_eq!(
+        name(&pool, 2).await,
+        "item 2",
+        "another parameter, another entry"
+    );
+    let s = pool.cache_stats().await.expect("cache");
+    assert_eq!((s.hits, s.misses, s.entries), (1, 2, 2), "{s:?}");
+
+    let conn = pool.get().await.expect("get");
+    conn.execute("UPDATE items SET name = 'renamed' WHERE id = 1", &[])
+        .await
+        .expect("write");
+    drop(conn);
+    assert_eq!(
+        name(&pool, 1).await,
+        "renamed",
+        "never the old row after a write"
+    );
+
+    let mut conn = pool.get().await.expect("get");
+    let tx = conn.transaction().await.expect("begin");
+    tx.execute("UPDATE items SET name = 'in tx' WHERE id = 2", &[])
+        .await
+        .expect("write");
+    tx.commit().await.expect("commit");
+    drop(conn);
+    assert_eq!(
+        name(&pool, 2).await,
+        "in tx",
+        "a committed transaction invalidates"
+    );
+    let s = pool.cache_stats().await.expect("cache");
+    assert!(s.invalidated >= 2, "{s:?}");
+    let metrics = lido_http::Metrics::builder()
+        .pool("shop", pool.clone())
+        .build()
+        .expect("metrics");
+    let text = metrics.encode().expect("encodes");
+    let hit = format!(
+        "lido_pg_cache_events_total{{pool=\"shop\",event=\"hit\"}} {}",
+        s.hits
+    );
+    assert!(text.contains(&hit), "{hit} missing:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_identical_misses_run_one_query() {
+    let pool = pool(ResultCacheConfig::default()).await;
+    let sql = "SELECT count(*) FROM generate_series(1, 2000000)";
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let rows = pool.cached().query(sql, &[]).await.expect("read");
+            rows[0].get::<_, i64>(0)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("join"), 2_000_000);
+    }
+    let s = pool.cache_stats().await.expect("cache");
+    assert_eq!(s.misses, 1, "one query for twelve callers: {s:?}");
+    assert_eq!(s.joins + s.hits, 11, "{s:?}");
+    assert_eq!(pool.statement_stats().get(sql).map(|st| st.calls), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_size_bound_and_class_ttl() {
+    let config = ResultCacheConfig {
+        max_entry_bytes: 200,
+        ..ResultCacheConfig::default()
+    };
+    let pool = pool(config).await;
+    let short = || pool.cached().ttl(Duration::from_millis(200));
+    short()
+        .query("SELECT name FROM items WHERE id = $1", &[&3i32])
+        .await
+        .expect("read");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    short()
+        .query("SELECT name FROM items WHERE id = $1", &[&3i32])
+        .await
+        .expect("read");
+    let s = pool.cache_stats().await.expect("cache");
+    assert_eq!((s.hits, s.misses), (0, 2), "expired after its TTL: {s:?}");
+
+    let big = "SELECT repeat('x', 1000) FROM generate_series(1, 3)";
+    let rows = pool.cached().query(big, &[]).await.expect("read");
+    assert_eq!(rows.len(), 3, "returned even when too large to keep");
+    pool.cached().query(big, &[]).await.expect("read");
+    let s = pool.cache_stats().await.expect("cache");
+    assert_eq!(s.too_large, 2, "not kept: {s:?}");
+
+    let class = pool.class("cached").expect("class");
+    class
+        .cached()
+        .query("SELECT 1 FROM items", &[])
+        .await
+        .expect("read");
+    class
+        .cached()
+        .query("SELECT 1 FROM items", &[])
+        .await
+        .expect("read");
+    let s = pool.cache_stats().await.expect("cache");
+    assert_eq!(s.hits, 1, "the class's TTL keeps it: {s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_that_cannot_be_cached_say_why() {
+    let pool = pool(ResultCacheConfig::default()).await;
+    for (sql, why) in [
+        ("UPDATE items SET name = 'x'", "only reads"),
+        ("SELECT now(), name FROM items", "now"),
+        ("SELECT name FROM items FOR UPDATE", "FOR UPDATE"),
+    ] {
+        let err = pool.cached().query(sql, &[]).await.expect_err(sql);
+        assert!(matches!(err, PgError::NotCacheable { .. }), "{err:?}");
+        assert!(err.to_string().contains(why), "{sql}: {err}");
+    }
+    let server = PgServer::shared();
+    let plain = common::builder(common::config(server, "postgres"), 1)
+        .build_lazy()
+        .expect("pool");
+    let err = plain
+        .cached()
+        .query("SELECT 1", &[])
+        .await
+        .expect_err("no cache");
+    assert!(err.to_string().contains("result_cache"), "{err}");
+    assert!(plain.cache_stats().await.is_none());
+}
