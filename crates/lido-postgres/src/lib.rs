@@ -98,6 +98,7 @@
 pub mod blocking;
 mod builder;
 mod cache;
+mod cache_feed;
 mod classes;
 pub mod cluster;
 mod config;
@@ -114,6 +115,7 @@ mod watchdog;
 
 pub use builder::{PgPoolBuilder, DEFAULT_NOT_ANSWERING_AFTER, DEFAULT_QUERY_TIMEOUT};
 pub use cache::CachedQuery;
+pub use cache_feed::{FeedConfig, FeedError, FeedState, WalFeed};
 pub use classes::{ClassConn, PgClassPool};
 pub use config::defaults::{default_host, default_user};
 pub use config::env::PG_ENV;

@@ -176,3 +176,84 @@ async fn statements_that_cannot_be_cached_say_why() {
     assert!(err.to_string().contains("result_cache"), "{err}");
     assert!(plain.cache_stats().await.is_none());
 }
+
+/// Writes that bypass the pool reach the cache through the WAL feed (a
+/// temporary logical slot), within a bound a TTL alone could not give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_feed_sees_writes_that_bypass_the_pool() {
+    use lido_postgres::{FeedConfig, FeedError};
+    let server = PgServer::builder()
+        .setting("wal_level", "logical")
+        .start()
+        .expect("logical server");
+    let db = server.create_database().expect("db");
+    let pool = common::builder(common::config(&server, &db), 2)
+        .result_cache(ResultCacheConfig {
+            default_ttl: Duration::from_secs(600),
+            ..ResultCacheConfig::default()
+        })
+        .build()
+        .await
+        .expect("pool");
+    pool.get()
+        .await
+        .expect("get")
+        .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'old')")
+        .await
+        .expect("setup");
+    let feed = pool
+        .watch_outside_writes(FeedConfig::default())
+        .await
+        .expect("feed");
+    assert!(feed.is_active());
+    assert_eq!(name(&pool, 1).await, "old");
+    assert_eq!(name(&pool, 1).await, "old", "cached");
+
+    // Another client, not through this pool.
+    let outside = common::builder(common::config(&server, &db), 1)
+        .build()
+        .await
+        .expect("outside pool");
+    outside
+        .get()
+        .await
+        .expect("get")
+        .execute("UPDATE items SET name = 'new' WHERE id = 1", &[])
+        .await
+        .expect("outside write");
+    let committed = std::time::Instant::now();
+    let mut seen = None;
+    for _ in 0..400 {
+        if name(&pool, 1).await == "new" {
+            seen = Some(committed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen = seen.expect("the outside write reached the cache");
+    println!("outside write seen by the cache after {seen:?}");
+    assert!(seen < Duration::from_secs(2), "{seen:?}");
+    assert!(feed.changes() >= 1);
+
+    let plain = common::builder(common::config(&server, &db), 1)
+        .build_lazy()
+        .expect("pool");
+    let err = plain
+        .watch_outside_writes(FeedConfig::default())
+        .await
+        .expect_err("no cache");
+    assert!(matches!(err, FeedError::NoCache), "{err}");
+    feed.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_feed_says_which_setting_to_change() {
+    use lido_postgres::{FeedConfig, FeedError};
+    let pool = pool(ResultCacheConfig::default()).await;
+    let err = pool
+        .watch_outside_writes(FeedConfig::default())
+        .await
+        .expect_err("wal_level = replica");
+    assert!(matches!(err, FeedError::WalLevel { .. }), "{err:?}");
+    assert!(err.to_string().contains("wal_level = logical"), "{err}");
+}
