@@ -184,6 +184,7 @@ async fn the_wal_feed_sees_writes_that_bypass_the_pool() {
     use lido_postgres::{FeedConfig, FeedError};
     let server = PgServer::builder()
         .setting("wal_level", "logical")
+        .setting("synchronous_commit", "on")
         .start()
         .expect("logical server");
     let db = server.create_database().expect("db");
