@@ -215,7 +215,7 @@ impl ResultCache {
 /// no volatile function and no row lock.
 pub(crate) fn cacheable(sql: &str) -> Result<(), String> {
     let lower = sql.to_ascii_lowercase();
-    let first = lower
+    let first = skip_comments(&lower)
         .split(|c: char| !c.is_ascii_alphabetic())
         .find(|w| !w.is_empty())
         .unwrap_or("");
@@ -258,6 +258,20 @@ pub(crate) fn cacheable(sql: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `sql` without its leading whitespace and comments.
+fn skip_comments(mut sql: &str) -> &str {
+    loop {
+        sql = sql.trim_start();
+        if let Some(rest) = sql.strip_prefix("--") {
+            sql = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(rest) = sql.strip_prefix("/*") {
+            sql = rest.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            return sql;
+        }
+    }
 }
 
 /// The key of `sql` with `params`: each value encoded with its inferred type.
