@@ -78,6 +78,12 @@ pub mod names {
     pub const CLASS_TIMEOUTS: &str = "lido_pg_class_timeouts";
     /// Statements that finished above the near-timeout share of their class deadline (counter).
     pub const CLASS_NEAR_TIMEOUTS: &str = "lido_pg_class_near_timeouts";
+    /// Transaction retries by cause: deadlock, serialization (counter).
+    pub const TX_RETRIES_BY_CAUSE: &str = "lido_pg_transaction_retries_by_cause";
+    /// Transactions open now (gauge).
+    pub const TX_OPEN: &str = "lido_pg_transactions_open";
+    /// Age of the transaction open longest now (gauge, seconds; 0: none).
+    pub const TX_LONGEST_OPEN: &str = "lido_pg_transaction_longest_open_seconds";
     /// Result cache events: hit, miss, join, invalidated, too_large, evicted (counter).
     pub const CACHE_EVENTS: &str = "lido_pg_cache_events";
     /// Result cache bytes kept (gauge).
@@ -105,6 +111,7 @@ pub struct PgMetrics {
     statements: Arc<StatementStats>,
     classes: Arc<crate::obs::classes::ClassBook>,
     cache: Option<Arc<crate::obs::result_cache::ResultCache>>,
+    open_tx: Arc<crate::obs::open_tx::OpenTransactions>,
     top: usize,
 }
 
@@ -117,6 +124,7 @@ impl PgMetrics {
             statements: Arc::clone(&ctx.obs.statements),
             classes: Arc::clone(&ctx.obs.classes),
             cache: ctx.obs.cache.clone(),
+            open_tx: Arc::clone(&ctx.obs.open_tx),
             top: 0,
         }
     }
@@ -204,6 +212,18 @@ impl PgMetrics {
             &[],
             s.tx_timed_out(),
         );
+        let help = "Transaction attempts retried, by cause.";
+        for (cause, n) in [
+            ("deadlock", s.tx_retried_deadlock()),
+            ("serialization", s.tx_retried_serialization()),
+        ] {
+            sink.counter(names::TX_RETRIES_BY_CAUSE, help, &[("cause", cause)], n);
+        }
+        let open = self.open_tx.count() as f64;
+        sink.gauge(names::TX_OPEN, "Transactions open now.", &[], open);
+        let longest = self.open_tx.longest().map_or(0.0, |t| t.age.as_secs_f64());
+        let help = "Age of the transaction open longest now (0: none open).";
+        sink.gauge(names::TX_LONGEST_OPEN, help, &[], longest);
     }
 
     fn timeouts(&self, sink: &mut MetricSink<'_>) {

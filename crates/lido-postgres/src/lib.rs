@@ -139,6 +139,7 @@ pub use net::tls_stream::TlsInfo;
 pub use net::wire::TxStatus;
 pub use obs::classes::ClassStat;
 pub use obs::normalize::{fingerprint, normalize_sql};
+pub use obs::open_tx::OpenTransaction;
 pub use obs::result_cache::{CacheStats, ResultCacheConfig};
 pub use obs::slowlog::SQL_LOG_CHARS;
 pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};

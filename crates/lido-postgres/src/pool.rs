@@ -205,6 +205,18 @@ fn pool_error(e: PgError) -> PoolError {
     }
 }
 
+impl PgPool {
+    /// The transaction open longest now, with where it began (`None`: none open).
+    pub fn longest_open_transaction(&self) -> Option<crate::OpenTransaction> {
+        self.ctx().obs.open_tx.longest()
+    }
+
+    /// Transactions open now.
+    pub fn open_transactions(&self) -> usize {
+        self.ctx().obs.open_tx.count()
+    }
+}
+
 impl From<Pool<PgManager>> for PgPool {
     fn from(inner: Pool<PgManager>) -> Self {
         Self { inner }

@@ -69,6 +69,13 @@ impl PgConn {
                 });
             }
             bump(&self.ctx.stats.tx_retried);
+            let deadlock =
+                err.code() == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED);
+            bump(if deadlock {
+                &self.ctx.stats.tx_retried_deadlock
+            } else {
+                &self.ctx.stats.tx_retried_serialization
+            });
             let pause = lido_core::retry::delay(&opts.backoff, attempt);
             tracing::debug!(attempt, ?pause, error = %err, "lido-postgres: retrying transaction");
             tokio::time::sleep(pause).await;

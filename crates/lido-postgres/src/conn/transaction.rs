@@ -5,6 +5,7 @@
 //! before the next statement on the same lease, or by the pool before the
 //! connection is reused. No connection reaches the next caller dirty.
 
+use std::panic::Location;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::conn::exec::{Limit, Sql, Timed};
 use crate::conn::pgconn::PgConn;
 use crate::conn::tx_sql::{rollback_sql, savepoint_name, TxOptions};
 use crate::error::PgError;
+use crate::obs::open_tx::OpenTx;
 use crate::obs::stats::bump;
 
 /// An open transaction or savepoint on a [`PgConn`].
@@ -40,6 +42,8 @@ pub struct Transaction<'a> {
     done: bool,
     /// When BEGIN was sent (level 1 with statistics on): for the duration histogram.
     started: Option<std::time::Instant>,
+    /// Its entry among the pool's open transactions (level 1).
+    open: Option<OpenTx>,
 }
 
 macro_rules! delegate {
@@ -52,8 +56,22 @@ macro_rules! delegate {
 }
 
 impl PgConn {
-    /// Starts a transaction.
-    pub async fn begin(&mut self, opts: &TxOptions) -> Result<Transaction<'_>, PgError> {
+    /// Starts a transaction. The pool's open transactions remember where
+    /// ([`PgPool::longest_open_transaction`](crate::PgPool::longest_open_transaction)).
+    #[track_caller]
+    pub fn begin<'a>(
+        &'a mut self,
+        opts: &TxOptions,
+    ) -> impl std::future::Future<Output = Result<Transaction<'a>, PgError>> + Send + 'a {
+        let (opts, location) = (opts.clone(), Location::caller());
+        async move { self.begin_at(&opts, location).await }
+    }
+
+    pub(crate) async fn begin_at<'a>(
+        &'a mut self,
+        opts: &TxOptions,
+        location: &'static Location<'static>,
+    ) -> Result<Transaction<'a>, PgError> {
         self.settle().await?;
         self.recover_abandoned_call().await?;
         let mut sql = opts.begin_sql();
@@ -69,18 +87,27 @@ impl PgConn {
         self.depth.store(1, Ordering::Relaxed);
         self.tx_expired.store(false, Ordering::Relaxed);
         let deadline = opts.timeout.map(|t| (Instant::now() + t, t));
+        let open = Some(self.ctx.obs.open_tx.begin(location));
         Ok(Transaction {
             conn: self,
             level: 1,
             deadline,
             done: false,
             started,
+            open,
         })
     }
 
     /// Starts a transaction with default options.
-    pub async fn transaction(&mut self) -> Result<Transaction<'_>, PgError> {
-        self.begin(&TxOptions::default()).await
+    #[track_caller]
+    pub fn transaction(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Transaction<'_>, PgError>> + Send + '_ {
+        let location = Location::caller();
+        async move {
+            let opts = TxOptions::default();
+            self.begin_at(&opts, location).await
+        }
     }
 }
 
@@ -152,6 +179,7 @@ impl Transaction<'_> {
             deadline: self.deadline,
             done: false,
             started: None,
+            open: None,
         })
     }
 
@@ -214,6 +242,7 @@ impl Transaction<'_> {
 
     /// Records the transaction's duration once (level 1, statistics on).
     fn ended(&mut self) {
+        self.open = None;
         if let Some(t0) = self.started.take() {
             self.conn.ctx.stats.record_transaction(t0.elapsed());
         }

@@ -10,6 +10,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, SimpleQueryMessage};
 
 use crate::obs::classes::ClassBook;
+use crate::obs::open_tx::OpenTransactions;
 use crate::obs::result_cache::ResultCache;
 use crate::obs::statements::StatementStats;
 use crate::obs::stats::Operation;
@@ -38,6 +39,8 @@ pub(crate) struct Obs {
     pub(crate) classes: Arc<ClassBook>,
     /// The result cache, when the pool has one.
     pub(crate) cache: Option<Arc<ResultCache>>,
+    /// Transactions open now.
+    pub(crate) open_tx: Arc<OpenTransactions>,
 }
 
 /// Per-call settings that override the pool's.

@@ -10,6 +10,7 @@ pub(crate) mod call;
 pub(crate) mod classes;
 pub(crate) mod errors;
 pub(crate) mod normalize;
+pub(crate) mod open_tx;
 pub(crate) mod record;
 pub(crate) mod result_cache;
 pub(crate) mod settings;

@@ -55,6 +55,7 @@ impl ObsSettings {
             db: db_info(config),
             classes: Arc::new(ClassBook::new(self.classes.clone())),
             cache: self.cache.map(|c| Arc::new(ResultCache::new(c))),
+            open_tx: Arc::default(),
         }
     }
 }

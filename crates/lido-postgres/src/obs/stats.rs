@@ -86,6 +86,10 @@ counters! {
     tx_rolled_back,
     /// Transaction attempts retried after 40001 / 40P01.
     tx_retried,
+    /// Of those, after a deadlock (40P01).
+    tx_retried_deadlock,
+    /// Of those, after a serialization failure (40001).
+    tx_retried_serialization,
     /// Transactions that ran past their timeout.
     tx_timed_out,
     /// Prepared-statement cache hits.

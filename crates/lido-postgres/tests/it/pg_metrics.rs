@@ -116,6 +116,20 @@ async fn pg_metrics_match_pg_stats() {
 
     let pg = pool.pg_stats();
     assert!(pg.queries() >= 10 && pg.tx_retried() == 1 && pg.query_timeouts() == 1);
+    assert_eq!(
+        (pg.tx_retried_serialization(), pg.tx_retried_deadlock()),
+        (1, 0),
+        "the retry's cause"
+    );
+    assert_eq!(
+        value(
+            &s,
+            &total(names::TX_RETRIES_BY_CAUSE),
+            &[("cause", "serialization")]
+        ),
+        1.0
+    );
+    assert_eq!(value(&s, names::TX_OPEN, &[]), 0.0);
     for op in Operation::ALL {
         let h = pg.duration(op);
         assert!(h.count() > 0, "{op:?}");

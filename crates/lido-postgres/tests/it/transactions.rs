@@ -309,3 +309,30 @@ async fn app_errors_roll_back_without_retry() {
     assert_eq!(n, 0);
     assert_eq!(pool.pg_stats().tx_retried(), 0);
 }
+
+/// The pool knows which transaction has been open longest and where it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_open_transaction_names_its_call_site() {
+    let server = lido_testkit::PgServer::shared();
+    let db = server.create_database().expect("db");
+    let pool = crate::common::builder(crate::common::config(server, &db), 2)
+        .build()
+        .await
+        .expect("pool");
+    assert!(pool.longest_open_transaction().is_none());
+    let mut conn = pool.get().await.expect("get");
+    let line = line!() + 1;
+    let tx = conn.transaction().await.expect("begin");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let open = pool.longest_open_transaction().expect("one open");
+    assert!(open.age >= std::time::Duration::from_millis(20), "{open:?}");
+    assert!(
+        open.location.file().ends_with("transactions.rs"),
+        "{open:?}"
+    );
+    assert_eq!(open.location.line(), line, "{open:?}");
+    assert_eq!(pool.open_transactions(), 1);
+    tx.commit().await.expect("commit");
+    assert_eq!(pool.open_transactions(), 0);
+    assert!(pool.longest_open_transaction().is_none());
+}
