@@ -464,6 +464,7 @@ impl<'a> Timed<'a> {
         }
         tracing::debug!("lido-postgres: cached plan went stale after DDL; preparing it again");
         bump(&conn.ctx.stats.stmt_reprepared);
+        conn.ctx.obs.statements.note_prepare(sql, true);
         let s = conn.statement(sql).await?;
         Ok(f(s).await?)
     }

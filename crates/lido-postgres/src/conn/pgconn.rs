@@ -228,6 +228,7 @@ impl PgConn {
             return Ok(s);
         }
         bump(&stats.stmt_misses);
+        self.ctx.obs.statements.note_prepare(sql, false);
         let stmt = self.client.prepare(sql).await?;
         let evicted = self.cache.lock().insert(sql, stmt.clone());
         if evicted > 0 {

@@ -17,6 +17,7 @@ pub(crate) mod settings;
 pub(crate) mod shape;
 pub(crate) mod slowlog;
 pub(crate) mod spans;
+pub(crate) mod statement_stat;
 pub(crate) mod statements;
 pub(crate) mod stats;
 pub(crate) mod summary;

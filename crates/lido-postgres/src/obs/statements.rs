@@ -22,6 +22,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::obs::normalize::normalize_sql;
 use crate::obs::shape::Shape;
+pub use crate::obs::statement_stat::{StatementOrder, StatementStat};
 use crate::obs::table_stats::{Resolved, TableBook, TableStat};
 
 const SHARDS: usize = 16;
@@ -39,6 +40,8 @@ pub(crate) struct Entry {
     learned_us: AtomicU64,
     /// The tables it names, for the per-table statistics.
     tables: Resolved,
+    prepares: AtomicU64,
+    reprepares: AtomicU64,
 }
 
 impl Entry {
@@ -101,6 +104,8 @@ impl Entry {
             p99: q(0.99),
             class: None,
             learned_deadline: None,
+            prepares: self.prepares.load(Ordering::Relaxed),
+            reprepares: self.reprepares.load(Ordering::Relaxed),
         }
     }
 }
@@ -108,69 +113,6 @@ impl Entry {
 fn mean(total: Duration, calls: u64) -> Duration {
     let nanos = total.as_nanos() / u128::from(calls.max(1));
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-}
-
-/// A point-in-time copy of one statement's statistics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatementStat {
-    /// [`fingerprint`](crate::fingerprint) of the normalized text.
-    pub fingerprint: u64,
-    /// The normalized text: literals replaced by `$n`, no comments, single spaces.
-    pub query: Arc<str>,
-    /// Times it ran (successfully or not).
-    pub calls: u64,
-    /// Times it failed (server errors, timeouts, broken connections).
-    pub errors: u64,
-    /// Rows returned or changed, summed.
-    pub rows: u64,
-    /// Time spent in it, summed (microsecond resolution).
-    pub total: Duration,
-    /// `total / calls`.
-    pub mean: Duration,
-    /// The slowest call.
-    pub max: Duration,
-    /// Median call time (±12.5 %).
-    pub p50: Duration,
-    /// 95th percentile call time (±12.5 %).
-    pub p95: Duration,
-    /// 99th percentile call time (±12.5 %).
-    pub p99: Duration,
-    /// The query class of its last classified call, if any.
-    pub class: Option<Arc<str>>,
-    /// The deadline learned from its latency (a class with
-    /// [`Learning`](lido_core::Learning)), once learned.
-    pub learned_deadline: Option<Duration>,
-}
-
-/// How [`StatementStats::top`] orders statements (largest first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StatementOrder {
-    /// Most calls.
-    Calls,
-    /// Most time spent in total.
-    TotalTime,
-    /// Slowest on average.
-    MeanTime,
-    /// Slowest 99th percentile.
-    P99,
-    /// Most errors.
-    Errors,
-    /// Most rows.
-    Rows,
-}
-
-impl StatementOrder {
-    fn key(self, s: &StatementStat) -> u128 {
-        match self {
-            Self::Calls => s.calls.into(),
-            Self::TotalTime => s.total.as_micros(),
-            Self::MeanTime => s.mean.as_micros(),
-            Self::P99 => s.p99.as_micros(),
-            Self::Errors => s.errors.into(),
-            Self::Rows => s.rows.into(),
-        }
-    }
 }
 
 type RawMap = HashMap<Box<str>, Arc<Entry>, RandomState>;
@@ -357,13 +299,33 @@ impl StatementStats {
             e.record(took, failed, rows, class);
             return;
         }
+        self.entry_for(sql).record(took, failed, rows, class);
+    }
+
+    /// The entry of `sql`, created (and remembered under the text as
+    /// written) if new.
+    fn entry_for(&self, sql: &str) -> Arc<Entry> {
+        if let Some(e) = self.lookup(sql) {
+            return e;
+        }
         let entry = self.resolve(sql);
-        entry.record(took, failed, rows, class);
         let mut map = self.shard(sql).write();
         if map.len() >= self.raw_limit() {
             map.clear();
         }
-        map.insert(sql.into(), entry);
+        map.insert(sql.into(), Arc::clone(&entry));
+        entry
+    }
+
+    /// A connection prepared `sql` (`again`: after the server rejected its
+    /// cached plan).
+    pub(crate) fn note_prepare(&self, sql: &str, again: bool) {
+        if !self.enabled {
+            return;
+        }
+        let e = self.entry_for(sql);
+        let n = if again { &e.reprepares } else { &e.prepares };
+        n.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Statement texts remembered per shard before the shard starts over.
@@ -400,6 +362,8 @@ impl StatementStats {
             evicted: AtomicBool::new(false),
             class: AtomicUsize::new(usize::MAX),
             learned_us: AtomicU64::new(0),
+            prepares: AtomicU64::new(0),
+            reprepares: AtomicU64::new(0),
         });
         table.insert(text, Arc::clone(&entry));
         entry

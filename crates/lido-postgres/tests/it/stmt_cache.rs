@@ -90,6 +90,12 @@ async fn a_cached_query_survives_a_column_type_change() {
         .expect("the cached query still succeeds");
     assert_eq!(row.get::<_, String>(1), "10");
     assert_eq!(pool.pg_stats().stmt_reprepared(), 1);
+    let st = pool.statement_stats().get(q).expect("tracked");
+    assert_eq!(
+        (st.calls, st.prepares, st.reprepares),
+        (2, 2, 1),
+        "per statement: {st:?}"
+    );
     let row = conn
         .query_one(q, &[&1i32])
         .await
