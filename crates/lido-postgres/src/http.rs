@@ -94,6 +94,8 @@ pub mod names {
     pub const TABLE_CALLS: &str = "lido_pg_table_calls";
     /// Time in statements naming a table (counter, seconds).
     pub const TABLE_SECONDS: &str = "lido_pg_table_time_seconds";
+    /// A top statement's timeouts and near timeouts, by kind (counter).
+    pub const STATEMENT_DEADLINE_EVENTS: &str = "lido_pg_statement_deadline_events";
     /// A top statement's learned deadline (gauge, seconds).
     pub const STATEMENT_LEARNED_DEADLINE: &str = "lido_pg_statement_learned_deadline_seconds";
     /// A class's deadline now (gauge, seconds).
@@ -283,6 +285,11 @@ impl PgMetrics {
                 &labels,
                 st.errors,
             );
+            let help = "Timeouts and near timeouts of a statement.";
+            for (kind, n) in [("timeout", st.timeouts), ("near_timeout", st.near_timeouts)] {
+                let with_kind = [labels[0], labels[1], ("kind", kind)];
+                sink.counter(names::STATEMENT_DEADLINE_EVENTS, help, &with_kind, n);
+            }
             if let Some(d) = st.learned_deadline {
                 let help = "The deadline a statement's query class learned from its latency.";
                 sink.gauge(

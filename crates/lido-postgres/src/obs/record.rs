@@ -28,15 +28,6 @@ pub(crate) fn finish<T: RowCount>(
     let Done { took, opts, result } = *done;
     let rows = result.as_ref().map_or(0, RowCount::rows);
     let err = result.as_ref().err();
-    if let Some(i) = opts.class {
-        obs.classes.record(i, took, err);
-        let class = obs.classes.classes.at(i);
-        if let (Some(c), Some(entry)) = (class, known) {
-            if let Some(learning) = &c.learn {
-                entry.learn(learning, c.deadline);
-            }
-        }
-    }
     if obs.statistics {
         stats.record_query(call.op, took, err);
         if let Some(sql) = call.sql {
@@ -44,6 +35,46 @@ pub(crate) fn finish<T: RowCount>(
                 .record(sql, known, took, err.is_some(), (rows, opts.class));
         }
     }
+    let timed_out = err.is_some_and(PgError::is_timeout);
+    if !timed_out && opts.class.is_none() {
+        slow(obs, stats, call, known, done);
+        return;
+    }
+    // The entry exists now if statistics are on (a first call's too).
+    let looked = match known {
+        Some(_) => None,
+        None => call.sql.and_then(|sql| obs.statements.lookup(sql)),
+    };
+    let entry = known.or(looked.as_deref());
+    if let (true, Some(e)) = (timed_out, entry) {
+        e.note_deadline(true);
+    }
+    if let Some(i) = opts.class {
+        obs.classes.record(i, took, err);
+        let class = obs.classes.classes.at(i);
+        if let (Some(c), Some(e)) = (class, entry) {
+            if err.is_none() && c.is_near_timeout(took) {
+                e.note_deadline(false);
+            }
+            if let Some(learning) = &c.learn {
+                e.learn(learning, c.deadline);
+            }
+        }
+    }
+    slow(obs, stats, call, known, done);
+}
+
+/// The slow-query log, for a call at or above its threshold.
+fn slow<T: RowCount>(
+    obs: &Obs,
+    stats: &PgStats,
+    call: &Call<'_>,
+    known: Option<&Entry>,
+    done: &Done<'_, T>,
+) {
+    let Done { took, opts, result } = *done;
+    let rows = result.as_ref().map_or(0, RowCount::rows);
+    let err = result.as_ref().err();
     if let Some(limit) = obs.slow_limit(opts) {
         if took >= limit {
             bump(&stats.slow_queries);

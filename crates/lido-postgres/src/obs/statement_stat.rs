@@ -37,6 +37,11 @@ pub struct StatementStat {
     /// Times a connection prepared it (statement cache misses); `calls`
     /// less this is how often a cached plan was reused.
     pub prepares: u64,
+    /// Times it ran past its time limit (any timeout lido applied).
+    pub timeouts: u64,
+    /// Times it finished above its query class's near-timeout share of the
+    /// deadline (calls in a class only).
+    pub near_timeouts: u64,
     /// Of `prepares`, those after the server rejected the cached plan (a
     /// table it reads changed: "cached plan must not change result type").
     pub reprepares: u64,

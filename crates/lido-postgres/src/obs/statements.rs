@@ -42,9 +42,21 @@ pub(crate) struct Entry {
     tables: Resolved,
     prepares: AtomicU64,
     reprepares: AtomicU64,
+    timeouts: AtomicU64,
+    near_timeouts: AtomicU64,
 }
 
 impl Entry {
+    /// A call of it timed out (`timeout`) or finished near its deadline.
+    pub(crate) fn note_deadline(&self, timeout: bool) {
+        let n = if timeout {
+            &self.timeouts
+        } else {
+            &self.near_timeouts
+        };
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Its learned deadline, once there is one.
     pub(crate) fn learned(&self) -> Option<Duration> {
         match self.learned_us.load(Ordering::Relaxed) {
@@ -105,6 +117,8 @@ impl Entry {
             class: None,
             learned_deadline: None,
             prepares: self.prepares.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            near_timeouts: self.near_timeouts.load(Ordering::Relaxed),
             reprepares: self.reprepares.load(Ordering::Relaxed),
         }
     }
@@ -364,6 +378,8 @@ impl StatementStats {
             learned_us: AtomicU64::new(0),
             prepares: AtomicU64::new(0),
             reprepares: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            near_timeouts: AtomicU64::new(0),
         });
         table.insert(text, Arc::clone(&entry));
         entry

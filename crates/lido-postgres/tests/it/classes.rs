@@ -58,6 +58,11 @@ async fn a_class_deadline_bounds_the_call_and_cancels_it_on_the_server() {
     );
     let s = stat(&pool, "tight");
     assert_eq!((s.calls, s.errors, s.timeouts), (1, 1, 1), "{s:?}");
+    let st = pool
+        .statement_stats()
+        .get("SELECT pg_sleep(5)")
+        .expect("tracked");
+    assert_eq!(st.timeouts, 1, "per statement too: {st:?}");
     let metrics = lido_http::Metrics::builder()
         .pool("orders", pool.clone())
         .build()
@@ -163,6 +168,15 @@ async fn near_timeouts_and_the_class_lane_are_counted() {
     drop(lease);
     let s = stat(&pool, "near");
     assert_eq!((s.calls, s.errors, s.near_timeouts), (1, 0, 1), "{s:?}");
+    let st = pool
+        .statement_stats()
+        .get("SELECT pg_sleep(1.3)")
+        .expect("tracked");
+    assert_eq!(
+        (st.near_timeouts, st.timeouts),
+        (1, 0),
+        "per statement too: {st:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,6 +253,14 @@ async fn a_learned_deadline_cuts_a_hanging_call_long_before_the_class_ceiling() 
     let text = metrics.encode().expect("encodes");
     assert!(
         text.contains("lido_pg_statement_learned_deadline_seconds{pool=\"orders\""),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("lido_pg_statement_deadline_events_total{")
+                && l.contains("kind=\"timeout\"")
+                && l.ends_with(" 1")
+        ),
         "{text}"
     );
 }
