@@ -182,17 +182,24 @@ impl Lane {
         let mut q = self.queue.lock();
         let (job_lane, at) = (job.lane, job.lane as usize);
         q.jobs[at].push_back(job);
-        let admitted = q.may_run(job_lane);
+        let mut admitted = q.may_run(job_lane);
         if q.idle > 0 && admitted {
             let now = q.idle >= q.queued();
             drop(q);
             self.ready.notify_one();
             return Ok(!now);
         }
+        // At the limit, or not admitted under it: the pool may have grown.
         let stale = q.limit_read.is_none_or(|t| t.elapsed() >= RESIZE_EVERY);
-        if q.threads >= q.thread_limit() && stale {
+        if (q.threads >= q.thread_limit() || !admitted) && stale {
             q.limit = pool.status().max_size.max(1);
             q.limit_read = Some(Instant::now());
+            admitted = q.may_run(job_lane);
+            if q.idle > 0 && admitted {
+                drop(q);
+                self.ready.notify_one();
+                return Ok(true);
+            }
         }
         if q.threads >= q.thread_limit() || !admitted {
             return Ok(true); // a busy thread takes it in turn
