@@ -66,9 +66,9 @@ pub struct WalFeed {
     state: Arc<FeedState>,
 }
 
-/// What the feed has done.
+/// What the feed has done (read through [`WalFeed`]).
 #[derive(Debug, Default)]
-pub struct FeedState {
+struct FeedState {
     active: AtomicBool,
     changes: AtomicU64,
     restarts: AtomicU64,

@@ -115,7 +115,7 @@ mod watchdog;
 
 pub use builder::{PgPoolBuilder, DEFAULT_NOT_ANSWERING_AFTER, DEFAULT_QUERY_TIMEOUT};
 pub use cache::CachedQuery;
-pub use cache_feed::{FeedConfig, FeedError, FeedState, WalFeed};
+pub use cache_feed::{FeedConfig, FeedError, WalFeed};
 pub use classes::{ClassConn, PgClassPool};
 pub use config::defaults::{default_host, default_user};
 pub use config::env::PG_ENV;

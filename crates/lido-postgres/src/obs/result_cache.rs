@@ -3,7 +3,7 @@
 //! per entry, single flight for concurrent misses, and each entry checked
 //! against the pool's [`WriteLog`] before it is served.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,8 +145,8 @@ impl ResultCache {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<Row>, PgError>>,
     {
-        cacheable(sql).map_err(|reason| PgError::NotCacheable { reason })?;
         let key = key(sql, params)?;
+        // Only a cacheable statement was ever kept: a hit needs no check.
         if let Some(v) = self.cache.get(&key).await {
             if self.writes.still_valid(&v.snapshot) {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
@@ -155,10 +155,11 @@ impl ResultCache {
             self.counters.invalidated.fetch_add(1, Ordering::Relaxed);
             self.cache.invalidate(&key).await;
         }
+        cacheable(sql).map_err(|reason| PgError::NotCacheable { reason })?;
         let ttl = ttl.unwrap_or(self.config.default_ttl);
-        let ran = AtomicU64::new(0);
+        let ran = AtomicBool::new(false);
         let init = async {
-            ran.store(1, Ordering::Relaxed);
+            ran.store(true, Ordering::Relaxed);
             // Generations from before the query: a write racing it makes
             // the entry out of date at once.
             let snapshot = self.writes.snapshot(&tables_of(sql));
@@ -178,7 +179,7 @@ impl ResultCache {
             .await
             .map_err(|e| PgError::Cached(e.to_string()))?;
         let value = entry.into_value();
-        if ran.load(Ordering::Relaxed) == 1 {
+        if ran.load(Ordering::Relaxed) {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
             if value.bytes > self.config.max_entry_bytes {
                 self.counters.too_large.fetch_add(1, Ordering::Relaxed);

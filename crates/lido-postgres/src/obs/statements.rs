@@ -47,6 +47,11 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The tables it names and whether it may write.
+    pub(crate) fn tables(&self) -> &Resolved {
+        &self.tables
+    }
+
     /// A call of it timed out (`timeout`) or finished near its deadline.
     pub(crate) fn note_deadline(&self, timeout: bool) {
         let n = if timeout {

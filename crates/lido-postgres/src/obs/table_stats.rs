@@ -73,21 +73,20 @@ impl TableBook {
         }
     }
 
-    /// The counters of the tables a normalized statement names, and
-    /// whether it writes.
+    /// The tables a normalized statement names, their counters, and
+    /// whether it may write.
     pub(crate) fn resolve(&self, normalized: &str, operation: Option<&str>) -> Resolved {
-        let read = matches!(
-            operation,
-            Some("SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN")
-        );
-        let write = !read;
+        let write = may_write(operation, normalized);
         let names = tables_of(normalized);
         if names.is_empty() {
-            return Resolved::default();
+            return Resolved {
+                write,
+                ..Resolved::default()
+            };
         }
         let mut map = self.tables.lock();
         let counters = names
-            .into_iter()
+            .iter()
             .map(|name| {
                 if let Some(c) = map.get(name.as_str()) {
                     return Arc::clone(c);
@@ -100,7 +99,11 @@ impl TableBook {
                 c
             })
             .collect();
-        Resolved { write, counters }
+        Resolved {
+            write,
+            names,
+            counters,
+        }
     }
 
     /// Every table, most time first, then `other` (when it saw anything).
@@ -131,11 +134,33 @@ fn stat(name: &str, c: &TableCounters) -> TableStat {
     }
 }
 
+/// Whether a statement whose first keyword is `operation` may write: any
+/// statement but a plain read, and a read whose text hides a write (a
+/// data-modifying `WITH`, `SELECT ... INTO`, `FOR UPDATE`). The one rule
+/// for the per-table statistics and the result cache's invalidation.
+pub(crate) fn may_write(operation: Option<&str>, sql: &str) -> bool {
+    let plain_read = matches!(
+        operation,
+        Some("SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN")
+    );
+    !plain_read || mentions_write(sql)
+}
+
+fn mentions_write(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    ["insert ", "update ", "delete ", " into ", "merge "]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
 /// A statement's tables, resolved once.
 #[derive(Debug, Default)]
 pub(crate) struct Resolved {
+    /// It may write ([`may_write`]).
     pub(crate) write: bool,
-    pub(crate) counters: Box<[Arc<TableCounters>]>,
+    /// The tables it names ([`tables_of`]).
+    pub(crate) names: Vec<String>,
+    counters: Box<[Arc<TableCounters>]>,
 }
 
 impl Resolved {

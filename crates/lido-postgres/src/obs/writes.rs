@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::obs::shape::Shape;
 use crate::obs::statements::Entry;
+use crate::obs::table_stats::may_write;
 use crate::obs::tables::tables_of;
 
 /// The generations.
@@ -71,14 +73,6 @@ impl WriteLog {
     }
 }
 
-/// Whether a statement whose first keyword is `operation` only reads.
-pub(crate) fn reads_only(operation: Option<&str>) -> bool {
-    matches!(
-        operation,
-        Some("SELECT" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN")
-    )
-}
-
 /// After a successful call: a write bumps its tables' generations (and,
 /// inside a lido transaction, marks it so its commit bumps everything).
 pub(crate) fn after_call(
@@ -92,24 +86,21 @@ pub(crate) fn after_call(
         log.wrote_all();
         return;
     };
-    let shape = crate::obs::shape::Shape::known_or_of(known.map(|e| &e.shape), Some(sql));
-    let operation = shape.as_ref().and_then(|s| s.summary.operation.as_deref());
-    if reads_only(operation) && !mentions_write(sql) {
-        return;
+    // Known statements carry the verdict, worked out once.
+    match known.map(Entry::tables) {
+        Some(t) if !t.write => return,
+        Some(t) => log.wrote(&t.names),
+        None => {
+            let shape = Shape::of(sql);
+            if !may_write(shape.summary.operation.as_deref(), &shape.text) {
+                return;
+            }
+            log.wrote(&tables_of(&shape.text));
+        }
     }
-    log.wrote(&tables_of(sql));
     if let Some(flag) = tx {
         flag.store(true, Ordering::Relaxed);
     }
-}
-
-/// `WITH` statements and others that may hide a write (a data-modifying
-/// CTE, `SELECT ... INTO`, `FOR UPDATE`).
-fn mentions_write(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    ["insert ", "update ", "delete ", " into ", "merge "]
-        .iter()
-        .any(|w| lower.contains(w))
 }
 
 #[cfg(test)]
