@@ -123,8 +123,7 @@ impl LaneLimits {
     /// assert!(l.admits(&[0, 8, 0], Priority::Critical, 10));
     /// ```
     pub fn admits(&self, held: &[usize; 3], lane: Priority, max_size: usize) -> bool {
-        let held = Held(*held);
-        held.may_take(lane, self, max_size) || held.may_borrow(lane, self, max_size)
+        Held(*held).admits(lane, self, max_size)
     }
 
     /// Checks the limits against `max_size`: shares in (0, 1], and every
@@ -168,6 +167,12 @@ impl Held {
     /// Every lane's count.
     pub(crate) fn all(&self) -> [usize; 3] {
         self.0
+    }
+
+    /// Whether `lane` may take one more connection: within the limits, or
+    /// borrowed from a higher lane's reserve when lending is on.
+    pub(crate) fn admits(&self, lane: Priority, limits: &LaneLimits, max_size: usize) -> bool {
+        self.may_take(lane, limits, max_size) || self.may_borrow(lane, limits, max_size)
     }
 
     /// Whether `lane` may borrow one more connection: lending is on, the

@@ -9,6 +9,7 @@
 //! once the lock is released. The loom model (`state_model.rs`) drives these
 //! same methods.
 
+pub(crate) mod lanes;
 pub(crate) mod preempt;
 pub(crate) mod upkeep;
 
@@ -195,84 +196,6 @@ impl<M: Manager> State<M> {
         })
     }
 
-    /// Whether `lane` may take one more connection within the limits.
-    fn may_take(&self, lane: Priority) -> bool {
-        self.held.may_take(lane, &self.rules.lanes, self.cap())
-    }
-
-    /// Whether `lane` may take one more: within the limits, or borrowed
-    /// from a higher lane's reserve when lending is on.
-    fn admits(&self, lane: Priority) -> bool {
-        self.may_take(lane) || self.held.may_borrow(lane, &self.rules.lanes, self.cap())
-    }
-
-    /// The highest lane, down to `lowest`, with a waiter that may be served now.
-    fn servable_from(&self, lowest: Priority) -> Option<Priority> {
-        Priority::ALL
-            .into_iter()
-            .take_while(|&p| p <= lowest)
-            .find(|&p| self.waiters.lane_len(p) > 0 && self.admits(p))
-    }
-
-    /// `live` is leased to `lane` (lent, when only lending admits it).
-    fn hold(&mut self, live: &mut Live<M::Connection>, lane: Priority) {
-        if !self.may_take(lane) {
-            self.lend(live, lane);
-        }
-        live.lane = Some(lane);
-        self.held.add(lane);
-    }
-
-    /// The lease in `slot` no longer counts against `lane`.
-    fn release_lane(&mut self, slot: usize, lane: Priority) {
-        self.held.remove(lane);
-        self.unlend(slot);
-    }
-
-    /// `live`'s lease (if any) no longer counts against its lane; with lane
-    /// limits on, a waiter that may now be served gets an idle connection.
-    fn unhold(&mut self, live: &mut Live<M::Connection>, step: &mut Step<'_, M>) {
-        if let Some(lane) = live.lane.take() {
-            self.release_lane(live.slot, lane);
-            self.serve_idle(step);
-        }
-    }
-
-    /// With lane limits on, idle connections can wait while a capped lane's
-    /// callers wait: once a lane may take again, hand them over.
-    fn serve_idle(&mut self, step: &mut Step<'_, M>) {
-        if !self.rules.lanes.is_active() {
-            return;
-        }
-        while let Some(lane) = self.servable_from(Priority::Background) {
-            let live = match self.rules.reuse_order {
-                ReuseOrder::Lifo => self.idle.pop_back(),
-                ReuseOrder::Fifo => self.idle.pop_front(),
-            };
-            let Some(live) = live else { break };
-            self.deliver_to(lane, live, step);
-        }
-    }
-
-    /// Hands `live` to the oldest waiter of `lane` (which has one).
-    fn deliver_to(
-        &mut self,
-        lane: Priority,
-        mut live: Live<M::Connection>,
-        step: &mut Step<'_, M>,
-    ) {
-        self.hold(&mut live, lane);
-        match self.waiters.deliver_to(lane, Delivery::Conn(live)) {
-            Ok(w) => step.after.wakers.extend(w),
-            Err(Delivery::Conn(mut live)) => {
-                live.lane = None;
-                self.release_lane(live.slot, lane);
-                self.idle.push_back(live);
-            }
-            Err(Delivery::Failed(_) | Delivery::TimedOut) => {}
-        }
-    }
-
     /// A lease on `live` begins (recorded for leak detection).
     pub fn begin_lease(&mut self, live: &Live<M::Connection>, site: LeaseSite) {
         self.leases.begin(
@@ -445,30 +368,6 @@ impl<M: Manager> State<M> {
         let want = self.servable_waiters().saturating_sub(self.connecting);
         let trials = self.reserve(want, step);
         step.after.spawn.extend(trials);
-    }
-
-    /// Waiters a new connection could serve: all of them, or with lane
-    /// limits on, as many as their lanes may take (less idle connections
-    /// already there for them).
-    fn servable_waiters(&self) -> usize {
-        if !self.rules.lanes.is_active() {
-            return self.waiters.len();
-        }
-        let mut held = self.held;
-        let mut n: usize = 0;
-        for lane in Priority::ALL {
-            for _ in 0..self.waiters.lane_len(lane) {
-                let lanes = &self.rules.lanes;
-                if !(held.may_take(lane, lanes, self.cap())
-                    || held.may_borrow(lane, lanes, self.cap()))
-                {
-                    break;
-                }
-                held.add(lane);
-                n += 1;
-            }
-        }
-        n.saturating_sub(self.idle.len())
     }
 
     /// Open slot: reserves up to `want` connects within the cap, as the

@@ -121,18 +121,31 @@ impl Model {
             min_idle: (idle + held) as usize,
             ..Config::default()
         };
+        let lanes = vec![Priority::Normal; held as usize];
+        Self::set_up(&cfg, trips, failing, &lanes)
+    }
+
+    /// A pool built with `cfg`, its `min_idle` connections open through
+    /// the real transitions, one leased per entry of `held` (in that lane).
+    fn set_up(
+        cfg: &Config,
+        trips: Option<BreakerConfig>,
+        failing: bool,
+        held: &[Priority],
+    ) -> (Arc<Self>, Vec<Conn>) {
         let gate = Breaker::new(trips.clone().unwrap_or_default());
-        let mut st = State::new(&cfg);
+        let mut st = State::new(cfg);
         let mut step = Step::new(&gate);
         let opened = st.reserve_for_min_idle(&mut step).len() as u32;
         for id in 0..opened {
             st.connected(conn(id), &mut step);
         }
         assert!(step.after.is_empty(), "setup leaves nothing to do");
-        let leased = (0..held)
-            .map(|_| match st.checkout(Priority::Normal) {
+        let leased = held
+            .iter()
+            .map(|&lane| match st.checkout(lane) {
                 Checkout::Idle(live) => live,
-                _ => panic!("setup: an idle connection to lease"),
+                _ => panic!("setup: an idle connection for {lane:?}"),
             })
             .collect();
         let book = Book {

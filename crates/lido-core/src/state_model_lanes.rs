@@ -26,35 +26,9 @@ fn model_with(max: usize, limits: LaneLimits, held: &[Priority]) -> (Arc<Lanes>,
         lanes: limits,
         ..Config::default()
     };
-    let gate = Breaker::new(BreakerConfig::default());
-    let mut st = State::new(&cfg);
-    let mut step = Step::new(&gate);
-    let opened = st.reserve_for_min_idle(&mut step).len() as u32;
-    for id in 0..opened {
-        st.connected(conn(id), &mut step);
-    }
-    let leased = held
-        .iter()
-        .map(|&lane| match st.checkout(lane) {
-            Checkout::Idle(live) => live,
-            _ => panic!("setup: an idle connection for {lane:?}"),
-        })
-        .collect();
-    let book = Book {
-        st,
-        opened,
-        closed: Vec::new(),
-        arrived: Vec::new(),
-    };
-    let model = Model {
-        book: Mutex::new(book),
-        gate,
-        failing: false,
-        trips: false,
-        connects: Mutex::new(Vec::new()),
-    };
+    let (model, leased) = Model::set_up(&cfg, None, false, held);
     let lanes = Lanes {
-        m: Arc::new(model),
+        m: model,
         limits,
         of: Mutex::new(Vec::new()),
     };
