@@ -55,7 +55,7 @@ impl PgPool {
     }
 
     pub(crate) fn result_cache(&self) -> Option<&Arc<ResultCache>> {
-        self.core().manager().ctx.obs.cache.as_ref()
+        self.ctx().obs.cache.as_ref()
     }
 }
 

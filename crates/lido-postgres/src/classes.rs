@@ -64,12 +64,12 @@ impl PgPool {
 
     /// The pool's query classes and rules.
     pub fn classes(&self) -> &Classes {
-        &self.core().manager().ctx.obs.classes.classes
+        &self.ctx().obs.classes.classes
     }
 
     /// Each class's calls, errors, timeouts and near timeouts so far.
     pub fn class_stats(&self) -> Vec<ClassStat> {
-        self.core().manager().ctx.obs.classes.snapshot()
+        self.ctx().obs.classes.snapshot()
     }
 }
 
@@ -113,7 +113,7 @@ impl<'p> PgClassPool<'p> {
             timeout: limit,
             cancelled: true,
         };
-        let book = &self.pool.core().manager().ctx.obs.classes;
+        let book = &self.pool.ctx().obs.classes;
         book.record(self.index, started.elapsed(), Some(&err));
         err
     }

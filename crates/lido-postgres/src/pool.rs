@@ -97,7 +97,7 @@ impl PgPool {
         .instrument(span)
     }
 
-    fn ctx(&self) -> &ConnContext {
+    pub(crate) fn ctx(&self) -> &ConnContext {
         &self.inner.manager().ctx
     }
 

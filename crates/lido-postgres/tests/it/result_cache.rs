@@ -10,24 +10,15 @@ use lido_testkit::PgServer;
 
 use crate::common;
 
+/// A pool with a result cache and a class that caches, on a fresh
+/// database with `items` (5 rows).
 async fn pool(config: ResultCacheConfig) -> PgPool {
-    let server = PgServer::shared();
-    let db = server.create_database().expect("db");
     let cached = QueryClass::new("cached").cache_ttl(Some(Duration::from_secs(60)));
-    let pool = common::builder(common::config(server, &db), 4)
-        .result_cache(config)
-        .classes(Classes::default().with(cached))
-        .build()
-        .await
-        .expect("pool");
-    let conn = pool.get().await.expect("get");
-    conn.batch_execute(
-        "CREATE TABLE items (id int PRIMARY KEY, name text); \
-         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5) g",
-    )
+    crate::statement_stats::pool_with_items(|b| {
+        b.result_cache(config)
+            .classes(Classes::default().with(cached))
+    })
     .await
-    .expect("setup");
-    pool
 }
 
 async fn name(pool: &PgPool, id: i32) -> String {

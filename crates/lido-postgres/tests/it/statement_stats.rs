@@ -6,7 +6,8 @@ use crate::common;
 use lido_postgres::{fingerprint, normalize_sql, Operation, PgPool, StatementOrder};
 use lido_testkit::PgServer;
 
-async fn pool_with_items(
+/// A pool of 2 built by `f` on a fresh database with `items` (5 rows).
+pub(crate) async fn pool_with_items(
     f: impl FnOnce(lido_postgres::PgPoolBuilder) -> lido_postgres::PgPoolBuilder,
 ) -> PgPool {
     let server = PgServer::shared();
