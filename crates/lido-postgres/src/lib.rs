@@ -144,6 +144,7 @@ pub use obs::result_cache::{CacheStats, ResultCacheConfig};
 pub use obs::slowlog::SQL_LOG_CHARS;
 pub use obs::spans::{DB_SYSTEM, SPAN_TARGET};
 pub use obs::statements::{StatementOrder, StatementStat, StatementStats};
+pub use obs::statements_json::STATEMENTS_JSON_FORMAT;
 pub use obs::stats::{Operation, PgStats};
 pub use obs::table_stats::{TableStat, OTHER_TABLES};
 pub use obs::tables::tables_of;

@@ -19,6 +19,7 @@ pub(crate) mod slowlog;
 pub(crate) mod spans;
 pub(crate) mod statement_stat;
 pub(crate) mod statements;
+pub(crate) mod statements_json;
 pub(crate) mod stats;
 pub(crate) mod summary;
 pub(crate) mod table_stats;

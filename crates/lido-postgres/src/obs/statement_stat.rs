@@ -66,6 +66,34 @@ pub enum StatementOrder {
 }
 
 impl StatementOrder {
+    /// Every order, for parsing and listing.
+    pub const ALL: [Self; 6] = [
+        Self::Calls,
+        Self::TotalTime,
+        Self::MeanTime,
+        Self::P99,
+        Self::Errors,
+        Self::Rows,
+    ];
+
+    /// The order's name: `calls`, `total_time`, `mean_time`, `p99`,
+    /// `errors` or `rows` (what [`StatementOrder::from_name`] reads).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Calls => "calls",
+            Self::TotalTime => "total_time",
+            Self::MeanTime => "mean_time",
+            Self::P99 => "p99",
+            Self::Errors => "errors",
+            Self::Rows => "rows",
+        }
+    }
+
+    /// The order named `name` (see [`StatementOrder::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.name() == name)
+    }
+
     pub(crate) fn key(self, s: &StatementStat) -> u128 {
         match self {
             Self::Calls => s.calls.into(),
