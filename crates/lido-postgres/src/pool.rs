@@ -152,7 +152,7 @@ impl PgPool {
         let location = Location::caller();
         async move {
             let mut conn = self.get_at(location, Priority::Normal).await?;
-            conn.transaction_with_retry(opts, f).await
+            conn.transaction_with_retry_at(location, opts, f).await
         }
     }
 

@@ -142,7 +142,7 @@ impl PgCluster {
             let mut retried = false;
             loop {
                 let mut conn = self.write_lease(session, location).await?;
-                let result = conn.transaction_with_retry(opts, &mut f).await;
+                let result = conn.transaction_with_retry_at(location, opts, &mut f).await;
                 if let Some(v) = self.settle(conn, result, &mut retried).await? {
                     return Ok(v);
                 }

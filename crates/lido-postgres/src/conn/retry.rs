@@ -7,6 +7,7 @@
 //! (`lido_core::retry::delay`), up to `TxOptions::max_attempts` attempts.
 
 use std::future::Future;
+use std::panic::Location;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +42,27 @@ impl PgConn {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn transaction_with_retry<T, F>(
+    #[track_caller]
+    pub fn transaction_with_retry<'a, T, F>(
+        &'a mut self,
+        opts: &'a TxOptions,
+        f: F,
+    ) -> impl Future<Output = Result<T, PgError>> + Send + 'a
+    where
+        T: Send + 'a,
+        F: for<'t, 'c> FnMut(&'t mut Transaction<'c>) -> BoxFuture<'t, Result<T, PgError>>
+            + Send
+            + 'a,
+    {
+        let location = Location::caller();
+        self.transaction_with_retry_at(location, opts, f)
+    }
+
+    /// [`PgConn::transaction_with_retry`], its open transactions
+    /// remembered as begun at `location` (the caller's line).
+    pub(crate) async fn transaction_with_retry_at<T, F>(
         &mut self,
+        location: &'static Location<'static>,
         opts: &TxOptions,
         mut f: F,
     ) -> Result<T, PgError>
@@ -54,7 +74,7 @@ impl PgConn {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let err = match self.attempt(opts, &mut f).await {
+            let err = match self.attempt(location, opts, &mut f).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
@@ -82,13 +102,18 @@ impl PgConn {
         }
     }
 
-    async fn attempt<T, F>(&mut self, opts: &TxOptions, f: &mut F) -> Result<T, PgError>
+    async fn attempt<T, F>(
+        &mut self,
+        location: &'static Location<'static>,
+        opts: &TxOptions,
+        f: &mut F,
+    ) -> Result<T, PgError>
     where
         F: for<'t, 'c> FnMut(&'t mut Transaction<'c>) -> BoxFuture<'t, Result<T, PgError>>,
     {
         let grace = self.ctx.cancel_grace;
         let wire = Arc::clone(&self.wire);
-        let mut tx = self.begin(opts).await?;
+        let mut tx = self.begin_at(opts, location).await?;
         let result = match tx.deadline() {
             None => f(&mut tx).await,
             Some((at, total)) => match within_deadline(f(&mut tx), at, grace, &wire).await {

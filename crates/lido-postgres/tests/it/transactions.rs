@@ -336,3 +336,47 @@ async fn the_longest_open_transaction_names_its_call_site() {
     assert_eq!(pool.open_transactions(), 0);
     assert!(pool.longest_open_transaction().is_none());
 }
+
+/// A retrying transaction is remembered at its caller's line, through the
+/// pool and through a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retrying_transaction_names_its_callers_line() {
+    let server = lido_testkit::PgServer::shared();
+    let db = server.create_database().expect("db");
+    let pool = crate::common::builder(crate::common::config(server, &db), 2)
+        .build()
+        .await
+        .expect("pool");
+    let opts = lido_postgres::TxOptions::new();
+    let seen = |p: &lido_postgres::PgPool| {
+        let open = p.longest_open_transaction().expect("one open");
+        (open.location.file().to_owned(), open.location.line())
+    };
+    let probe = pool.clone();
+    let line = line!() + 2;
+    let (file, at) = pool
+        .transaction_with_retry(&opts, |_tx| {
+            let probe = probe.clone();
+            Box::pin(async move { Ok(seen(&probe)) })
+        })
+        .await
+        .expect("tx");
+    assert!(
+        file.ends_with("transactions.rs") && at == line,
+        "{file}:{at}"
+    );
+    let mut conn = pool.get().await.expect("get");
+    let probe = pool.clone();
+    let line = line!() + 2;
+    let (file, at) = conn
+        .transaction_with_retry(&opts, |_tx| {
+            let probe = probe.clone();
+            Box::pin(async move { Ok(seen(&probe)) })
+        })
+        .await
+        .expect("tx");
+    assert!(
+        file.ends_with("transactions.rs") && at == line,
+        "{file}:{at}"
+    );
+}
