@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lido_postgres::{FeedConfig, PgConfig, PgPool, ResultCacheConfig};
+use lido_postgres::{FeedConfig, PgConfig, PgPool, ResultCacheConfig, WalFeed};
 use lido_testkit::PgServer;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -195,12 +195,28 @@ async fn staleness() {
         .build()
         .await
         .expect("outside pool");
+    for fresh in [false, true] {
+        round(&pool, &outside, &feed, poll, fresh).await;
+    }
+}
+
+/// 200 outside commits 20 ms apart, a cached reader every ~1 ms (plain, or
+/// `fresh()`: every read waits for the feed to reach the server's position).
+async fn round(pool: &PgPool, outside: &PgPool, feed: &WalFeed, poll: Duration, fresh: bool) {
+    outside
+        .get()
+        .await
+        .expect("get")
+        .execute("UPDATE counter SET n = 0 WHERE id = 1", &[])
+        .await
+        .expect("reset");
     let committed = Arc::new(AtomicI64::new(0));
     let writes = 200i64;
     let started = Instant::now();
     let commit_at: Arc<parking_lot::Mutex<Vec<Duration>>> = Arc::default();
     let writer = {
         let (committed, commit_at) = (Arc::clone(&committed), Arc::clone(&commit_at));
+        let outside = outside.clone();
         tokio::spawn(async move {
             for n in 1..=writes {
                 let conn = outside.get().await.expect("get");
@@ -214,15 +230,23 @@ async fn staleness() {
             }
         })
     };
+    let before = pool.cache_stats().await.expect("cache");
     let mut first_seen: Vec<Option<Duration>> = vec![None; writes as usize + 1];
     let (mut reads, mut stale) = (0u64, 0u64);
+    let mut took: Vec<Duration> = Vec::new();
     while !writer.is_finished() || first_seen[writes as usize].is_none() {
         let floor = committed.load(Ordering::SeqCst);
-        let rows = pool
-            .cached()
+        let t = Instant::now();
+        let q = if fresh {
+            pool.cached().fresh()
+        } else {
+            pool.cached()
+        };
+        let rows = q
             .query("SELECT n FROM counter WHERE id = 1", &[])
             .await
             .expect("cached read");
+        took.push(t.elapsed());
         let n: i64 = rows[0].get(0);
         reads += 1;
         if n < floor {
@@ -236,6 +260,7 @@ async fn staleness() {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    let after = pool.cache_stats().await.expect("cache");
     let commits = commit_at.lock().clone();
     let mut lag: Vec<Duration> = commits
         .iter()
@@ -249,8 +274,9 @@ async fn staleness() {
                 .map(|seen| seen.saturating_sub(*at))
         })
         .collect();
+    let mode = if fresh { "fresh()" } else { "plain" };
     println!(
-        "\nWAL feed (poll {poll:?}), {writes} outside commits 20 ms apart, a cached reader every ~1 ms:"
+        "\nWAL feed (poll {poll:?}), {writes} outside commits 20 ms apart, a {mode} cached reader every ~1 ms:"
     );
     println!(
         "  staleness after an outside commit: p50 {:?}  p99 {:?}  max {:?}   (goal p99 <= 100 ms)",
@@ -262,5 +288,13 @@ async fn staleness() {
         "  cached reads older than the last commit before they started: {stale} of {reads} ({:.1} %); feed changes {}",
         100.0 * stale as f64 / reads.max(1) as f64,
         feed.changes()
+    );
+    let hits = after.hits - before.hits;
+    println!(
+        "  read time p50 {:?}  p99 {:?}; hits {hits} of {reads} ({:.1} %), bypassed {}",
+        pct(&mut took, 0.5),
+        pct(&mut took, 0.99),
+        100.0 * hits as f64 / reads.max(1) as f64,
+        after.bypassed - before.bypassed
     );
 }

@@ -5,7 +5,17 @@
 //! entry never served once a write through this pool touched one of its
 //! tables since its query began (a write whose tables cannot be found, and
 //! the commit of a lido transaction that wrote, count as touching every
-//! table). Writes that bypass the pool are seen only through the TTL.
+//! table). Writes that bypass the pool are seen through the TTL, or soon
+//! after their commit with [`PgPool::watch_outside_writes`].
+//!
+//! Read-your-writes across pools and processes: a writer takes its
+//! position after committing ([`PgPool::wal_position`]) and hands it on (a
+//! cookie, a header, a queue message); a reader passes it to
+//! [`CachedQuery::after`], and the cache answers only once its feed has
+//! applied every commit up to it (else the server answers).
+//! [`CachedQuery::fresh`] does the same with the server's position at the
+//! moment of the read: no commit acknowledged before the read began is
+//! missed, at the price of a round trip.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +24,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::classes::PgClassPool;
+use crate::cluster::{Lsn, LsnParseError};
+use crate::conn::pgconn::PgConn;
 use crate::error::PgError;
 use crate::obs::result_cache::{CacheStats, ResultCache};
 use crate::pool::PgPool;
@@ -35,6 +47,8 @@ pub struct CachedQuery<'p> {
     pool: &'p PgPool,
     ttl: Option<Duration>,
     class: Option<PgClassPool<'p>>,
+    after: Option<Lsn>,
+    fresh: bool,
 }
 
 impl PgPool {
@@ -44,7 +58,16 @@ impl PgPool {
             pool: self,
             ttl: None,
             class: None,
+            after: None,
+            fresh: false,
         }
+    }
+
+    /// The server's WAL insert position now: after a commit, a token that
+    /// every later read must see ([`CachedQuery::after`]).
+    pub async fn wal_position(&self) -> Result<Lsn, PgError> {
+        let conn = self.get().await?;
+        server_position(&conn).await
     }
 
     /// The result cache's counters (`None`: the pool has no cache).
@@ -67,6 +90,8 @@ impl<'p> PgClassPool<'p> {
             pool: self.pool(),
             ttl: self.class().cache_ttl,
             class: Some(self.clone()),
+            after: None,
+            fresh: false,
         }
     }
 }
@@ -75,6 +100,24 @@ impl CachedQuery<'_> {
     /// Keeps this result for `ttl`.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// Answers from the cache only once the pool's outside-writes feed has
+    /// applied every commit up to `token` (from [`PgPool::wal_position`],
+    /// or a [`PgCluster`](crate::cluster::PgCluster) token); the server
+    /// answers when it does not within
+    /// [`ResultCacheConfig::position_wait`](crate::ResultCacheConfig::position_wait),
+    /// or when no feed runs ([`CacheStats::bypassed`]).
+    pub fn after(mut self, token: Lsn) -> Self {
+        self.after = Some(self.after.map_or(token, |t| t.max(token)));
+        self
+    }
+
+    /// Sees every commit acknowledged before this read: asks the server for
+    /// its position first (one round trip), then as [`CachedQuery::after`].
+    pub fn fresh(mut self) -> Self {
+        self.fresh = true;
         self
     }
 
@@ -99,6 +142,24 @@ impl CachedQuery<'_> {
                 None => self.pool.get().await?.query(sql, params).await,
             }
         };
-        cache.get_or_run(sql, params, self.ttl, run).await
+        let mut after = self.after;
+        if self.fresh {
+            let now = server_position(&*self.pool.get().await?).await?;
+            after = Some(after.map_or(now, |t| t.max(now)));
+        }
+        // A token is an insert position: the commit it follows has ended
+        // by its replay mark (see `Lsn::replayed_mark`).
+        let after = after.map(|t| t.replayed_mark().0);
+        cache.get_or_run(sql, params, self.ttl, after, run).await
     }
+}
+
+/// `pg_current_wal_insert_lsn()` on `conn`.
+async fn server_position(conn: &PgConn) -> Result<Lsn, PgError> {
+    let row = conn
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await?;
+    let text: &str = row.get(0);
+    text.parse()
+        .map_err(|e: LsnParseError| PgError::Cached(e.to_string()))
 }

@@ -14,8 +14,10 @@ use std::time::Duration;
 use lido_core::Manager;
 use tokio::task::JoinHandle;
 
+use crate::cluster::{Lsn, LsnParseError};
 use crate::conn::pgconn::PgConn;
 use crate::error::PgError;
+use crate::obs::feed_position::FeedPosition;
 use crate::obs::writes::WriteLog;
 use crate::pool::PgPool;
 
@@ -113,15 +115,19 @@ impl PgPool {
     /// first slot is made before this returns, so setup errors surface here.
     pub async fn watch_outside_writes(&self, config: FeedConfig) -> Result<WalFeed, FeedError> {
         let cache = self.result_cache().ok_or(FeedError::NoCache)?;
-        let log = Arc::clone(&cache.writes);
+        let seen = Seen {
+            log: Arc::clone(&cache.writes),
+            position: Arc::clone(&cache.position),
+        };
         let (conn, slot) = open(self).await?;
         let state = Arc::new(FeedState::default());
         state.active.store(true, Ordering::Relaxed);
+        seen.position.set_active(true);
         let task = tokio::spawn(run(
             self.clone(),
             conn,
             slot,
-            log,
+            seen,
             config,
             Arc::clone(&state),
         ));
@@ -158,23 +164,40 @@ async fn open(pool: &PgPool) -> Result<(PgConn, String), FeedError> {
     }
 }
 
+/// Where the feed reports: the cache's write log and its position.
+struct Seen {
+    log: Arc<WriteLog>,
+    position: Arc<FeedPosition>,
+}
+
+impl Drop for Seen {
+    fn drop(&mut self) {
+        // The feed ended (stopped, or its task aborted): readers waiting
+        // for a position go to the server.
+        self.position.set_active(false);
+    }
+}
+
 async fn run(
     pool: PgPool,
     mut conn: PgConn,
     mut slot: String,
-    log: Arc<WriteLog>,
+    seen: Seen,
     config: FeedConfig,
     state: Arc<FeedState>,
 ) {
+    let log = &seen.log;
     loop {
-        match follow(&conn, &slot, &log, config, &state).await {
+        match follow(&conn, &slot, &seen, config, &state).await {
             Ok(()) => {
                 // Dropped for retention: TTL only from here on.
                 state.active.store(false, Ordering::Relaxed);
+                seen.position.set_active(false);
                 return;
             }
             Err(e) => {
                 state.active.store(false, Ordering::Relaxed);
+                seen.position.set_active(false);
                 state.restarts.fetch_add(1, Ordering::Relaxed);
                 log.wrote_all();
                 tracing::warn!(error = %e, "lido-postgres: result cache feed failed; every cached result is now stale, starting over");
@@ -186,6 +209,7 @@ async fn run(
                 (conn, slot) = (c, s);
                 state.active.store(true, Ordering::Relaxed);
                 log.wrote_all(); // writes while it was away were not seen
+                seen.position.set_active(true);
                 break;
             }
         }
@@ -196,12 +220,15 @@ async fn run(
 async fn follow(
     conn: &PgConn,
     slot: &str,
-    log: &WriteLog,
+    seen: &Seen,
     config: FeedConfig,
     state: &FeedState,
 ) -> Result<(), PgError> {
+    let log = &seen.log;
     let mut polls: u64 = 0;
     loop {
+        // Every commit flushed by now is in what the slot returns next.
+        let flushed = flushed(conn).await?;
         let rows = conn
             .client()
             .query(
@@ -224,6 +251,7 @@ async fn follow(
                 .fetch_add(tables.len() as u64, Ordering::Relaxed);
             log.wrote(&tables);
         }
+        seen.position.advance(flushed);
         polls += 1;
         if polls % 20 == 0 && retained(conn, slot).await? > config.max_retained_bytes {
             tracing::warn!(slot, "lido-postgres: the result cache's slot holds back too much WAL; dropping it, the cache now relies on its TTL alone");
@@ -234,8 +262,21 @@ async fn follow(
             log.wrote_all();
             return Ok(());
         }
-        tokio::time::sleep(config.poll).await;
+        seen.position.next_round(config.poll).await;
     }
+}
+
+/// The server's flushed WAL position.
+async fn flushed(conn: &PgConn) -> Result<u64, PgError> {
+    let row = conn
+        .client()
+        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+        .await?;
+    let text: &str = row.get(0);
+    let lsn: Lsn = text
+        .parse()
+        .map_err(|e: LsnParseError| PgError::Cached(e.to_string()))?;
+    Ok(lsn.0)
 }
 
 /// Bytes of WAL the slot holds back.

@@ -9,6 +9,7 @@
 pub(crate) mod call;
 pub(crate) mod classes;
 pub(crate) mod errors;
+pub(crate) mod feed_position;
 pub(crate) mod normalize;
 pub(crate) mod open_tx;
 pub(crate) mod record;

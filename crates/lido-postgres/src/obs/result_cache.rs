@@ -14,6 +14,7 @@ use tokio_postgres::Row;
 
 use crate::conn::params::infer_type;
 use crate::error::PgError;
+use crate::obs::feed_position::FeedPosition;
 use crate::obs::tables::tables_of;
 use crate::obs::writes::{Snapshot, WriteLog};
 
@@ -26,6 +27,10 @@ pub struct ResultCacheConfig {
     pub max_entry_bytes: u64,
     /// How long an entry is served when the call names no TTL (default 30 s).
     pub default_ttl: Duration,
+    /// How long a read that must see a WAL position (`CachedQuery::after`,
+    /// `CachedQuery::fresh`) waits for the outside-writes feed to reach it
+    /// before it goes to the server instead (default 250 ms).
+    pub position_wait: Duration,
 }
 
 impl Default for ResultCacheConfig {
@@ -34,6 +39,7 @@ impl Default for ResultCacheConfig {
             max_bytes: 64 << 20,
             max_entry_bytes: 1 << 20,
             default_ttl: Duration::from_secs(30),
+            position_wait: Duration::from_millis(250),
         }
     }
 }
@@ -57,6 +63,9 @@ pub struct CacheStats {
     pub bytes: u64,
     /// Entries kept now.
     pub entries: u64,
+    /// Reads that had to see a WAL position the outside-writes feed had
+    /// not reached in time (or no feed ran), served by the server.
+    pub bypassed: u64,
 }
 
 /// The key: statement text and parameter values with their types.
@@ -90,6 +99,7 @@ struct Counters {
     joins: AtomicU64,
     invalidated: AtomicU64,
     too_large: AtomicU64,
+    bypassed: AtomicU64,
     evictions: Arc<AtomicU64>,
 }
 
@@ -97,6 +107,7 @@ struct Counters {
 pub(crate) struct ResultCache {
     cache: Cache<Key, Arc<Value>>,
     pub(crate) writes: Arc<WriteLog>,
+    pub(crate) position: Arc<FeedPosition>,
     config: ResultCacheConfig,
     counters: Counters,
 }
@@ -127,18 +138,22 @@ impl ResultCache {
         Self {
             cache,
             writes: Arc::new(WriteLog::default()),
+            position: Arc::new(FeedPosition::default()),
             config,
             counters,
         }
     }
 
     /// The rows of `sql` with `params`: from the cache while still valid,
-    /// else from `run` (one run for concurrent identical misses).
+    /// else from `run` (one run for concurrent identical misses). With
+    /// `after`, only once the outside-writes feed has applied every commit
+    /// up to that WAL position; else straight from `run`.
     pub(crate) async fn get_or_run<F, Fut>(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
         ttl: Option<Duration>,
+        after: Option<u64>,
         run: F,
     ) -> Result<Arc<[Row]>, PgError>
     where
@@ -146,6 +161,13 @@ impl ResultCache {
         Fut: std::future::Future<Output = Result<Vec<Row>, PgError>>,
     {
         let key = key(sql, params)?;
+        if let Some(lsn) = after {
+            if !self.position.reach(lsn, self.config.position_wait).await {
+                cacheable(sql).map_err(|reason| PgError::NotCacheable { reason })?;
+                self.counters.bypassed.fetch_add(1, Ordering::Relaxed);
+                return Ok(run().await?.into());
+            }
+        }
         // Only a cacheable statement was ever kept: a hit needs no check.
         if let Some(v) = self.cache.get(&key).await {
             if self.writes.still_valid(&v.snapshot) {
@@ -205,6 +227,7 @@ impl ResultCache {
             joins: load(&c.joins),
             invalidated: load(&c.invalidated),
             too_large: load(&c.too_large),
+            bypassed: load(&c.bypassed),
             evictions: load(&c.evictions),
             bytes: self.cache.weighted_size(),
             entries: self.cache.entry_count(),

@@ -4,6 +4,7 @@
 mod common;
 
 mod blocking;
+mod cache_positions;
 mod classes;
 mod cluster;
 mod dirty;

@@ -21,7 +21,7 @@ async fn pool(config: ResultCacheConfig) -> PgPool {
     .await
 }
 
-async fn name(pool: &PgPool, id: i32) -> String {
+pub(crate) async fn name(pool: &PgPool, id: i32) -> String {
     let rows = pool
         .cached()
         .query("SELECT name FROM items WHERE id = $1", &[&id])
@@ -168,11 +168,9 @@ async fn statements_that_cannot_be_cached_say_why() {
     assert!(plain.cache_stats().await.is_none());
 }
 
-/// Writes that bypass the pool reach the cache through the WAL feed (a
-/// temporary logical slot), within a bound a TTL alone could not give.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_wal_feed_sees_writes_that_bypass_the_pool() {
-    use lido_postgres::{FeedConfig, FeedError};
+/// A server with `wal_level = logical`, a database with `items` (1, 'old')
+/// and a pool on it with a result cache (10 minute TTL).
+pub(crate) async fn logical_items() -> (PgServer, String, PgPool) {
     let server = PgServer::builder()
         .setting("wal_level", "logical")
         .setting("synchronous_commit", "on")
@@ -193,6 +191,15 @@ async fn the_wal_feed_sees_writes_that_bypass_the_pool() {
         .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'old')")
         .await
         .expect("setup");
+    (server, db, pool)
+}
+
+/// Writes that bypass the pool reach the cache through the WAL feed (a
+/// temporary logical slot), within a bound a TTL alone could not give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_feed_sees_writes_that_bypass_the_pool() {
+    use lido_postgres::{FeedConfig, FeedError};
+    let (server, db, pool) = logical_items().await;
     let feed = pool
         .watch_outside_writes(FeedConfig::default())
         .await
