@@ -18,6 +18,7 @@ use crate::cluster::{Lsn, LsnParseError};
 use crate::conn::pgconn::PgConn;
 use crate::error::PgError;
 use crate::obs::feed_position::FeedPosition;
+use crate::obs::result_cache::ResultCache;
 use crate::obs::writes::WriteLog;
 use crate::pool::PgPool;
 
@@ -60,8 +61,9 @@ pub enum FeedError {
     Pg(#[from] PgError),
 }
 
-/// A running feed; dropping it (or [`stop`](Self::stop)) ends it and its
-/// temporary slot.
+/// A running feed of outside writes (a WAL slot, or trigger
+/// notifications: [`PgPool::watch_outside_writes_notify`]); dropping it (or
+/// [`stop`](Self::stop)) ends it and its temporary slot.
 #[derive(Debug)]
 pub struct WalFeed {
     task: JoinHandle<()>,
@@ -70,14 +72,18 @@ pub struct WalFeed {
 
 /// What the feed has done (read through [`WalFeed`]).
 #[derive(Debug, Default)]
-struct FeedState {
-    active: AtomicBool,
-    changes: AtomicU64,
-    restarts: AtomicU64,
+pub(crate) struct FeedState {
+    pub(crate) active: AtomicBool,
+    pub(crate) changes: AtomicU64,
+    pub(crate) restarts: AtomicU64,
     dropped_for_retention: AtomicBool,
 }
 
 impl WalFeed {
+    pub(crate) fn new(task: JoinHandle<()>, state: Arc<FeedState>) -> Self {
+        Self { task, state }
+    }
+
     /// Whether the feed is reading its slot now.
     pub fn is_active(&self) -> bool {
         self.state.active.load(Ordering::Relaxed)
@@ -115,14 +121,10 @@ impl PgPool {
     /// first slot is made before this returns, so setup errors surface here.
     pub async fn watch_outside_writes(&self, config: FeedConfig) -> Result<WalFeed, FeedError> {
         let cache = self.result_cache().ok_or(FeedError::NoCache)?;
-        let seen = Seen {
-            log: Arc::clone(&cache.writes),
-            position: Arc::clone(&cache.position),
-        };
         let (conn, slot) = open(self).await?;
+        let seen = Seen::of(cache);
         let state = Arc::new(FeedState::default());
         state.active.store(true, Ordering::Relaxed);
-        seen.position.set_active(true);
         let task = tokio::spawn(run(
             self.clone(),
             conn,
@@ -164,10 +166,22 @@ async fn open(pool: &PgPool) -> Result<(PgConn, String), FeedError> {
     }
 }
 
-/// Where the feed reports: the cache's write log and its position.
-struct Seen {
-    log: Arc<WriteLog>,
-    position: Arc<FeedPosition>,
+/// Where a feed reports: the cache's write log and its position.
+pub(crate) struct Seen {
+    pub(crate) log: Arc<WriteLog>,
+    pub(crate) position: Arc<FeedPosition>,
+}
+
+impl Seen {
+    /// The cache's, marked active.
+    pub(crate) fn of(cache: &ResultCache) -> Self {
+        let seen = Self {
+            log: Arc::clone(&cache.writes),
+            position: Arc::clone(&cache.position),
+        };
+        seen.position.set_active(true);
+        seen
+    }
 }
 
 impl Drop for Seen {

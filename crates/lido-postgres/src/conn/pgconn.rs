@@ -23,6 +23,7 @@ use crate::net::cancel::{cancel_in_background, CancelTarget};
 use crate::net::dial::Opened;
 use crate::net::endpoint::Endpoint;
 use crate::net::liveness::Liveness;
+use crate::net::notifications::NotifySink;
 use crate::net::tls::Tls;
 use crate::net::wire::{TxStatus, WireState};
 use crate::obs::call::Obs;
@@ -91,6 +92,9 @@ pub struct PgConn {
     pub(crate) preempted: Arc<AtomicBool>,
     /// The open lido transaction wrote (its commit clears the result cache).
     pub(crate) tx_wrote: AtomicBool,
+    /// Where the session's `NOTIFY` messages go (dropped unless a lido
+    /// feature listening on its own connection subscribed).
+    pub(crate) notify: Arc<NotifySink>,
     /// A connect gate's permit (the tenant set's global cap), released
     /// when the connection is dropped; last, so the client goes first.
     pub(crate) permit: Option<Box<dyn GatePermit>>,
@@ -139,6 +143,7 @@ impl PgConn {
             wire,
             target,
             io,
+            notify,
             ..
         } = opened;
         if ctx.not_answering_after.is_some() {
@@ -164,6 +169,7 @@ impl PgConn {
             preempted: Arc::new(AtomicBool::new(false)),
             tx_wrote: AtomicBool::new(false),
             ctx,
+            notify,
             permit: None,
         }
     }

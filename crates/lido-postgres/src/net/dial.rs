@@ -18,6 +18,7 @@ use tokio_postgres::Client;
 use crate::config::pgconfig::{PgConfig, SslMode, TargetSessionAttrs};
 use crate::error::{PgError, SessionMismatch};
 use crate::net::events::{DialEvent, DialObserver, Lookup, Next, Stage, TlsOutcome};
+use crate::net::notifications::{drive, NotifySink};
 use crate::net::session_attrs::check_session;
 use crate::net::socket::{Socket, SocketOptions};
 use crate::net::target::Target;
@@ -53,6 +54,8 @@ pub(crate) struct Opened {
     pub(crate) tls: Option<TlsInfo>,
     /// The task that runs the session's I/O: aborting it closes the socket.
     pub(crate) io: tokio::task::AbortHandle,
+    /// Where the session's `NOTIFY` messages go.
+    pub(crate) notify: Arc<NotifySink>,
 }
 
 /// A failed startup: the error, the stage it failed in, and whether TLS had
@@ -309,11 +312,8 @@ impl Dialer {
                 };
                 crate::net::tls::connect_error(e, &to, refused)
             })?;
-        let io = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "lido-postgres: connection ended with an error");
-            }
-        });
+        let notify = Arc::new(NotifySink::default());
+        let io = tokio::spawn(drive(connection, Arc::clone(&notify)));
         let info = tls.negotiated();
         let outcome = tls_outcome(at.target, config, &wire, info.clone());
         at.obs.event(&DialEvent::Tls {
@@ -332,6 +332,7 @@ impl Dialer {
             address,
             tls: info,
             io: io.abort_handle(),
+            notify,
         })
     }
 

@@ -10,6 +10,7 @@ pub(crate) mod dial;
 pub(crate) mod endpoint;
 pub(crate) mod events;
 pub(crate) mod liveness;
+pub(crate) mod notifications;
 pub(crate) mod plan;
 pub(crate) mod session_attrs;
 pub(crate) mod socket;

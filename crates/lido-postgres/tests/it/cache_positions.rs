@@ -78,3 +78,61 @@ async fn without_a_feed_a_positioned_read_goes_to_the_server() {
     let stats = pool.cache_stats().await.expect("cache");
     assert_eq!(stats.bypassed, 1, "{stats:?}");
 }
+
+/// Where logical decoding is off: triggers notify, the feed listens, and
+/// positions still hold (the feed's own notification marks them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trigger_feed_works_without_logical_decoding() {
+    use lido_postgres::{NotifyFeedConfig, ResultCacheConfig, DEFAULT_NOTIFY_CHANNEL};
+    let server = lido_testkit::PgServer::shared();
+    let db = server.create_database().expect("db");
+    let pool = common::builder(common::config(server, &db), 2)
+        .result_cache(ResultCacheConfig {
+            default_ttl: Duration::from_secs(600),
+            ..ResultCacheConfig::default()
+        })
+        .build()
+        .await
+        .expect("pool");
+    pool.get()
+        .await
+        .expect("get")
+        .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'old')")
+        .await
+        .expect("setup");
+    pool.install_write_triggers(DEFAULT_NOTIFY_CHANNEL, &["items"])
+        .await
+        .expect("triggers");
+    let feed = pool
+        .watch_outside_writes_notify(NotifyFeedConfig::default())
+        .await
+        .expect("feed");
+    let outside = common::builder(common::config(server, &db), 1)
+        .build()
+        .await
+        .expect("outside pool");
+    assert_eq!(name(&pool, 1).await, "old");
+    // Seen without a position, soon after the commit.
+    write(&outside, "new").await;
+    let mut seen = false;
+    for _ in 0..400 {
+        if name(&pool, 1).await == "new" {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(seen, "the notification reached the cache");
+    // With a position: never missed.
+    for round in 0..10 {
+        let value = format!("v{round}");
+        write(&outside, &value).await;
+        assert_eq!(read(pool.cached().fresh()).await, value);
+        assert_eq!(read(pool.cached().fresh()).await, value);
+    }
+    let stats = pool.cache_stats().await.expect("cache");
+    assert_eq!(stats.bypassed, 0, "{stats:?}");
+    assert!(stats.hits >= 10, "{stats:?}");
+    assert!(feed.changes() >= 11, "{}", feed.changes());
+    feed.stop();
+}

@@ -1,0 +1,282 @@
+//! The result cache's view of outside writes where logical decoding is not
+//! available (`wal_level` below `logical`, no REPLICATION grant, a managed
+//! service): statement-level triggers send `NOTIFY` with the table's name
+//! on every write, and a dedicated connection (outside `max_size`)
+//! `LISTEN`s. [`write_triggers_sql`] gives the DDL to install (or
+//! [`PgPool::install_write_triggers`] runs it).
+//!
+//! Positions ([`CachedQuery::after`](crate::CachedQuery::after) and
+//! [`fresh`](crate::CachedQuery::fresh)) work here too: when a reader asks,
+//! the feed reads the server's WAL position and sends itself a `NOTIFY`
+//! in the same statement. PostgreSQL delivers notifications in commit
+//! order, so once its own arrives, every write that committed before that
+//! position has been applied.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lido_core::Manager;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_postgres::Notification;
+
+use crate::cache_feed::{FeedError, FeedState, Seen, WalFeed};
+use crate::cluster::{Lsn, LsnParseError};
+use crate::conn::pgconn::PgConn;
+use crate::error::PgError;
+use crate::pool::PgPool;
+
+/// The channel lido's triggers notify by default.
+pub const DEFAULT_NOTIFY_CHANNEL: &str = "lido_cache";
+
+/// What a probe's own notification starts with (never a table name: the
+/// colon cannot appear in an unquoted identifier lido installs).
+const PROBE: &str = "lido:probe:";
+
+/// Settings of [`PgPool::watch_outside_writes_notify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyFeedConfig {
+    /// The channel the triggers notify (default [`DEFAULT_NOTIFY_CHANNEL`]).
+    pub channel: String,
+    /// How often the feed checks its connection when nothing arrives
+    /// (default 1 s).
+    pub probe: Duration,
+}
+
+impl Default for NotifyFeedConfig {
+    fn default() -> Self {
+        Self {
+            channel: DEFAULT_NOTIFY_CHANNEL.to_owned(),
+            probe: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A name for SQL: a plain identifier as it is, anything else quoted.
+fn ident(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if plain {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// A string literal for SQL.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The DDL that makes every write to `tables` (`name` or `schema.name`)
+/// notify `channel` with the table's name: one trigger function and one
+/// statement-level trigger per table (`CREATE OR REPLACE`: safe to run
+/// again).
+///
+/// ```
+/// let sql = lido_postgres::write_triggers_sql("lido_cache", &["items", "sales.orders"]);
+/// assert!(sql.contains("ON sales.orders"));
+/// ```
+pub fn write_triggers_sql(channel: &str, tables: &[&str]) -> String {
+    let mut sql = String::from(
+        "CREATE OR REPLACE FUNCTION lido_cache_notify() RETURNS trigger LANGUAGE plpgsql AS $lido$\n\
+         BEGIN PERFORM pg_notify(TG_ARGV[0], TG_TABLE_NAME); RETURN NULL; END\n$lido$;\n",
+    );
+    for t in tables {
+        let name: Vec<String> = t.split('.').map(ident).collect();
+        sql.push_str(&format!(
+            "CREATE OR REPLACE TRIGGER lido_cache_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE \
+             ON {} FOR EACH STATEMENT EXECUTE FUNCTION lido_cache_notify({});\n",
+            name.join("."),
+            literal(channel)
+        ));
+    }
+    sql
+}
+
+impl PgPool {
+    /// Runs [`write_triggers_sql`] for `tables` (needs the right to create
+    /// a function and triggers on them).
+    pub async fn install_write_triggers(
+        &self,
+        channel: &str,
+        tables: &[&str],
+    ) -> Result<(), PgError> {
+        let conn = self.get().await?;
+        conn.batch_execute(&write_triggers_sql(channel, tables))
+            .await
+    }
+
+    /// Starts the result cache's feed of outside writes from trigger
+    /// notifications, for servers without logical decoding: triggers
+    /// ([`write_triggers_sql`]) notify `config.channel` with the table's
+    /// name on every write, and a dedicated connection (outside `max_size`)
+    /// listens and invalidates that table's cached results. Positions
+    /// ([`CachedQuery::after`](crate::CachedQuery::after),
+    /// [`fresh`](crate::CachedQuery::fresh)) hold here too: the feed reads
+    /// the server's position while notifying itself, and notifications
+    /// arrive in commit order. A write to a table without the trigger is
+    /// not seen (the TTL bounds it). The connection listens before this
+    /// returns; when it fails, every cached result is marked stale and the
+    /// feed starts over.
+    pub async fn watch_outside_writes_notify(
+        &self,
+        config: NotifyFeedConfig,
+    ) -> Result<WalFeed, FeedError> {
+        let cache = self.result_cache().ok_or(FeedError::NoCache)?;
+        let (conn, rx) = listen(self, &config.channel).await?;
+        let seen = Seen::of(cache);
+        let state = Arc::new(FeedState::default());
+        state.active.store(true, Ordering::Relaxed);
+        let task = tokio::spawn(run(
+            self.clone(),
+            conn,
+            rx,
+            seen,
+            config,
+            Arc::clone(&state),
+        ));
+        Ok(WalFeed::new(task, state))
+    }
+}
+
+/// A dedicated connection listening on `channel`.
+async fn listen(
+    pool: &PgPool,
+    channel: &str,
+) -> Result<(PgConn, UnboundedReceiver<Notification>), PgError> {
+    let conn = pool.core().manager().connect().await?;
+    let rx = conn.notify.subscribe();
+    conn.client()
+        .batch_execute(&format!("LISTEN {}", ident(channel)))
+        .await?;
+    Ok((conn, rx))
+}
+
+async fn run(
+    pool: PgPool,
+    mut conn: PgConn,
+    mut rx: UnboundedReceiver<Notification>,
+    seen: Seen,
+    config: NotifyFeedConfig,
+    state: Arc<FeedState>,
+) {
+    let mut probes = 0u64;
+    loop {
+        let e = follow(&conn, &mut rx, &seen, &config, &state, &mut probes).await;
+        state.active.store(false, Ordering::Relaxed);
+        seen.position.set_active(false);
+        state.restarts.fetch_add(1, Ordering::Relaxed);
+        seen.log.wrote_all();
+        tracing::warn!(error = %e, "lido-postgres: result cache notify feed failed; every cached result is now stale, starting over");
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Ok((c, r)) = listen(&pool, &config.channel).await {
+                (conn, rx) = (c, r);
+                state.active.store(true, Ordering::Relaxed);
+                seen.log.wrote_all(); // writes while it was away were not seen
+                seen.position.set_active(true);
+                break;
+            }
+        }
+    }
+}
+
+/// Applies notifications and answers readers' wishes until the connection fails.
+async fn follow(
+    conn: &PgConn,
+    rx: &mut UnboundedReceiver<Notification>,
+    seen: &Seen,
+    config: &NotifyFeedConfig,
+    state: &FeedState,
+    probes: &mut u64,
+) -> PgError {
+    loop {
+        tokio::select! {
+            n = rx.recv() => match n {
+                Some(n) => {
+                    apply(&n, seen, state);
+                }
+                None => return PgError::Cached("the listening connection closed".to_owned()),
+            },
+            () = seen.position.next_round(config.probe) => {
+                *probes += 1;
+                if let Err(e) = probe(conn, rx, seen, &config.channel, state, *probes).await {
+                    return e;
+                }
+            }
+        }
+    }
+}
+
+/// A table's notification invalidates it; a probe's own is ignored here.
+fn apply(n: &Notification, seen: &Seen, state: &FeedState) {
+    if n.payload().starts_with(PROBE) {
+        return;
+    }
+    state.changes.fetch_add(1, Ordering::Relaxed);
+    seen.log.wrote(&[n.payload().to_owned()]);
+}
+
+/// Reads the server's position while notifying itself; once its own
+/// notification is back, every write committed before it was applied.
+async fn probe(
+    conn: &PgConn,
+    rx: &mut UnboundedReceiver<Notification>,
+    seen: &Seen,
+    channel: &str,
+    state: &FeedState,
+    n: u64,
+) -> Result<(), PgError> {
+    let tag = format!("{PROBE}{n}");
+    let row = conn
+        .client()
+        .query_one(
+            "SELECT pg_current_wal_insert_lsn()::text, pg_notify($1, $2)",
+            &[&channel, &tag],
+        )
+        .await?;
+    let text: &str = row.get(0);
+    let lsn: Lsn = text
+        .parse()
+        .map_err(|e: LsnParseError| PgError::Cached(e.to_string()))?;
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let next = tokio::time::timeout_at(until, rx.recv()).await;
+        match next {
+            Ok(Some(note)) if note.payload() == tag => break,
+            Ok(Some(note)) => apply(&note, seen, state),
+            Ok(None) => {
+                return Err(PgError::Cached(
+                    "the listening connection closed".to_owned(),
+                ))
+            }
+            Err(_) => {
+                return Err(PgError::Cached(
+                    "the feed's own notification did not come back within 5 s".to_owned(),
+                ))
+            }
+        }
+    }
+    seen.position.advance(lsn.0);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_only_when_they_must_be() {
+        assert_eq!(ident("items"), "items");
+        assert_eq!(ident("Items"), "\"Items\"");
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(literal("it's"), "'it''s'");
+        let sql = write_triggers_sql("ch'x", &["public.Odd"]);
+        assert!(sql.contains("ON public.\"Odd\""), "{sql}");
+        assert!(sql.contains("lido_cache_notify('ch''x')"), "{sql}");
+    }
+}
