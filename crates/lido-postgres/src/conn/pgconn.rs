@@ -237,10 +237,13 @@ impl PgConn {
         self.ctx.obs.statements.note_prepare(sql, false);
         let stmt = self.client.prepare(sql).await?;
         let evicted = self.cache.lock().insert(sql, stmt.clone());
-        if evicted > 0 {
+        if !evicted.is_empty() {
             stats
                 .stmt_evictions
-                .fetch_add(evicted as u64, Ordering::Relaxed);
+                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+            for gone in &evicted {
+                self.ctx.obs.statements.note_cache_eviction(gone);
+            }
         }
         Ok(stmt)
     }

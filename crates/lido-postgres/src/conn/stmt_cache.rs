@@ -33,23 +33,23 @@ impl<V: Clone> StmtCache<V> {
         Some(value.clone())
     }
 
-    /// Adds `sql`; returns how many entries were evicted to make room.
-    pub(crate) fn insert(&mut self, sql: &str, value: V) -> usize {
+    /// Adds `sql`; returns the entries evicted to make room.
+    pub(crate) fn insert(&mut self, sql: &str, value: V) -> Vec<Arc<str>> {
+        let mut evicted = Vec::new();
         if self.capacity == 0 {
-            return 0;
+            return evicted;
         }
         self.tick += 1;
         if let Some(entry) = self.map.get_mut(sql) {
             *entry = (value, self.tick);
-            return 0;
+            return evicted;
         }
-        let mut evicted = 0;
         while self.map.len() >= self.capacity {
             let Some(oldest) = self.least_recent() else {
                 break;
             };
             self.map.remove(&oldest);
-            evicted += 1;
+            evicted.push(oldest);
         }
         self.map.insert(Arc::from(sql), (value, self.tick));
         evicted
@@ -79,10 +79,10 @@ mod tests {
     #[test]
     fn evicts_least_recently_used() {
         let mut c = StmtCache::new(2);
-        assert_eq!(c.insert("a", 1), 0);
-        assert_eq!(c.insert("b", 2), 0);
+        assert!(c.insert("a", 1).is_empty());
+        assert!(c.insert("b", 2).is_empty());
         assert_eq!(c.get("a"), Some(1)); // b is now the oldest
-        assert_eq!(c.insert("c", 3), 1);
+        assert_eq!(c.insert("c", 3).len(), 1);
         assert_eq!(c.get("b"), None);
         assert_eq!(c.get("a"), Some(1));
         assert_eq!(c.get("c"), Some(3));
@@ -93,13 +93,13 @@ mod tests {
     fn replace_remove_and_zero_capacity() {
         let mut c = StmtCache::new(2);
         c.insert("a", 1);
-        assert_eq!(c.insert("a", 10), 0);
+        assert!(c.insert("a", 10).is_empty());
         assert_eq!(c.get("a"), Some(10));
         assert_eq!(c.len(), 1);
         c.remove("a");
         assert_eq!(c.get("a"), None);
         let mut off = StmtCache::new(0);
-        assert_eq!(off.insert("a", 1), 0);
+        assert!(off.insert("a", 1).is_empty());
         assert_eq!(off.get("a"), None);
     }
 
@@ -130,7 +130,7 @@ mod tests {
                         !reference.contains(&k),
                         "{k} missing but kept by the reference"
                     );
-                    let evicted = c.insert(&k, i);
+                    let evicted = c.insert(&k, i).len();
                     let want = usize::from(reference.len() == 8);
                     assert_eq!(evicted, want);
                     if want == 1 {

@@ -45,6 +45,10 @@ pub struct StatementStat {
     /// Of `prepares`, those after the server rejected the cached plan (a
     /// table it reads changed: "cached plan must not change result type").
     pub reprepares: u64,
+    /// Times a connection's statement cache evicted it to make room (a
+    /// count that grows with `prepares` says the cache is too small for
+    /// the working set: raise `PgPoolBuilder::statement_cache`).
+    pub cache_evictions: u64,
 }
 
 /// How [`StatementStats::top`] orders statements (largest first).

@@ -42,6 +42,7 @@ pub(crate) struct Entry {
     tables: Resolved,
     prepares: AtomicU64,
     reprepares: AtomicU64,
+    cache_evictions: AtomicU64,
     timeouts: AtomicU64,
     near_timeouts: AtomicU64,
 }
@@ -125,6 +126,7 @@ impl Entry {
             timeouts: self.timeouts.load(Ordering::Relaxed),
             near_timeouts: self.near_timeouts.load(Ordering::Relaxed),
             reprepares: self.reprepares.load(Ordering::Relaxed),
+            cache_evictions: self.cache_evictions.load(Ordering::Relaxed),
         }
     }
 }
@@ -347,6 +349,15 @@ impl StatementStats {
         n.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A connection's statement cache evicted `sql` to make room.
+    pub(crate) fn note_cache_eviction(&self, sql: &str) {
+        if !self.enabled {
+            return;
+        }
+        let e = self.entry_for(sql);
+        e.cache_evictions.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Statement texts remembered per shard before the shard starts over.
     fn raw_limit(&self) -> usize {
         (self.capacity * 4 / SHARDS).max(64)
@@ -383,6 +394,7 @@ impl StatementStats {
             learned_us: AtomicU64::new(0),
             prepares: AtomicU64::new(0),
             reprepares: AtomicU64::new(0),
+            cache_evictions: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             near_timeouts: AtomicU64::new(0),
         });

@@ -55,6 +55,7 @@ impl StatementStat {
             "near_timeouts": self.near_timeouts,
             "prepares": self.prepares,
             "reprepares": self.reprepares,
+            "cache_evictions": self.cache_evictions,
         })
     }
 }
@@ -116,6 +117,7 @@ mod tests {
             timeouts: 0,
             near_timeouts: 0,
             reprepares: 0,
+            cache_evictions: 0,
         }
     }
 

@@ -55,6 +55,19 @@ async fn a_full_cache_evicts_the_least_recently_used() {
     }
     assert_eq!(conn.cached_statements(), 2);
     assert_eq!(pool.pg_stats().stmt_evictions(), 3);
+    // Per statement too: the one normalized statement was evicted 3 times.
+    let per_statement: Vec<(String, u64)> = pool
+        .statement_stats()
+        .all()
+        .iter()
+        .filter(|s| s.cache_evictions > 0)
+        .map(|s| (s.query.to_string(), s.cache_evictions))
+        .collect();
+    assert_eq!(
+        per_statement.iter().map(|(_, n)| n).sum::<u64>(),
+        3,
+        "{per_statement:?}"
+    );
     let live = conn
         .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
         .await
