@@ -101,6 +101,16 @@ pub enum Error<E: std::error::Error + 'static> {
         #[source]
         last_error: Option<ConnectFailure<E>>,
     },
+    /// The backend found the database unavailable without a connect
+    /// failing (lido-postgres: its watchdog holds the server *not
+    /// answering*): `get()` fails at once rather than queue behind
+    /// connections stuck on it, until the backend sees it answer again.
+    #[error("the database is unavailable: {cause}")]
+    Unavailable {
+        /// What the backend saw.
+        #[source]
+        cause: ConnectFailure<E>,
+    },
     /// The pool was closed with `close()`.
     #[error("the pool is closed")]
     Closed,
@@ -115,6 +125,7 @@ impl<E: std::error::Error + 'static> Error<E> {
                 ..
             }
             | Self::Connect { cause: c, .. }
+            | Self::Unavailable { cause: c }
             | Self::CircuitOpen {
                 last_error: Some(c),
                 ..
@@ -162,6 +173,9 @@ impl<E: std::error::Error + 'static> Clone for Error<E> {
             } => Self::CircuitOpen {
                 retry_in: *retry_in,
                 last_error: last_error.clone(),
+            },
+            Self::Unavailable { cause } => Self::Unavailable {
+                cause: cause.clone(),
             },
             Self::Closed => Self::Closed,
         }

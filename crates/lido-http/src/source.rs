@@ -275,6 +275,7 @@ fn ping_failure<E: std::error::Error + 'static>(err: PingError<E>) -> PingFailur
         PingError::Acquire(Error::Connect { .. }) => PingFailureKind::Connect,
         PingError::Acquire(Error::CircuitOpen { .. }) => PingFailureKind::CircuitOpen,
         PingError::Acquire(Error::Closed) => PingFailureKind::Closed,
+        PingError::Acquire(Error::Unavailable { .. }) => PingFailureKind::Unavailable,
         PingError::Check(_) => PingFailureKind::Check,
         PingError::Timeout(_) => PingFailureKind::CheckTimeout,
         _ => PingFailureKind::Other,

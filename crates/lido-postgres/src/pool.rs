@@ -129,7 +129,7 @@ impl PgPool {
     }
 
     /// The error `get()` fails with while the server does not answer:
-    /// [`lido_core::Error::Connect`] around [`PgError::NotAnswering`].
+    /// [`lido_core::Error::Unavailable`] around [`PgError::NotAnswering`].
     pub fn not_answering(&self) -> Option<PoolError> {
         self.ctx().liveness.error().map(pool_error)
     }
@@ -199,9 +199,8 @@ impl PgPool {
 
 /// `get()`'s error for `e`: a connect (the watchdog's) that was not answered.
 fn pool_error(e: PgError) -> PoolError {
-    lido_core::Error::Connect {
+    lido_core::Error::Unavailable {
         cause: lido_core::ConnectFailure::Backend(Arc::new(e)),
-        attempts: 1,
     }
 }
 

@@ -3,7 +3,10 @@
 //! black hole), where every call would otherwise wait out its timeout.
 //!
 //! Every [`TICK`] it samples the counters the connections' I/O keeps anyway
-//! (see `net/liveness.rs`); nothing runs per query. When a connection has
+//! (see `net/liveness.rs`); nothing runs per query but one load. While no
+//! connection owes an answer it parks (up to [`PARK`]) and the first
+//! connection to send a request wakes it, so an idle pool costs no timer
+//! wake-ups. When a connection has
 //! owed an answer with no progress for 30 % of `not_answering_after`, the
 //! watchdog knocks on its server (the probe: a fresh socket and an
 //! SSLRequest, answered with one byte by a process the postmaster starts;
@@ -32,6 +35,9 @@ use crate::net::target::Target;
 
 /// How often the watchdog samples the connections.
 const TICK: Duration = Duration::from_millis(50);
+/// Longest park while no connection owes an answer (a safety net: the
+/// first request rings the bell).
+const PARK: Duration = Duration::from_secs(1);
 /// How long one probe waits while the server is held not answering.
 const RECHECK: Duration = Duration::from_secs(10);
 
@@ -110,6 +116,10 @@ impl Watchdog {
                         }
                     }
                 }
+                None if self.liveness.silent_for().is_none() && self.liveness.idle() => {
+                    self.park().await;
+                    tick.reset();
+                }
                 None => {
                     tick.tick().await;
                 }
@@ -143,6 +153,20 @@ impl Watchdog {
                 }
             }
         }
+    }
+
+    /// Waits while no connection owes an answer: until one does, or
+    /// [`PARK`] passes (or the pool is gone).
+    async fn park(&self) {
+        let bell = &self.liveness.bell;
+        let rung = bell.rung();
+        tokio::pin!(rung);
+        bell.park();
+        // Checked after parking: a request racing the park rings the bell.
+        if self.liveness.idle() && self.ctx.strong_count() > 0 {
+            let _ = tokio::time::timeout(PARK, rung).await;
+        }
+        bell.unpark();
     }
 
     fn silent(&self, stall: &Stall) {

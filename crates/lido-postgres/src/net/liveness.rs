@@ -22,7 +22,7 @@ use tokio::task::AbortHandle;
 
 use crate::error::PgError;
 use crate::net::target::Target;
-use crate::net::wire::WireState;
+use crate::net::wire::{IdleBell, WireState};
 
 /// One registered connection and what the watchdog last saw of it.
 #[derive(Debug)]
@@ -63,6 +63,8 @@ pub(crate) struct Liveness {
     started: AtomicBool,
     /// Woken when the server is declared not answering.
     declared: Notify,
+    /// Wakes the parked watchdog when a connection starts to owe an answer.
+    pub(crate) bell: Arc<IdleBell>,
 }
 
 impl Liveness {
@@ -75,6 +77,7 @@ impl Liveness {
             conns: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
             declared: Notify::new(),
+            bell: Arc::default(),
         }
     }
 
@@ -91,6 +94,7 @@ impl Liveness {
     /// Registers a new connection (once per connect, not per query).
     pub(crate) fn register(&self, wire: &Arc<WireState>, io: AbortHandle, target: &Target) {
         let (received, _) = wire.progress();
+        wire.ring_on_owe(&self.bell);
         self.conns.lock().push(Watched {
             wire: Arc::downgrade(wire),
             io,
@@ -179,6 +183,14 @@ impl Liveness {
             true
         });
         (oldest, progressed)
+    }
+
+    /// Whether no connection owes an answer (the watchdog may park).
+    pub(crate) fn idle(&self) -> bool {
+        self.conns
+            .lock()
+            .iter()
+            .all(|w| w.wire.upgrade().is_none_or(|wire| !wire.progress().1))
     }
 
     /// A probe found the server answering: the current stalls are slow

@@ -43,6 +43,42 @@ pub enum TxStatus {
     Unknown,
 }
 
+/// Wakes a pool's parked watchdog when one of its connections starts to
+/// owe an answer (the watchdog parks while none does, so an idle pool
+/// costs no timer wake-ups).
+#[derive(Debug, Default)]
+pub(crate) struct IdleBell {
+    parked: AtomicBool,
+    ring: tokio::sync::Notify,
+}
+
+impl IdleBell {
+    /// For the watchdog: park from now on (then check once more that
+    /// nothing is owed before waiting on [`IdleBell::rung`]).
+    pub(crate) fn park(&self) {
+        self.parked.store(true, Ordering::SeqCst);
+    }
+
+    /// For the watchdog: awake again.
+    pub(crate) fn unpark(&self) {
+        self.parked.store(false, Ordering::SeqCst);
+    }
+
+    /// Resolves once a connection owed an answer while parked.
+    pub(crate) async fn rung(&self) {
+        self.ring.notified().await;
+    }
+
+    /// A connection now owes an answer: one load unless the watchdog is
+    /// parked. Pairs with `park` then a sample (both sequentially
+    /// consistent, as the `expected` count is): one of the two sees the other.
+    fn owed(&self) {
+        if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
+            self.ring.notify_one();
+        }
+    }
+}
+
 /// Shared between a connection's I/O (one task) and the pool (any thread).
 #[derive(Debug, Default)]
 pub(crate) struct WireState {
@@ -58,6 +94,8 @@ pub(crate) struct WireState {
     ssl_reply: AtomicU8,
     /// Closed by the pool's watchdog: the server stopped answering.
     silenced: AtomicBool,
+    /// The pool's watchdog bell, once the connection is registered.
+    bell: std::sync::OnceLock<Arc<IdleBell>>,
 }
 
 impl WireState {
@@ -115,6 +153,14 @@ impl WireState {
 
     fn owe(&self) {
         self.expected.fetch_add(1, Ordering::SeqCst);
+        if let Some(bell) = self.bell.get() {
+            bell.owed();
+        }
+    }
+
+    /// Rings `bell` whenever the session starts to owe an answer.
+    pub(crate) fn ring_on_owe(&self, bell: &Arc<IdleBell>) {
+        let _ = self.bell.set(Arc::clone(bell));
     }
 
     fn ready(&self, status: u8) {

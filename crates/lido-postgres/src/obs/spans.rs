@@ -134,6 +134,7 @@ fn pool_error_name(e: &lido_core::Error<PgError>) -> &'static str {
         Error::AcquireTimeout { .. } => "acquire_timeout",
         Error::CircuitOpen { .. } => "circuit_open",
         Error::Closed => "pool_closed",
+        Error::Unavailable { .. } => "unavailable",
         Error::Connect {
             cause: ConnectFailure::Timeout(_),
             ..

@@ -260,6 +260,7 @@ fn untyped(e: &Call) -> Option<String> {
                 p,
                 CoreError::CircuitOpen { .. }
                     | CoreError::Connect { .. }
+                    | CoreError::Unavailable { .. }
                     | CoreError::AcquireTimeout { .. }
             );
             if !ok {

@@ -134,6 +134,10 @@ async fn a_frozen_server_is_noticed_fails_fast_and_comes_back() {
         took.as_secs_f64() * 1e3
     );
     assert!(took < FAST, "{took:?}");
+    assert!(
+        matches!(err, lido_core::Error::Unavailable { .. }),
+        "{err:?}"
+    );
     let pg = err.backend().expect("a PgError inside");
     assert!(matches!(pg, PgError::NotAnswering { .. }), "{pg:?}");
     assert!(PgError::from(err.clone()).is_not_answering());
