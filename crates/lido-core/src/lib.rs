@@ -54,6 +54,7 @@ mod backoff;
 pub mod blocking;
 mod breaker;
 mod builder;
+mod class_stats;
 mod classes;
 mod commit;
 mod config;
@@ -84,6 +85,7 @@ mod waiters;
 pub use adaptive::AdaptiveConfig;
 pub use breaker::{BreakerState, Transition};
 pub use builder::PoolBuilder;
+pub use class_stats::{CallOutcome, ClassStat, ClassTally};
 pub use classes::{
     tag as class_tag, ClassRule, Classes, ClassesConfig, ClassesConfigError, Learning, QueryClass,
     StatementInfo, UnknownClass,

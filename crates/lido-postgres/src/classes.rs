@@ -19,8 +19,8 @@ use crate::conn::exec::{Sql, Timed};
 use crate::conn::pgconn::PgConn;
 use crate::conn::tx_sql::TxOptions;
 use crate::error::PgError;
-use crate::obs::classes::ClassStat;
 use crate::pool::{PgPool, PgPooled};
+use lido_core::ClassStat;
 
 /// A pool's calls in one query class; from [`PgPool::class`].
 ///

@@ -132,6 +132,7 @@ pub use conn::tx_sql::{IsolationLevel, TxOptions};
 pub use error::{
     ConfigError, PgBuildError, PgError, ResetFailure, SessionMismatch, TlsError, Unsupported,
 };
+pub use lido_core::ClassStat;
 pub use manager::{Hook, PgManager};
 pub use net::events::{describe, DialEvent, DialObserver, Lookup, Next, Stage, TlsOutcome};
 pub use net::plan::{connect_traced, ConnectPlan, Dialed};
@@ -139,7 +140,6 @@ pub use net::target::Target;
 pub use net::tls::{verification, Verification};
 pub use net::tls_stream::TlsInfo;
 pub use net::wire::TxStatus;
-pub use obs::classes::ClassStat;
 pub use obs::normalize::{fingerprint, normalize_sql};
 pub use obs::open_tx::OpenTransaction;
 pub use obs::result_cache::{CacheStats, ResultCacheConfig};

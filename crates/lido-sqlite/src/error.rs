@@ -174,6 +174,16 @@ pub enum Error {
     /// run it at a higher priority.
     #[error("preempted: this read ran on a reader reserved for a higher priority and was interrupted for a caller of that priority who had waited past the lending budget (LaneLimits::lend); retry it later or at a higher priority")]
     Preempted,
+    /// The call ran past its query class's deadline (waiting included) and
+    /// was stopped: it did not start, or its statement was interrupted
+    /// (`sqlite3_interrupt`); a transaction was rolled back.
+    #[error("the call ran past the deadline of query class {class:?} ({deadline:?}, waiting included) and was stopped; raise the class's deadline or make the work smaller")]
+    Deadline {
+        /// The class.
+        class: String,
+        /// Its deadline.
+        deadline: Duration,
+    },
 }
 
 impl Error {
@@ -198,7 +208,7 @@ impl Error {
     /// Whether a wait ran out (reader acquire or writer queue).
     pub fn is_timeout(&self) -> bool {
         match self {
-            Self::WriterTimeout { .. } => true,
+            Self::WriterTimeout { .. } | Self::Deadline { .. } => true,
             Self::Pool(e) => e.is_timeout(),
             _ => false,
         }

@@ -59,8 +59,10 @@
 // reads (the reader threads), database -> pool -> blocking, files, http.
 pub mod blocking;
 mod cap;
+pub mod classes;
 mod connect;
 mod database;
+mod deadline;
 mod error;
 mod exec;
 mod files;
@@ -73,6 +75,7 @@ mod reads;
 mod ticket;
 mod writer;
 
+pub use classes::SqliteClassPool;
 pub use error::{abort, ConnectError, Error, Result};
 pub use exec::{savepoint, Mode};
 pub use files::{FilesConfig, SqliteFiles};

@@ -144,6 +144,7 @@ pub struct Builder {
     pub(crate) quick_check_on_open: bool,
     pub(crate) readers: lido_core::Config,
     pub(crate) cap: Option<Arc<Cap>>,
+    pub(crate) classes: lido_core::Classes,
 }
 
 impl fmt::Debug for Builder {
@@ -190,6 +191,7 @@ impl Builder {
             quick_check_on_open: false,
             readers,
             cap: None,
+            classes: lido_core::Classes::default(),
         }
     }
 
@@ -325,8 +327,18 @@ impl Builder {
         self
     }
 
+    /// The query classes [`SqlitePool::class`](crate::SqlitePool::class)
+    /// serves (default: `realtime`, `standard`, `analytics`, `batch`).
+    pub fn classes(mut self, classes: lido_core::Classes) -> Self {
+        self.classes = classes;
+        self
+    }
+
     /// Checks the options without opening anything.
     pub fn validate(&self) -> Result<()> {
+        self.classes
+            .validate()
+            .map_err(|e| Error::Config(format!("query classes: {e}")))?;
         if let Source::Memory(name) = &self.source {
             let ok = !name.is_empty()
                 && name

@@ -60,10 +60,12 @@ pub(crate) struct Inner {
     lane: Arc<Lane>,
     /// The writer lane and gate, shared with other pools on the same in-memory name.
     db: Arc<Database>,
-    opts: Arc<Builder>,
+    pub(crate) opts: Arc<Builder>,
     closed: AtomicBool,
     /// The reader permit reserved under a [`SqliteFiles`](crate::SqliteFiles) cap.
     reserve: Option<Arc<Reserve>>,
+    /// Counters per query class (see `classes.rs`).
+    pub(crate) tally: lido_core::ClassTally,
 }
 
 impl Drop for Inner {
@@ -147,7 +149,9 @@ impl Builder {
         let readers = Pool::builder(manager)
             .config(opts.readers.clone())
             .build_lazy()?;
+        let tally = lido_core::ClassTally::new(&opts.classes);
         let inner = Arc::new(Inner {
+            tally,
             lane: Arc::new(Lane::new(opts.readers.max_size, opts.readers.lanes)),
             readers,
             db,
@@ -234,8 +238,24 @@ impl SqlitePool {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.read_within(priority, at, self.acquire_timeout(), f)
+            .await
+    }
+
+    /// A read waiting at most `wait` for a reader thread and a lease.
+    pub(crate) async fn read_within<T, F>(
+        &self,
+        priority: Priority,
+        at: &'static Location<'static>,
+        wait: Duration,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let gate = self.inner.db.gate.clone();
-        let how = (gate, self.acquire_timeout(), at, priority);
+        let how = (gate, wait, at, priority);
         self.inner.lane.read(&self.inner.readers, how, f).await
     }
 
@@ -291,11 +311,20 @@ impl SqlitePool {
         &self,
         f: impl FnOnce(&mut Connection) -> Outcome<T> + Send + 'static,
     ) -> Result<T> {
+        self.submit_within(self.acquire_timeout(), f).await
+    }
+
+    /// Queues `f` on the writer lane, waiting at most `wait` for its turn.
+    pub(crate) async fn submit_within<T: Send + 'static>(
+        &self,
+        wait: Duration,
+        f: impl FnOnce(&mut Connection) -> Outcome<T> + Send + 'static,
+    ) -> Result<T> {
         runtime()?;
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.inner.db.writer.submit(self.acquire_timeout(), f).await
+        self.inner.db.writer.submit(wait, f).await
     }
 
     /// `PRAGMA quick_check` on a reader: `Ok` when SQLite answers `ok`,

@@ -3,6 +3,7 @@
 //! [`http`].
 
 mod blocking;
+mod classes;
 mod concurrency;
 mod errors;
 mod files;
