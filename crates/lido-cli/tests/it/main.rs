@@ -6,6 +6,8 @@ mod bench_cli;
 mod check_plan;
 mod cluster_cli;
 mod common;
+mod dashboard_browser;
+mod dashboard_webdriver;
 mod postgres_cli;
 mod serve_cli;
 mod serve_cluster;
