@@ -5,7 +5,7 @@
 // (until it answers 404). Data goes into the DOM as text only.
 const EP = window.lidoEndpoints;
 const CAP = 600;
-const state = { pools: {}, views: {}, lastT: null, now: Date.now(), order: 'total_time', statementsAt: 0, clusterUrl: EP.cluster };
+const state = { pools: {}, views: {}, lastT: null, now: Date.now(), order: 'total_time', statementsAt: 0, clusterUrl: EP.cluster, limits: {} };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -26,7 +26,8 @@ const CHARTS = [
     series: () => [['p50', '#1a7f37', x => x.wait_p50_ms], ['p99', '#bc4c00', x => x.wait_p99_ms]],
     thresholds: p => [{ label: 'acquire timeout', value: p.acquire_timeout_ms, soft: true }] },
   { key: 'queue', title: 'Waiters and timeouts', unit: '',
-    series: () => [['waiters', '#0969da', x => x.waiters], ['timeouts/s', '#cf222e', x => x.timeouts], ['near timeouts/s', '#bc4c00', x => x.near_timeouts]] },
+    series: () => [['waiters', '#0969da', x => x.waiters], ['timeouts/s', '#cf222e', x => x.timeouts], ['near timeouts/s', '#bc4c00', x => x.near_timeouts]],
+    thresholds: () => levels(state.limits.waiters) },
   { key: 'work', title: 'Throughput', unit: '/s',
     series: p => p.kind === 'sqlite' || p.kind === 'cluster'
       ? [['leases/s', '#0969da', x => x.leases]]
@@ -37,10 +38,20 @@ const CHARTS = [
       : [['query p95', '#8250df', x => x.lat_p95_ms], ['query p99', '#bc4c00', x => x.lat_p99_ms]] },
   { key: 'errors', title: 'Error rate', unit: '%',
     series: () => [['errors', '#cf222e', x => pct(x.error_rate)]],
-    thresholds: () => [{ label: 'warn', value: 5, soft: true, color: '#9a6700' }] },
+    thresholds: p => levels(p.kind === 'postgres' || p.kind === 'node' ? state.limits.query_error_percent : state.limits.get_error_percent) },
   { key: 'connects', title: 'Connects', unit: '/s',
     series: () => [['connects/s', '#1a7f37', x => x.connects], ['failures/s', '#cf222e', x => x.connect_failures]] },
 ];
+
+// The health checks' levels for a measure, as soft threshold lines
+// (judged by /health over its window; the chart shows one-second values).
+function levels(t) {
+  if (!t) return [];
+  const out = [];
+  if (t.warn !== undefined) out.push({ label: 'health warns at', value: t.warn, soft: true, color: '#9a6700' });
+  if (t.fail !== undefined) out.push({ label: 'fails at', value: t.fail, soft: true });
+  return out;
+}
 
 // The tiles: [label, value of the newest point, bad?].
 function tiles(p, x) {
@@ -152,7 +163,7 @@ function renderHealth(doc) {
     const row = el('div', 'flip');
     row.append(el('span', 'muted', new Date(f.t).toLocaleTimeString()), el('span', null, f.pool),
       el('span', 'badge ' + f.from, f.from), el('span', null, '→'), el('span', 'badge ' + f.to, f.to),
-      el('span', 'muted', f.reasons.join('; ')));
+      ...(f.reasons.length ? [el('div', 'muted why', f.reasons.join('; '))] : []));
     return row;
   }) : [el('p', 'empty', 'no change since lido serve started')]));
 }
@@ -202,6 +213,7 @@ function merge(doc) {
     if (x && (state.lastT === null || x.t > state.lastT)) state.lastT = x.t;
   }
   state.now = doc.now;
+  state.limits = doc.health_thresholds || {};
 }
 
 async function fetchJson(url) {

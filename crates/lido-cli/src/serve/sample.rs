@@ -82,9 +82,9 @@ pub struct Point {
     pub lat_p95_ms: Option<f64>,
     /// Statement latency over the last second, 99th percentile (ms).
     pub lat_p99_ms: Option<f64>,
-    /// Failures per second: failed statements (PostgreSQL) or failed acquires.
+    /// Failures per second: failed acquires, plus failed statements (PostgreSQL).
     pub errors: f64,
-    /// `errors` over statements (or leases) in the second, 0–1.
+    /// Failures over attempts (statements or leases, plus failed acquires) in the second, 0–1.
     pub error_rate: f64,
     /// Failed statements per second by error class (PostgreSQL).
     pub errors_by_class: BTreeMap<String, f64>,
@@ -135,21 +135,21 @@ pub fn point(target: &Target, before: &Totals, now: &Totals, secs: f64, t: u64) 
     let status = source.status();
     let rate = |a: u64, b: u64| per_second(a, b, secs);
     let pg = target.pg.is_some();
-    let (errors, work) = if pg {
-        (
-            rate(before.query_errors, now.query_errors),
-            now.queries.saturating_sub(before.queries),
-        )
+    // Failed acquires (a database that is down) count as errors for
+    // both; PostgreSQL adds failed statements, out of statements run.
+    let d = |a: u64, b: u64| b.saturating_sub(a);
+    let failed_gets = d(before.acquire_errors, now.acquire_errors);
+    let (failed, work) = if pg {
+        let failed_queries = d(before.query_errors, now.query_errors);
+        let queries = d(before.queries, now.queries);
+        (failed_queries + failed_gets, queries + failed_gets)
     } else {
-        (
-            rate(before.acquire_errors, now.acquire_errors),
-            now.leases.saturating_sub(before.leases),
-        )
+        (failed_gets, d(before.leases, now.leases) + failed_gets)
     };
-    let failed = if pg {
-        now.query_errors.saturating_sub(before.query_errors)
+    let errors = if secs > 0.0 {
+        round3(failed as f64 / secs)
     } else {
-        now.acquire_errors.saturating_sub(before.acquire_errors)
+        0.0
     };
     let query = |q: f64| pg.then(|| window_quantile(&before.query, &now.query, q));
     Point {
@@ -172,7 +172,7 @@ pub fn point(target: &Target, before: &Totals, now: &Totals, secs: f64, t: u64) 
         lat_p95_ms: query(0.95),
         lat_p99_ms: query(0.99),
         errors,
-        error_rate: share(failed, if pg { work } else { work + failed }),
+        error_rate: share(failed, work),
         errors_by_class: class_rates(&before.errors_by_class, &now.errors_by_class, secs),
         slow: pg.then(|| rate(before.slow, now.slow)),
         timeouts: rate(

@@ -141,6 +141,7 @@ impl Series {
             .map(|p| pool_json(p, since, &self.scrub))
             .collect();
         let overall = report.as_ref().map_or("unknown", |r| r.status.as_str());
+        let cfg = self.monitor.config();
         json!({
             "format": 1,
             "interval_ms": u64::try_from(INTERVAL.as_millis()).unwrap_or(u64::MAX),
@@ -150,6 +151,14 @@ impl Series {
             "description": report.as_ref().and_then(|r| r.service.description.clone()),
             "pools": pools,
             "health_history": inner.flips.iter().collect::<Vec<_>>(),
+            "health_thresholds": {
+                "window_ms": ms(cfg.window),
+                "query_error_percent": cfg.query_error_percent,
+                "get_error_percent": cfg.get_error_percent,
+                "connect_error_percent": cfg.connect_error_percent,
+                "waiters": cfg.waiters,
+                "utilization_percent": cfg.utilization_percent,
+            },
         })
     }
 }
@@ -263,5 +272,46 @@ mod tests {
             push_capped(&mut q, i, 3);
         }
         assert_eq!(q, [7, 8, 9]);
+    }
+
+    #[tokio::test]
+    async fn samples_land_in_the_document_with_rates_and_health() {
+        let pool = lido_sqlite::SqlitePool::memory("series-test")
+            .build()
+            .await
+            .unwrap();
+        let named = lido_http::NamedPool::new("primary", pool.clone());
+        let monitor = HealthMonitor::builder()
+            .named(named.clone())
+            .interval(Duration::from_secs(3600))
+            .spawn()
+            .unwrap();
+        monitor.refresh().await;
+        let target = Target {
+            pool: named,
+            pg: None,
+            kind: "sqlite",
+        };
+        let series = Series::new(vec![target], monitor, Scrubber::default());
+        for _ in 0..3 {
+            pool.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+                .await
+                .unwrap();
+        }
+        series.sample_now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        series.sample_now();
+        let doc = series.document(None);
+        let pool_doc = &doc["pools"][0];
+        let points = pool_doc["points"].as_array().unwrap();
+        assert_eq!(points.len(), 2, "{doc}");
+        assert!(points[0]["leases"].as_f64().unwrap() > 0.0, "{doc}");
+        assert_eq!(points[0]["qps"], Value::Null, "SQLite counts no statements");
+        assert_eq!(pool_doc["health"], "pass", "{doc}");
+        assert_eq!(pool_doc["kind"], "sqlite");
+        assert_eq!(doc["health_history"][0]["to"], "pass", "{doc}");
+        let t = points[0]["t"].as_u64().unwrap();
+        let later = series.document(Some(t));
+        assert_eq!(later["pools"][0]["points"].as_array().unwrap().len(), 1);
     }
 }

@@ -7,6 +7,7 @@ mod check_plan;
 mod cluster_cli;
 mod common;
 mod dashboard_browser;
+mod dashboard_endpoints;
 mod dashboard_webdriver;
 mod postgres_cli;
 mod serve_cli;
