@@ -71,7 +71,7 @@ fn postgres_statements_sort_and_never_show_the_password() {
     let r = get_until(s.addr, "/dashboard/series", |r| {
         json(&r.body)["pools"][0]["points"]
             .as_array()
-            .is_some_and(|p| p.len() >= 1)
+            .is_some_and(|p| !p.is_empty())
     });
     let doc = json(&r.body);
     assert_eq!(doc["pools"][0]["kind"], "postgres");
