@@ -279,13 +279,13 @@ mod tests {
         let pool = lido_sqlite::SqlitePool::memory("series-test")
             .build()
             .await
-            .unwrap();
+            .expect("an in-memory database");
         let named = lido_http::NamedPool::new("primary", pool.clone());
         let monitor = HealthMonitor::builder()
             .named(named.clone())
             .interval(Duration::from_secs(3600))
             .spawn()
-            .unwrap();
+            .expect("a monitor");
         monitor.refresh().await;
         let target = Target {
             pool: named,
@@ -296,22 +296,25 @@ mod tests {
         for _ in 0..3 {
             pool.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
                 .await
-                .unwrap();
+                .expect("a read");
         }
         series.sample_now();
         tokio::time::sleep(Duration::from_millis(5)).await;
         series.sample_now();
         let doc = series.document(None);
         let pool_doc = &doc["pools"][0];
-        let points = pool_doc["points"].as_array().unwrap();
+        let points = pool_doc["points"].as_array().expect("points");
         assert_eq!(points.len(), 2, "{doc}");
-        assert!(points[0]["leases"].as_f64().unwrap() > 0.0, "{doc}");
+        assert!(points[0]["leases"].as_f64() > Some(0.0), "{doc}");
         assert_eq!(points[0]["qps"], Value::Null, "SQLite counts no statements");
         assert_eq!(pool_doc["health"], "pass", "{doc}");
         assert_eq!(pool_doc["kind"], "sqlite");
         assert_eq!(doc["health_history"][0]["to"], "pass", "{doc}");
-        let t = points[0]["t"].as_u64().unwrap();
+        let t = points[0]["t"].as_u64().expect("t");
         let later = series.document(Some(t));
-        assert_eq!(later["pools"][0]["points"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            later["pools"][0]["points"].as_array().map(Vec::len),
+            Some(1)
+        );
     }
 }
