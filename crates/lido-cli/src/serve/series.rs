@@ -142,7 +142,7 @@ impl Series {
             .collect();
         let overall = report.as_ref().map_or("unknown", |r| r.status.as_str());
         let cfg = self.monitor.config();
-        json!({
+        let doc = json!({
             "format": 1,
             "interval_ms": u64::try_from(INTERVAL.as_millis()).unwrap_or(u64::MAX),
             "capacity": CAPACITY,
@@ -159,7 +159,8 @@ impl Series {
                 "waiters": cfg.waiters,
                 "utilization_percent": cfg.utilization_percent,
             },
-        })
+        });
+        self.scrub.value(doc)
     }
 }
 
