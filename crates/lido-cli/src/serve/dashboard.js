@@ -252,7 +252,10 @@ const LidoPanels = (() => {
   function sortButton(order, label) {
     const b = el('button', order === state.order ? 'active' : null, label);
     b.type = 'button'; b.dataset.order = order;
-    b.addEventListener('click', () => { state.order = order; statements(order); });
+    b.addEventListener('click', () => {
+      state.order = order;
+      statements(order).catch(e => { document.getElementById('statements-note').textContent = String(e.message); });
+    });
     return b;
   }
 
