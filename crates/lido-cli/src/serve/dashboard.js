@@ -122,7 +122,7 @@ function drawChart(view, c, p, x, t, bands) {
     return item;
   }));
   if (c.key === 'errors' && x && Object.keys(x.errors_by_class).length)
-    view.legend.append(el('span', null, 'by class: ' + Object.entries(x.errors_by_class).map(([k, v]) => k + ' ' + fmt(v) + '/s').join(', ')));
+    view.legend.append(el('span', null, 'by class (SQLSTATE): ' + Object.entries(x.errors_by_class).map(([k, v]) => k + ': ' + fmt(v) + '/s').join(', ')));
 }
 
 function renderPool(p) {
