@@ -3,11 +3,14 @@
 
 mod cluster;
 mod dashboard;
+mod load;
+mod sample;
+mod scrub;
+mod series;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::routing::get;
 use axum::Router;
 use lido_http::{Endpoints, HealthConfig, HealthMonitor, Metrics, NamedPool, ServiceInfo};
 use lido_postgres::cluster::PgCluster;
@@ -18,12 +21,21 @@ use tokio::net::TcpListener;
 use crate::args::ServeArgs;
 use crate::dburl::{self, DbUrl};
 
+use self::load::LoadTarget;
+use self::sample::Target;
+use self::scrub::Scrubber;
+use self::series::Series;
+
 /// How long in-flight requests get after Ctrl-C / SIGTERM.
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// The pool being served.
 enum Db {
-    Postgres(PgPool),
+    Postgres {
+        pool: PgPool,
+        /// For scrubbing what the dashboard serves.
+        password: Option<String>,
+    },
     /// Several hosts: a primary and its replicas.
     Cluster {
         cluster: PgCluster,
@@ -43,7 +55,7 @@ impl Db {
     /// and `lido_sqlite_writes_queued`.
     fn named(&self, name: &str) -> NamedPool {
         match self {
-            Self::Postgres(p) => NamedPool::new(name.to_owned(), p.clone()),
+            Self::Postgres { pool: p, .. } => NamedPool::new(name.to_owned(), p.clone()),
             Self::Cluster { cluster, .. } => NamedPool::new(name.to_owned(), cluster.clone()),
             Self::Sqlite { pool, .. } => NamedPool::new(name.to_owned(), pool.clone()),
         }
@@ -66,9 +78,78 @@ impl Db {
         }
     }
 
+    /// The pools the dashboard samples: the served pool, and a cluster's
+    /// node pools (`<name>@<host:port>`).
+    fn targets(&self, name: &str) -> Vec<Target> {
+        match self {
+            Self::Postgres { pool: p, .. } => vec![Target {
+                pool: self.named(name),
+                pg: Some(p.clone()),
+                kind: "postgres",
+            }],
+            Self::Cluster { cluster, .. } => {
+                let mut all = vec![Target {
+                    pool: self.named(name),
+                    pg: None,
+                    kind: "cluster",
+                }];
+                all.extend(cluster.pools().map(|(address, pool)| Target {
+                    pool: NamedPool::new(format!("{name}@{address}"), pool.clone()),
+                    pg: Some(pool.clone()),
+                    kind: "node",
+                }));
+                all
+            }
+            Self::Sqlite { .. } => vec![Target {
+                pool: self.named(name),
+                pg: None,
+                kind: "sqlite",
+            }],
+        }
+    }
+
+    /// The PostgreSQL pool whose statements `/statements` lists (a
+    /// cluster's write target, else its first node).
+    fn pg_pool(&self) -> Option<PgPool> {
+        match self {
+            Self::Postgres { pool: p, .. } => Some(p.clone()),
+            Self::Cluster { cluster, .. } => {
+                let primary = cluster.primary_address();
+                let mut pools = cluster.pools();
+                let first = pools.next();
+                std::iter::once(first)
+                    .flatten()
+                    .chain(pools)
+                    .find(|(a, _)| Some(*a) == primary)
+                    .or(first)
+                    .map(|(_, p)| p.clone())
+            }
+            Self::Sqlite { .. } => None,
+        }
+    }
+
+    /// Where `LIDO_SERVE_DEMO_LOAD` sends its queries.
+    fn load_target(&self) -> LoadTarget {
+        match (self, self.pg_pool()) {
+            (Self::Sqlite { pool, .. }, _) => LoadTarget::Sqlite(pool.clone()),
+            (_, Some(p)) => LoadTarget::Postgres(p),
+            (_, None) => LoadTarget::None,
+        }
+    }
+
+    /// What never appears on the dashboard or its endpoints.
+    fn scrubber(&self) -> Scrubber {
+        match self {
+            Self::Postgres { password, .. } | Self::Cluster { password, .. } => {
+                Scrubber::new(password.as_deref())
+            }
+            Self::Sqlite { .. } => Scrubber::default(),
+        }
+    }
+
     async fn close(&self) {
         match self {
-            Self::Postgres(p) => {
+            Self::Postgres { pool: p, .. } => {
                 let _report = p.close(Duration::from_secs(5)).await;
             }
             Self::Cluster { cluster, .. } => cluster.close(Duration::from_secs(5)).await,
@@ -82,6 +163,7 @@ impl Db {
 /// Runs `lido serve` until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
     validate(&args)?;
+    let demo_load = load::tasks_from_env()?;
     let (db, describe) = open(&args).await?;
     let monitor = HealthMonitor::builder()
         .named(db.named(&args.name))
@@ -103,8 +185,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let metrics = metrics
         .build()
         .map_err(|e| format!("setting up /metrics: {e}"))?;
-    let app: Router = Router::new()
-        .route("/", get(dashboard::page))
+    let series = Series::new(db.targets(&args.name), monitor.clone(), db.scrubber());
+    let _sampler = series.spawn();
+    let _load = demo_load.map(|n| load::spawn(db.load_target(), n));
+    let app: Router = dashboard::router(series, db.pg_pool(), db.scrubber())
         .merge(db.routes(&args.name))
         .merge(Endpoints::new(monitor).metrics(metrics).router());
     let shutdown = Shutdown::install();
@@ -124,7 +208,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
         ""
     };
     println!(
-        "listening on http://{addr}/ (dashboard), /health, /health/live, /health/ready, /metrics{extra}"
+        "listening on http://{addr}/ (dashboard), /health, /health/live, /health/ready, /metrics, /dashboard/series, /statements{extra}"
     );
     tracing::info!(%addr, "lido serve: listening");
     let served = serve(listener, app, shutdown).await;
@@ -179,6 +263,7 @@ async fn open(args: &ServeArgs) -> Result<(Db, String), String> {
 /// Lazy: the sidecar starts (and reports the failure) while the database is down.
 fn open_postgres(cfg: PgConfig, args: &ServeArgs) -> Result<(Db, String), String> {
     let describe = format!("PostgreSQL {cfg}");
+    let password = cfg.password.as_ref().map(|p| p.expose().to_owned());
     let pool = PgPool::builder(cfg)
         .application_name("lido serve")
         .max_size(usize::from(args.max_size))
@@ -186,7 +271,7 @@ fn open_postgres(cfg: PgConfig, args: &ServeArgs) -> Result<(Db, String), String
         .acquire_timeout(args.acquire_timeout)
         .build_lazy()
         .map_err(|e| format!("cannot set up the PostgreSQL pool: {e}"))?;
-    Ok((Db::Postgres(pool), describe))
+    Ok((Db::Postgres { pool, password }, describe))
 }
 
 /// Several hosts: one pool per node, the monitor finds the primary.
