@@ -12,7 +12,9 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(crate) struct StmtCache<V> {
     capacity: usize,
-    map: HashMap<Arc<str>, (V, u64)>,
+    /// foldhash, not SipHash: the key is the statement text the caller
+    /// wrote, hashed on every call.
+    map: HashMap<Arc<str>, (V, u64), foldhash::fast::RandomState>,
     tick: u64,
 }
 
@@ -20,7 +22,7 @@ impl<V: Clone> StmtCache<V> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            map: HashMap::with_capacity(capacity.min(1024)),
+            map: HashMap::with_capacity_and_hasher(capacity.min(1024), Default::default()),
             tick: 0,
         }
     }
