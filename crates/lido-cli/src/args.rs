@@ -218,10 +218,11 @@ pub struct BenchArgs {
     #[arg(long, env = "LIDO_BENCH_CHART", value_name = "FILE")]
     pub chart: Option<std::path::PathBuf>,
     /// Never draw the terminal chart (drawn by default when stdout is a terminal).
-    #[arg(long, conflicts_with = "chart_term")]
+    #[arg(long, env = "LIDO_BENCH_NO_CHART", conflicts_with = "chart_term",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub no_chart: bool,
     /// Draw the terminal chart even when stdout is not a terminal (no colours then).
-    #[arg(long)]
+    #[arg(long, env = "LIDO_BENCH_CHART_TERM", value_parser = clap::builder::BoolishValueParser::new())]
     pub chart_term: bool,
     /// Compare fixed sizes with adaptive sizing through workload phases (PostgreSQL only).
     ///

@@ -32,7 +32,7 @@ pub fn colour_wanted() -> bool {
 
 /// Paints `text` in `colour` when `on`.
 fn paint(on: bool, colour: &str, text: &str) -> String {
-    if on {
+    if on && !text.is_empty() {
         format!("{colour}{text}{RESET}")
     } else {
         text.to_owned()
