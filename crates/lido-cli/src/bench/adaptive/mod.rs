@@ -12,8 +12,11 @@ mod json;
 mod report;
 mod workload;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use indicatif::ProgressBar;
 
 use lido_core::{AdaptiveConfig, Config};
 use lido_postgres::{PgConfig, PgPool};
@@ -24,24 +27,48 @@ use crate::util::chain;
 use report::{Adaptive, Fixed};
 use workload::Phase;
 
-/// Prints a line on stdout, or on stderr when stdout carries the JSON.
+/// Prints a line on stdout, or on stderr when stdout carries the JSON,
+/// with the progress bar out of the way.
 macro_rules! say {
     ($plan:expr, $($arg:tt)*) => {
-        if $plan.json {
-            eprintln!($($arg)*)
-        } else {
-            println!($($arg)*)
-        }
+        $plan.bar.suspend(|| {
+            if $plan.json {
+                eprintln!($($arg)*)
+            } else {
+                println!($($arg)*)
+            }
+        })
     };
 }
 
 /// Prints text without a newline, like [`say!`].
 fn say_text(plan: &Plan, text: &str) {
-    if plan.json {
-        eprint!("{text}");
-    } else {
-        print!("{text}");
+    plan.bar.suspend(|| {
+        if plan.json {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    });
+}
+
+/// The progress bar on stderr (hidden when stderr is not a terminal), moved
+/// by the clock: the run's length is known up front.
+fn progress(phases: usize, sizes: usize, per_size: Duration, per_phase: Duration) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
     }
+    let total = phases as u128 * (sizes as u128 * per_size.as_millis() + per_phase.as_millis());
+    let bar = crate::bench::runner::styled_bar(u64::try_from(total).unwrap_or(u64::MAX));
+    let ticking = bar.clone();
+    tokio::spawn(async move {
+        let start = std::time::Instant::now();
+        while !ticking.is_finished() {
+            ticking.set_position(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    bar
 }
 
 /// What the comparison runs.
@@ -56,6 +83,8 @@ struct Plan {
     interval: Duration,
     /// `--json`: the document on stdout, everything else on stderr.
     json: bool,
+    /// Progress on stderr.
+    bar: ProgressBar,
 }
 
 fn plan(args: &BenchArgs) -> Result<Plan, String> {
@@ -90,6 +119,12 @@ fn plan(args: &BenchArgs) -> Result<Plan, String> {
     if args.tasks == 0 {
         return Err("--tasks must be at least 1".into());
     }
+    let bar = progress(
+        phases.len(),
+        sizes.len(),
+        args.warmup.unwrap_or(args.duration / 5) + args.duration,
+        args.phase_duration,
+    );
     Ok(Plan {
         config,
         phases,
@@ -100,6 +135,7 @@ fn plan(args: &BenchArgs) -> Result<Plan, String> {
         phase_duration: args.phase_duration,
         interval: args.adaptive_interval,
         json: args.json,
+        bar,
     })
 }
 
@@ -131,6 +167,8 @@ async fn open(plan: &Plan, size: usize, adaptive: bool) -> Result<PgPool, String
 async fn curve(plan: &Plan, phase: Phase) -> Result<Vec<Fixed>, String> {
     let mut out = Vec::with_capacity(plan.sizes.len());
     for &size in &plan.sizes {
+        plan.bar
+            .set_message(format!("{} size {size}", phase.name()));
         let pool = open(plan, size, false).await?;
         let rec = drive::drive(&pool, plan.tasks, &[(phase, plan.warmup + plan.duration)]).await;
         pool.close(Duration::from_secs(5)).await;
@@ -147,6 +185,7 @@ async fn curve(plan: &Plan, phase: Phase) -> Result<Vec<Fixed>, String> {
 /// The adaptive pool through every phase, back to back.
 async fn adaptive_run(plan: &Plan) -> Result<Vec<Adaptive>, String> {
     let max = *plan.sizes.last().unwrap_or(&1);
+    plan.bar.set_message("adaptive pool");
     let pool = open(plan, max, true).await?;
     let schedule: Vec<_> = plan
         .phases
@@ -213,6 +252,7 @@ pub async fn run(args: &BenchArgs) -> Result<ExitCode, String> {
         names(&plan.phases)
     );
     let runs = adaptive_run(&plan).await?;
+    plan.bar.finish_and_clear();
     for (phase, a) in plan.phases.iter().zip(&runs) {
         let path: Vec<String> = a.path.iter().map(ToString::to_string).collect();
         say!(plan, "  {:<6} target {}", phase.name(), path.join(" -> "));
