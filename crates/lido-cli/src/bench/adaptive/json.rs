@@ -142,3 +142,63 @@ pub fn goals() -> Goals {
         converge_within_s: report::CONVERGE_GOAL.as_secs_f64(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn stats(ops: f64, p99_ms: u64, errors: u64) -> WindowStats {
+        WindowStats {
+            ops_per_sec: ops,
+            p99: Duration::from_millis(p99_ms),
+            errors,
+        }
+    }
+
+    fn adaptive() -> Adaptive {
+        Adaptive {
+            converged_after: Some(1.5),
+            settled: 4,
+            path: vec![1, 2, 4],
+            stats: stats(950.0, 11, 0),
+        }
+    }
+
+    #[test]
+    fn a_phase_carries_its_curve_best_and_verdict_in_microseconds() {
+        let curve = [
+            Fixed {
+                size: 1,
+                stats: stats(400.0, 30, 0),
+            },
+            Fixed {
+                size: 4,
+                stats: stats(1000.0, 10, 0),
+            },
+        ];
+        let v = serde_json::to_value(PhaseJson::new("cpu", "q".into(), &curve, &adaptive()))
+            .expect("json");
+        assert_eq!(v["best_size"], 4);
+        assert_eq!(v["fixed"][1]["p99"], 10_000);
+        assert_eq!(v["adaptive"]["path"], serde_json::json!([1, 2, 4]));
+        assert_eq!(v["adaptive"]["p99"], 11_000);
+        assert_eq!(v["goal_met"], true);
+        assert!(v["ops_ratio"]
+            .as_f64()
+            .is_some_and(|r| (r - 0.95).abs() < 1e-9));
+    }
+
+    #[test]
+    fn no_clean_fixed_size_means_no_best_and_no_goal() {
+        let curve = [Fixed {
+            size: 1,
+            stats: stats(400.0, 30, 2),
+        }];
+        let v = serde_json::to_value(PhaseJson::new("locks", "q".into(), &curve, &adaptive()))
+            .expect("json");
+        assert!(v["best_size"].is_null() && v["ops_ratio"].is_null());
+        assert_eq!(v["goal_met"], false);
+    }
+}
