@@ -211,9 +211,19 @@ pub struct BenchArgs {
     /// Throughput tolerance for the recommendation (0.05 = within 5% of the best).
     #[arg(long, env = "LIDO_BENCH_TOLERANCE", default_value_t = 0.05)]
     pub tolerance: f64,
-    /// Print machine-readable JSON instead of the table.
+    /// Print machine-readable JSON instead of the table (stdout holds only the JSON).
     #[arg(long, env = "LIDO_BENCH_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     pub json: bool,
+    /// Also write an SVG chart of throughput and p99 latency by pool size to FILE.
+    #[arg(long, env = "LIDO_BENCH_CHART", value_name = "FILE")]
+    pub chart: Option<std::path::PathBuf>,
+    /// Never draw the terminal chart (drawn by default when stdout is a terminal).
+    #[arg(long, env = "LIDO_BENCH_NO_CHART", conflicts_with = "chart_term",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_chart: bool,
+    /// Draw the terminal chart even when stdout is not a terminal (no colours then).
+    #[arg(long, env = "LIDO_BENCH_CHART_TERM", value_parser = clap::builder::BoolishValueParser::new())]
+    pub chart_term: bool,
     /// Compare fixed sizes with adaptive sizing through workload phases (PostgreSQL only).
     ///
     /// For each phase (--phases: cpu = short CPU-bound queries, sleep =

@@ -133,7 +133,12 @@ fn progress_bar(plan: &Plan) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let per_size = (plan.warmup + plan.duration).as_millis() as u64;
-    let bar = ProgressBar::new(per_size * plan.sizes.len() as u64);
+    styled_bar(per_size * plan.sizes.len() as u64)
+}
+
+/// A progress bar on stderr counting `total_ms` milliseconds of benchmark time.
+pub fn styled_bar(total_ms: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total_ms);
     if let Ok(style) =
         ProgressStyle::with_template("{spinner} {msg:16} [{bar:40}] {percent:>3}% ({eta} left)")
     {

@@ -2,6 +2,7 @@
 //! binary (SQLite by default, a throwaway PostgreSQL from lido-testkit).
 
 mod bench_adaptive;
+mod bench_chart;
 mod bench_cli;
 mod check_plan;
 mod cluster_cli;

@@ -8,11 +8,15 @@
 //! target converged to the end of the phase.
 
 mod drive;
+mod json;
 mod report;
 mod workload;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use indicatif::ProgressBar;
 
 use lido_core::{AdaptiveConfig, Config};
 use lido_postgres::{PgConfig, PgPool};
@@ -22,6 +26,50 @@ use crate::dburl::{self, DbUrl};
 use crate::util::chain;
 use report::{Adaptive, Fixed};
 use workload::Phase;
+
+/// Prints a line on stdout, or on stderr when stdout carries the JSON,
+/// with the progress bar out of the way.
+macro_rules! say {
+    ($plan:expr, $($arg:tt)*) => {
+        $plan.bar.suspend(|| {
+            if $plan.json {
+                eprintln!($($arg)*)
+            } else {
+                println!($($arg)*)
+            }
+        })
+    };
+}
+
+/// Prints text without a newline, like [`say!`].
+fn say_text(plan: &Plan, text: &str) {
+    plan.bar.suspend(|| {
+        if plan.json {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    });
+}
+
+/// The progress bar on stderr (hidden when stderr is not a terminal), moved
+/// by the clock: the run's length is known up front.
+fn progress(phases: usize, sizes: usize, per_size: Duration, per_phase: Duration) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let total = phases as u128 * (sizes as u128 * per_size.as_millis() + per_phase.as_millis());
+    let bar = crate::bench::runner::styled_bar(u64::try_from(total).unwrap_or(u64::MAX));
+    let ticking = bar.clone();
+    tokio::spawn(async move {
+        let start = std::time::Instant::now();
+        while !ticking.is_finished() {
+            ticking.set_position(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    bar
+}
 
 /// What the comparison runs.
 struct Plan {
@@ -33,6 +81,10 @@ struct Plan {
     duration: Duration,
     phase_duration: Duration,
     interval: Duration,
+    /// `--json`: the document on stdout, everything else on stderr.
+    json: bool,
+    /// Progress on stderr.
+    bar: ProgressBar,
 }
 
 fn plan(args: &BenchArgs) -> Result<Plan, String> {
@@ -45,8 +97,10 @@ fn plan(args: &BenchArgs) -> Result<Plan, String> {
             )
         }
     };
-    if args.json {
-        return Err("--adaptive prints a table only; leave out --json".into());
+    if args.chart.is_some() {
+        return Err(
+            "--chart draws the plain sweep; with --adaptive use --json for the numbers".into(),
+        );
     }
     let phases = args
         .phases
@@ -65,6 +119,12 @@ fn plan(args: &BenchArgs) -> Result<Plan, String> {
     if args.tasks == 0 {
         return Err("--tasks must be at least 1".into());
     }
+    let bar = progress(
+        phases.len(),
+        sizes.len(),
+        args.warmup.unwrap_or(args.duration / 5) + args.duration,
+        args.phase_duration,
+    );
     Ok(Plan {
         config,
         phases,
@@ -74,6 +134,8 @@ fn plan(args: &BenchArgs) -> Result<Plan, String> {
         duration: args.duration,
         phase_duration: args.phase_duration,
         interval: args.adaptive_interval,
+        json: args.json,
+        bar,
     })
 }
 
@@ -105,13 +167,15 @@ async fn open(plan: &Plan, size: usize, adaptive: bool) -> Result<PgPool, String
 async fn curve(plan: &Plan, phase: Phase) -> Result<Vec<Fixed>, String> {
     let mut out = Vec::with_capacity(plan.sizes.len());
     for &size in &plan.sizes {
+        plan.bar
+            .set_message(format!("{} size {size}", phase.name()));
         let pool = open(plan, size, false).await?;
         let rec = drive::drive(&pool, plan.tasks, &[(phase, plan.warmup + plan.duration)]).await;
         pool.close(Duration::from_secs(5)).await;
         let from = plan.warmup.as_secs_f64();
         let stats = rec.window(from, from + plan.duration.as_secs_f64());
         if let Some(e) = rec.first_error.filter(|_| stats.errors > 0) {
-            println!("  size {size}: {} errors, first: {e}", stats.errors);
+            say!(plan, "  size {size}: {} errors, first: {e}", stats.errors);
         }
         out.push(Fixed { size, stats });
     }
@@ -121,6 +185,7 @@ async fn curve(plan: &Plan, phase: Phase) -> Result<Vec<Fixed>, String> {
 /// The adaptive pool through every phase, back to back.
 async fn adaptive_run(plan: &Plan) -> Result<Vec<Adaptive>, String> {
     let max = *plan.sizes.last().unwrap_or(&1);
+    plan.bar.set_message("adaptive pool");
     let pool = open(plan, max, true).await?;
     let schedule: Vec<_> = plan
         .phases
@@ -130,7 +195,7 @@ async fn adaptive_run(plan: &Plan) -> Result<Vec<Adaptive>, String> {
     let rec = drive::drive(&pool, plan.tasks, &schedule).await;
     pool.close(Duration::from_secs(5)).await;
     if let Some(e) = &rec.first_error {
-        println!("adaptive run: first error: {e}");
+        say!(plan, "adaptive run: first error: {e}");
     }
     let len = plan.phase_duration.as_secs_f64();
     let out = (0..plan.phases.len())
@@ -161,7 +226,8 @@ async fn adaptive_run(plan: &Plan) -> Result<Vec<Adaptive>, String> {
 pub async fn run(args: &BenchArgs) -> Result<ExitCode, String> {
     let plan = plan(args)?;
     let sizes: Vec<String> = plan.sizes.iter().map(ToString::to_string).collect();
-    println!(
+    say!(
+        plan,
         "lido bench --adaptive: PostgreSQL {} — {} tasks; fixed sizes {} for {:?} each after {:?} warm-up; \
          adaptive (min 1, max {}, interval {:?}) {:?} per phase",
         plan.config,
@@ -175,19 +241,25 @@ pub async fn run(args: &BenchArgs) -> Result<ExitCode, String> {
     );
     let mut curves = Vec::with_capacity(plan.phases.len());
     for &phase in &plan.phases {
-        println!("\nphase {}: {}", phase.name(), phase.describe());
+        say!(plan, "\nphase {}: {}", phase.name(), phase.describe());
         let c = curve(&plan, phase).await?;
-        print!("{}", report::curve_table(&c));
+        say_text(&plan, &report::curve_table(&c));
         curves.push(c);
     }
-    println!(
+    say!(
+        plan,
         "\nadaptive run: one pool through {} back to back",
         names(&plan.phases)
     );
     let runs = adaptive_run(&plan).await?;
+    plan.bar.finish_and_clear();
     for (phase, a) in plan.phases.iter().zip(&runs) {
         let path: Vec<String> = a.path.iter().map(ToString::to_string).collect();
-        println!("  {:<6} target {}", phase.name(), path.join(" -> "));
+        say!(plan, "  {:<6} target {}", phase.name(), path.join(" -> "));
+    }
+    if plan.json {
+        print_json(&plan, &curves, &runs)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<_> = plan
         .phases
@@ -204,6 +276,32 @@ pub async fn run(args: &BenchArgs) -> Result<ExitCode, String> {
         report::CONVERGE_GOAL
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--json` document on stdout.
+fn print_json(plan: &Plan, curves: &[Vec<Fixed>], runs: &[Adaptive]) -> Result<(), String> {
+    let doc = json::AdaptiveReport {
+        format: 1,
+        mode: "adaptive",
+        target: format!("PostgreSQL {}", plan.config),
+        tasks: plan.tasks,
+        warmup_ms: plan.warmup.as_millis(),
+        duration_ms: plan.duration.as_millis(),
+        phase_duration_ms: plan.phase_duration.as_millis(),
+        interval_ms: plan.interval.as_millis(),
+        sizes: plan.sizes.clone(),
+        latency_unit: "microseconds",
+        goals: json::goals(),
+        phases: plan
+            .phases
+            .iter()
+            .zip(curves.iter().zip(runs))
+            .map(|(p, (c, a))| json::PhaseJson::new(p.name(), p.describe(), c, a))
+            .collect(),
+    };
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| format!("encoding JSON: {e}"))?;
+    println!("{text}");
+    Ok(())
 }
 
 fn names(phases: &[Phase]) -> String {
