@@ -97,6 +97,7 @@ pub async fn statements(db: &Db, limit: i64) -> Result<Vec<TopStatement>, Advise
                FROM pg_stat_statements \
                WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND toplevel AND query NOT LIKE $1 AND query <> '<insufficient privilege>' \
+               AND query !~ '(lido_advise_q|SAVEPOINT lido_|hypopg_create_index|hypopg_reset)' \
                ORDER BY total_exec_time DESC LIMIT $2";
     let mark = format!("{MARK}%");
     let rows = db

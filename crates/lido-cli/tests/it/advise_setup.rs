@@ -126,3 +126,89 @@ fn lido_statistics_and_slow_queries_weigh_in() {
     let (code, _, all) = advise(server, &db, &["--statements", "/nonexistent/stats.json"]);
     assert_eq!(code, Some(2), "{all}");
 }
+
+#[test]
+fn a_role_that_may_not_create_hypopg_gets_unverified_advice() {
+    let server = server();
+    let db = seeded(server, &["orders"]);
+    let role = format!("app_{db}");
+    server
+        .psql(
+            &db,
+            &format!(
+                "CREATE ROLE {role} LOGIN PASSWORD 'app-secret-pw';\n\
+                 GRANT pg_read_all_stats TO {role};"
+            ),
+        )
+        .expect("role");
+    workload(server, &db, 20, |i| {
+        format!("SELECT id FROM orders WHERE customer_id = {i}")
+    });
+    let url = server.url(&db).replace(
+        &format!("lido:{}", server.password()),
+        &format!("{role}:app-secret-pw"),
+    );
+    let out = lido(&["advise", &url, "--json"], &[]);
+    let (stdout, stderr) = checked(server, &out);
+    assert!(!stdout.contains("app-secret-pw") && !stderr.contains("app-secret-pw"));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(doc["verification"]["hypopg"], false, "{doc:#}");
+    let reason = doc["verification"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("HypoPG is not available"), "{reason}");
+    let r = &doc["recommendations"][0];
+    assert_eq!(r["columns"], serde_json::json!(["customer_id"]), "{doc:#}");
+    assert_eq!(r["verified"], false);
+    let out = lido(&["advise", &url], &[]);
+    let (stdout, _) = checked(server, &out);
+    assert!(stdout.contains("UNVERIFIED"), "{stdout}");
+}
+
+#[test]
+fn apply_asks_first_and_a_no_creates_nothing() {
+    let server = server();
+    let db = seeded(server, &["orders"]);
+    workload(server, &db, 20, |i| {
+        format!("SELECT id FROM orders WHERE customer_id = {i}")
+    });
+    let mut child = crate::common::command(&["advise", &server.url(&db), "--apply"], &[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lido");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(b"n\n").expect("answer");
+    }
+    let out = child.wait_with_output().expect("lido advise");
+    let (stdout, stderr) = checked(server, &out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("Run `CREATE INDEX CONCURRENTLY ON orders (customer_id);` now? [y/N]"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("-> declined"), "{stdout}");
+    let n = server
+        .psql(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'orders';",
+        )
+        .expect("count");
+    assert_eq!(n.trim(), "1");
+}
+
+#[test]
+fn connection_errors_never_show_the_password() {
+    let server = server();
+    let url = server
+        .url("postgres")
+        .replace(server.password(), "wrong-password-123");
+    let out = lido(&["advise", &url], &[]);
+    let (stdout, stderr) = checked(server, &out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(!stderr.contains("wrong-password-123"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot connect to postgres://lido:********@"),
+        "{stderr}"
+    );
+}
