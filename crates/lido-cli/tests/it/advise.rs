@@ -253,3 +253,37 @@ fn apply_yes_creates_the_index_concurrently() {
     let (_, doc, _) = advise(server, &db, &["--json"]);
     assert!(recommendations(&doc).is_empty(), "{doc:#}");
 }
+
+#[test]
+fn equality_columns_are_ordered_most_selective_first_with_the_range_column_last() {
+    let server = server();
+    let db = server.create_database().expect("create database");
+    server
+        .psql(
+            &db,
+            "CREATE TABLE events (id bigint PRIMARY KEY, kind int NOT NULL, \
+             bucket int NOT NULL, at int NOT NULL);\n\
+             INSERT INTO events SELECT g, g % 7, (g / 7) % 200, g FROM generate_series(1, 100000) g;\n\
+             ANALYZE events;",
+        )
+        .expect("seed");
+    reset_statements(server, &db);
+    workload(server, &db, 30, |i| {
+        format!(
+            "SELECT id FROM events WHERE kind = {} AND bucket = {} AND at > {}",
+            i % 7,
+            i % 200,
+            i * 10
+        )
+    });
+    let (code, doc, all) = advise(server, &db, &["--json"]);
+    assert_eq!(code, Some(0), "{all}");
+    let recs = recommendations(&doc);
+    assert_eq!(recs.len(), 1, "{doc:#}");
+    println!("{:#}", recs[0]);
+    assert_eq!(
+        recs[0]["columns"],
+        serde_json::json!(["bucket", "kind", "at"]),
+        "{doc:#}"
+    );
+}
