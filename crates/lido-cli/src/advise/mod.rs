@@ -9,7 +9,7 @@
 //! `candidates` (columns from the SQL, sqlparser), `plan` (catalog lookups,
 //! column lists, existing indexes), `hypo` (HypoPG costs), `recommend` and
 //! `rank` (verification and ranking), `indexes` (catalog, unused and
-//! duplicate indexes), `report` (text and JSON), `apply` (`--apply`).
+//! duplicate indexes), `tables` (tables read mostly by sequential scans), `report` (text and JSON), `apply` (`--apply`).
 
 mod apply;
 mod candidates;
@@ -22,6 +22,7 @@ mod rank;
 mod recommend;
 mod report;
 mod stat_statements;
+mod tables;
 
 use std::process::ExitCode;
 
@@ -119,6 +120,7 @@ async fn advise(args: &AdviseArgs) -> Result<Report, AdviseError> {
     let top_list = stat_statements::top(&all, &args.order, usize::from(args.top));
     let (top, lido_only) = join(&top_list, &all, lido.as_deref());
     let slow = client_side::slow_queries(&db, i64::from(args.top)).await?;
+    let seq_scan_tables = tables::seq_scanned(&db, 1000, i64::from(args.top)).await?;
     let existing = indexes::all(&db).await?;
     let mut skipped = Vec::new();
     let workload = workload(&top, &lido_only);
@@ -144,6 +146,7 @@ async fn advise(args: &AdviseArgs) -> Result<Report, AdviseError> {
         order: args.order.clone(),
         top_statements: top,
         slow_queries: slow,
+        seq_scan_tables,
         lido_only,
         verification,
         recommendations: recs,

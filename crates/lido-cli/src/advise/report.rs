@@ -10,6 +10,7 @@ use super::indexes::DropCandidate;
 use super::plan::Skipped;
 use super::recommend::Recommendation;
 use super::stat_statements::TopStatement;
+use super::tables::SeqScanTable;
 
 /// A top statement, with lido's own view of it when given.
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +48,8 @@ pub struct Report {
     pub top_statements: Vec<Top>,
     /// `lido.slow_queries` per fingerprint (`None`: no such table).
     pub slow_queries: Option<Vec<SlowQuery>>,
+    /// Tables read mostly by sequential scans (over 1,000 live rows).
+    pub seq_scan_tables: Vec<SeqScanTable>,
     /// lido statements (`--statements`) pg_stat_statements did not list.
     pub lido_only: Vec<LidoStatement>,
     /// How the recommendations were checked.
@@ -120,6 +123,7 @@ impl Report {
         );
         self.top_text(&mut o);
         self.slow_text(&mut o);
+        self.seq_text(&mut o);
         self.recommendations_text(&mut o);
         self.drops_text(&mut o);
         o
@@ -211,6 +215,44 @@ impl Report {
                 let _ = writeln!(o, "      {kind}: {msg}");
             }
         }
+        o.push('\n');
+    }
+
+    fn seq_text(&self, o: &mut String) {
+        if self.seq_scan_tables.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "Tables read mostly by sequential scans (pg_stat_user_tables)"
+        );
+        let rows: Vec<Vec<String>> = self
+            .seq_scan_tables
+            .iter()
+            .map(|t| {
+                vec![
+                    t.table.clone(),
+                    t.seq_scans.to_string(),
+                    format!("{:.0}", t.rows_per_seq_scan),
+                    t.index_scans.to_string(),
+                    t.live_rows.to_string(),
+                    t.rows_written.to_string(),
+                ]
+            })
+            .collect();
+        let headers = [
+            "table",
+            "seq scans",
+            "rows/seq scan",
+            "index scans",
+            "live rows",
+            "rows written",
+        ];
+        o.push_str(&table(
+            &headers,
+            &[false, true, true, true, true, true],
+            &rows,
+        ));
         o.push('\n');
     }
 

@@ -17,6 +17,12 @@ pub struct TopStatement {
     pub total_ms: f64,
     /// Mean execution time, ms.
     pub mean_ms: f64,
+    /// Standard deviation of the execution time, ms.
+    pub stddev_ms: f64,
+    /// Fastest execution, ms.
+    pub min_ms: f64,
+    /// Slowest execution, ms.
+    pub max_ms: f64,
     /// Rows returned or affected, all calls.
     pub rows: i64,
     /// `shared_blks_hit / (hit + read)`; `None` when no block was touched.
@@ -93,7 +99,7 @@ pub fn how_to_enable(preload: bool, create: bool) -> String {
 /// Up to `limit` statements of the current database by total time.
 pub async fn statements(db: &Db, limit: i64) -> Result<Vec<TopStatement>, AdviseError> {
     let sql = "SELECT queryid::text, query, calls, total_exec_time, mean_exec_time, rows, \
-               shared_blks_hit, shared_blks_read \
+               shared_blks_hit, shared_blks_read, stddev_exec_time, min_exec_time, max_exec_time \
                FROM pg_stat_statements \
                WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND toplevel AND query NOT LIKE $1 AND query <> '<insufficient privilege>' \
@@ -120,6 +126,9 @@ pub async fn statements(db: &Db, limit: i64) -> Result<Vec<TopStatement>, Advise
             calls: col(r, 2).map_err(AdviseError::Database)?,
             total_ms: col(r, 3).map_err(AdviseError::Database)?,
             mean_ms: col(r, 4).map_err(AdviseError::Database)?,
+            stddev_ms: col(r, 8).map_err(AdviseError::Database)?,
+            min_ms: col(r, 9).map_err(AdviseError::Database)?,
+            max_ms: col(r, 10).map_err(AdviseError::Database)?,
             rows: col(r, 5).map_err(AdviseError::Database)?,
             cache_hit_ratio: hit_ratio(hit, read),
         });

@@ -123,6 +123,11 @@ fn a_selective_unindexed_column_gets_exactly_that_index_verified_by_hypopg() {
     assert!(after < before * 0.5, "{r:#}");
     assert!(r["cost_drop"].as_f64().unwrap_or(0.0) >= 0.5, "{r:#}");
     assert_eq!(r["statements"][0]["calls"], 40);
+    let top = &doc["top_statements"][0];
+    assert!(top["max_ms"].as_f64() >= top["min_ms"].as_f64(), "{top:#}");
+    let seq = &doc["seq_scan_tables"][0];
+    assert_eq!(seq["table"], "orders", "{doc:#}");
+    assert_eq!(seq["seq_scans"], 40, "{doc:#}");
     // Seeded, then statistics reset: the table is read, not written.
     assert_eq!(r["write_penalty"], 0.0, "{r:#}");
     // The text report says the same, with the SQL to run.
