@@ -76,8 +76,10 @@ pub struct Scope {
 pub struct TableUse {
     /// The table's name parts.
     pub table: Vec<String>,
-    /// Equality columns (including join keys).
+    /// Equality columns compared with values.
     pub eq: Vec<String>,
+    /// Join keys (equal to another table's column).
+    pub join: Vec<String>,
     /// Range columns.
     pub range: Vec<String>,
     /// `ORDER BY` columns.
@@ -107,7 +109,8 @@ impl Scope {
             };
             let t = &mut out[i];
             let list = match u.kind {
-                Use::Eq | Use::Join => &mut t.eq,
+                Use::Eq => &mut t.eq,
+                Use::Join => &mut t.join,
                 Use::Range => &mut t.range,
                 Use::Order => &mut t.order,
             };

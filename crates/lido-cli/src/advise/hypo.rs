@@ -52,23 +52,25 @@ impl<'a> Hypo<'a> {
         self.in_savepoint(&explain_sql(sql, params)).await
     }
 
-    /// The cost of `sql` with a hypothetical index made by `create_index`
-    /// (a `CREATE INDEX ON …` statement).
+    /// The cost of `sql` with the hypothetical indexes made by `creates`
+    /// (`CREATE INDEX ON …` statements), removed again afterwards.
     pub async fn cost_with(
         &self,
         sql: &str,
         params: usize,
-        create_index: &str,
+        creates: &[&str],
     ) -> Result<f64, String> {
-        let lit = create_index.replace('\'', "''");
-        let made = self
-            .db
-            .simple(&format!(
-                "SELECT indexrelid FROM hypopg_create_index('{lit}')"
-            ))
-            .await;
+        let mut made = Ok(());
+        for create in creates {
+            let lit = create.replace('\'', "''");
+            let sql = format!("SELECT indexrelid FROM hypopg_create_index('{lit}')");
+            if let Err(e) = self.db.simple(&sql).await {
+                made = Err(e);
+                break;
+            }
+        }
         let cost = match made {
-            Ok(_) => self.in_savepoint(&explain_sql(sql, params)).await,
+            Ok(()) => self.in_savepoint(&explain_sql(sql, params)).await,
             Err(e) => Err(e),
         };
         let _ = self.db.simple("SELECT hypopg_reset()").await;

@@ -17,9 +17,11 @@ pub struct ColumnList {
 }
 
 /// The column lists worth trying for `u` on `t`, fewest columns first:
-/// the most selective single column, then the equality columns (most
-/// selective first, `pg_stats.n_distinct`) followed by the most selective
-/// range column or else the `ORDER BY` columns.
+/// the most selective filter column (else range column) alone, the most
+/// selective join key alone (the inner side of a nested loop), then the
+/// equality columns and join keys (most selective first,
+/// `pg_stats.n_distinct`) followed by the most selective range column or
+/// else the `ORDER BY` columns.
 pub fn column_lists(u: &TableUse, t: &TableInfo) -> Vec<ColumnList> {
     let known = |cols: &[String]| -> Vec<String> {
         let mut v: Vec<String> = cols.iter().filter(|c| t.has(c)).cloned().collect();
@@ -30,7 +32,13 @@ pub fn column_lists(u: &TableUse, t: &TableInfo) -> Vec<ColumnList> {
         });
         v
     };
-    let eq = known(&u.eq);
+    let filters = known(&u.eq);
+    let mut both = u.eq.clone();
+    both.extend(u.join.iter().filter(|c| !u.eq.contains(c)).cloned());
+    let eq = known(&both);
+    let join = eq
+        .iter()
+        .find(|c| u.join.contains(c) && !filters.contains(c));
     let range: Vec<String> = known(&u.range)
         .into_iter()
         .filter(|c| !eq.contains(c))
@@ -49,10 +57,13 @@ pub fn column_lists(u: &TableUse, t: &TableInfo) -> Vec<ColumnList> {
             out.push(ColumnList { columns, eq });
         }
     };
-    if let Some(first) = eq.first() {
+    if let Some(first) = filters.first() {
         push(vec![first.clone()], 1);
     } else if let Some(first) = range.first() {
         push(vec![first.clone()], 0);
+    }
+    if let Some(j) = join {
+        push(vec![j.clone()], 1);
     }
     let mut full = eq.clone();
     let n_eq = full.len().min(MAX_COLUMNS);
@@ -108,6 +119,7 @@ mod tests {
         let u = TableUse {
             table: v(&["orders"]),
             eq: v(&["status", "customer_id"]),
+            join: vec![],
             range: v(&["created_at"]),
             order: vec![],
         };
@@ -125,6 +137,7 @@ mod tests {
         let u = TableUse {
             table: v(&["orders"]),
             eq: v(&["customer_id", "nope"]),
+            join: vec![],
             range: vec![],
             order: v(&["created_at"]),
         };
@@ -132,6 +145,29 @@ mod tests {
         assert_eq!(lists[0].columns, v(&["customer_id"]));
         assert_eq!(lists[1].columns, v(&["customer_id", "created_at"]));
         assert!((write_penalty(&table()) - 0.375).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_join_key_is_tried_alone_and_with_the_filters() {
+        let u = TableUse {
+            table: v(&["orders"]),
+            eq: v(&["status"]),
+            join: v(&["customer_id"]),
+            range: vec![],
+            order: vec![],
+        };
+        let lists: Vec<Vec<String>> = column_lists(&u, &table())
+            .into_iter()
+            .map(|l| l.columns)
+            .collect();
+        assert_eq!(
+            lists,
+            [
+                v(&["status"]),
+                v(&["customer_id"]),
+                v(&["customer_id", "status"])
+            ]
+        );
         assert_eq!(score(100.0, 0.25), 75.0);
     }
 }

@@ -38,6 +38,9 @@ pub struct Recommendation {
     pub score: f64,
     /// The statements it serves.
     pub statements: Vec<Workload>,
+    /// Other recommended indexes it was verified together with (both sides
+    /// of a join); the saving is shared between them.
+    pub verified_with: Vec<String>,
     #[serde(skip)]
     table_oid: u32,
     #[serde(skip)]
@@ -50,6 +53,22 @@ struct Pick<'a> {
     candidate: &'a Candidate,
     before: Option<f64>,
     after: Option<f64>,
+    /// The share of the statement's saving it gets (1 / indexes verified together).
+    share: f64,
+    /// The other indexes it was verified together with.
+    with: Vec<String>,
+}
+
+impl<'a> Pick<'a> {
+    fn new(candidate: &'a Candidate, before: Option<f64>, after: Option<f64>) -> Self {
+        Pick {
+            candidate,
+            before,
+            after,
+            share: 1.0,
+            with: Vec::new(),
+        }
+    }
 }
 
 /// Verifies `work` (when `hypo` is ready) and ranks the recommendations.
@@ -71,19 +90,24 @@ pub async fn recommend(
             },
             Err(_) => None,
         };
-        for lists in &w.tables {
-            let pick = match before {
-                Some(b) => verify(w, lists, b, hypo, min_drop, skipped).await,
-                // Unverified: the full list (equality, then range or order).
-                None => lists.last().map(|c| Pick {
-                    candidate: c,
-                    before: None,
-                    after: None,
-                }),
-            };
-            if let Some(p) = pick {
-                add(&mut out, w, &p);
+        let picks = match before {
+            Some(b) => {
+                let mut bests = Vec::new();
+                for lists in &w.tables {
+                    bests.extend(best_alone(w, lists, b, hypo, skipped).await);
+                }
+                verified(w, &bests, b, hypo, min_drop, skipped).await
             }
+            // Unverified: the full list of each table (equality, then range or order).
+            None => w
+                .tables
+                .iter()
+                .filter_map(|lists| lists.last())
+                .map(|c| Pick::new(c, None, None))
+                .collect(),
+        };
+        for p in &picks {
+            add(&mut out, w, p);
         }
     }
     fold_prefixes(&mut out);
@@ -94,18 +118,19 @@ pub async fn recommend(
     out
 }
 
-async fn verify<'a>(
+/// The list of one table that lowers the cost most alone (the fewest
+/// columns within [`NEARLY_AS_GOOD`] of the best), with its cost.
+async fn best_alone<'a>(
     w: &Work,
     lists: &'a [Candidate],
     before: f64,
     hypo: &Hypo<'_>,
-    min_drop: f64,
     skipped: &mut Vec<Skipped>,
-) -> Option<Pick<'a>> {
+) -> Option<(&'a Candidate, f64)> {
     let mut costs = Vec::new();
     for c in lists {
         match hypo
-            .cost_with(&w.statement.query, w.params, &c.create)
+            .cost_with(&w.statement.query, w.params, &[c.create.as_str()])
             .await
         {
             Ok(after) => costs.push((c, after)),
@@ -114,24 +139,64 @@ async fn verify<'a>(
     }
     let best = costs.iter().map(|(_, a)| *a).fold(f64::INFINITY, f64::min);
     // Lists come fewest columns first: the first nearly as good as the best.
-    let (c, after) = costs
+    costs
         .into_iter()
-        .find(|(_, a)| *a <= best + (before - best).max(0.0) * NEARLY_AS_GOOD)?;
-    let drop = drop_of(before, after);
-    if drop < min_drop {
-        let why = format!(
-            "cost drop {:.0}% is under --min-cost-drop {:.0}% (cost {before:.1} -> {after:.1})",
-            drop * 100.0,
-            min_drop * 100.0
-        );
-        skipped.push(skipped_of(w, c, why));
-        return None;
+        .find(|(_, a)| *a <= best + (before - best).max(0.0) * NEARLY_AS_GOOD)
+}
+
+/// What to recommend for one statement: with several tables, their best
+/// lists together when that beats each alone (a join served on both
+/// sides); else each list whose cost drop alone is enough.
+async fn verified<'a>(
+    w: &Work,
+    bests: &[(&'a Candidate, f64)],
+    before: f64,
+    hypo: &Hypo<'_>,
+    min_drop: f64,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Pick<'a>> {
+    if bests.len() > 1 {
+        let creates: Vec<&str> = bests.iter().map(|(c, _)| c.create.as_str()).collect();
+        let alone = bests.iter().map(|(_, a)| *a).fold(f64::INFINITY, f64::min);
+        if let Ok(together) = hypo.cost_with(&w.statement.query, w.params, &creates).await {
+            if drop_of(before, together) >= min_drop && together < alone * (1.0 - NEARLY_AS_GOOD) {
+                let share = 1.0 / bests.len() as f64;
+                return bests
+                    .iter()
+                    .map(|(c, _)| {
+                        let mut p = Pick::new(c, Some(before), Some(together));
+                        p.share = share;
+                        p.with = bests
+                            .iter()
+                            .filter(|(o, _)| !std::ptr::eq(*o, *c))
+                            .map(|(o, _)| label(o))
+                            .collect();
+                        p
+                    })
+                    .collect();
+            }
+        }
     }
-    Some(Pick {
-        candidate: c,
-        before: Some(before),
-        after: Some(after),
-    })
+    let mut out = Vec::new();
+    for (c, after) in bests {
+        let drop = drop_of(before, *after);
+        if drop < min_drop {
+            let why = format!(
+                "cost drop {:.0}% is under --min-cost-drop {:.0}% (cost {before:.1} -> {after:.1})",
+                drop * 100.0,
+                min_drop * 100.0
+            );
+            skipped.push(skipped_of(w, c, why));
+        } else {
+            out.push(Pick::new(c, Some(before), Some(*after)));
+        }
+    }
+    out
+}
+
+/// `table (col, col)`.
+fn label(c: &Candidate) -> String {
+    format!("{} ({})", c.table.display, c.list.columns.join(", "))
 }
 
 fn drop_of(before: f64, after: f64) -> f64 {
@@ -148,7 +213,7 @@ fn add(out: &mut Vec<Recommendation>, w: &Work, p: &Pick<'_>) {
         (Some(b), Some(a)) => Some(drop_of(b, a)),
         _ => None,
     };
-    let saved = w.statement.weight_ms * drop.unwrap_or(1.0);
+    let saved = w.statement.weight_ms * drop.unwrap_or(1.0) * p.share;
     let i = match out
         .iter()
         .position(|r| r.table_oid == c.table.oid && r.columns == c.list.columns)
@@ -172,6 +237,7 @@ fn add(out: &mut Vec<Recommendation>, w: &Work, p: &Pick<'_>) {
                 write_penalty: rank::write_penalty(&c.table),
                 score: 0.0,
                 statements: Vec::new(),
+                verified_with: Vec::new(),
                 table_oid: c.table.oid,
                 weight_ms: 0.0,
             });
@@ -183,6 +249,11 @@ fn add(out: &mut Vec<Recommendation>, w: &Work, p: &Pick<'_>) {
     if w.statement.weight_ms >= r.weight_ms {
         r.weight_ms = w.statement.weight_ms;
         (r.cost_before, r.cost_after, r.cost_drop) = (p.before, p.after, drop);
+    }
+    for other in &p.with {
+        if !r.verified_with.contains(other) {
+            r.verified_with.push(other.clone());
+        }
     }
     if !r.statements.iter().any(|s| s.query == w.statement.query) {
         r.statements.push(w.statement.clone());

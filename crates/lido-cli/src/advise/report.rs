@@ -290,6 +290,13 @@ impl Report {
                 r.score
             );
             let _ = writeln!(o, "     {}", r.sql);
+            if !r.verified_with.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "     verified together with {} (the saving is shared)",
+                    r.verified_with.join(", ")
+                );
+            }
             for s in &r.statements {
                 let _ = writeln!(
                     o,

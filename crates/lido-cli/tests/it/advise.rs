@@ -292,3 +292,49 @@ fn equality_columns_are_ordered_most_selective_first_with_the_range_column_last(
         "{doc:#}"
     );
 }
+
+#[test]
+fn a_join_gets_both_sides_verified_together() {
+    let server = server();
+    let db = server.create_database().expect("create database");
+    server
+        .psql(
+            &db,
+            "CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL);\n\
+             INSERT INTO customers SELECT g, 'c' || g || '@example.com' FROM generate_series(1, 100000) g;\n\
+             CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL, total int NOT NULL);\n\
+             INSERT INTO orders SELECT g, g % 100000 + 1, g % 1000 FROM generate_series(1, 200000) g;\n\
+             ANALYZE customers;\nANALYZE orders;",
+        )
+        .expect("seed");
+    reset_statements(server, &db);
+    workload(server, &db, 20, |i| {
+        format!(
+            "SELECT o.id, o.total FROM customers c JOIN orders o ON o.customer_id = c.id \
+             WHERE c.email = 'c{i}@example.com'"
+        )
+    });
+    let (code, doc, all) = advise(server, &db, &["--json"]);
+    assert_eq!(code, Some(0), "{all}");
+    let recs = recommendations(&doc);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&recs).unwrap_or_default()
+    );
+    let mut got: Vec<String> = recs
+        .iter()
+        .map(|r| format!("{} {}", r["table"].as_str().unwrap_or(""), r["columns"]))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["customers [\"email\"]", "orders [\"customer_id\"]"],
+        "{doc:#}"
+    );
+    assert!(recs.iter().all(|r| r["verified"] == true), "{doc:#}");
+    let skipped = doc["skipped"].to_string();
+    assert!(
+        skipped.contains("already served by index customers_pkey"),
+        "{skipped}"
+    );
+}
