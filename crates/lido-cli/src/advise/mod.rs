@@ -107,7 +107,7 @@ async fn advise(args: &AdviseArgs) -> Result<Report, AdviseError> {
     // Keep our own statements out of the view (superusers only; else they
     // are told apart by their mark).
     let _ = db.simple("SET pg_stat_statements.track = 'none'").await;
-    stat_statements::check(&db).await?;
+    let view = stat_statements::check(&db).await?;
     let version = db
         .simple("SHOW server_version")
         .await
@@ -116,7 +116,7 @@ async fn advise(args: &AdviseArgs) -> Result<Report, AdviseError> {
         .flatten()
         .next()
         .unwrap_or_default();
-    let all = stat_statements::statements(&db, READ_AT_MOST).await?;
+    let all = stat_statements::statements(&db, &view, READ_AT_MOST).await?;
     let top_list = stat_statements::top(&all, &args.order, usize::from(args.top));
     let (top, lido_only) = join(&top_list, &all, lido.as_deref());
     let slow = client_side::slow_queries(&db, i64::from(args.top)).await?;
@@ -127,6 +127,7 @@ async fn advise(args: &AdviseArgs) -> Result<Report, AdviseError> {
     let work = plan::build(&db, &workload, &existing, &mut skipped).await?;
     let hypo = hypo::Hypo::begin(&db).await;
     let recs = recommend::recommend(&work, &hypo, args.min_cost_drop, &mut skipped).await;
+    dedup(&mut skipped);
     let verification = Verification {
         hypopg: hypo.ready.is_ok(),
         reason: hypo.ready.clone().err(),
@@ -155,6 +156,20 @@ async fn advise(args: &AdviseArgs) -> Result<Report, AdviseError> {
         duplicate_indexes: indexes::duplicates(&existing),
         applied,
     })
+}
+
+/// The same statement and candidate can be left out more than once (one
+/// per query block): each reason once.
+fn dedup(skipped: &mut Vec<plan::Skipped>) {
+    let mut seen = std::collections::HashSet::new();
+    skipped.retain(|s| {
+        seen.insert((
+            s.query.clone(),
+            s.table.clone(),
+            s.columns.clone(),
+            s.reason.clone(),
+        ))
+    });
 }
 
 /// The top statements with lido's view of each, and the lido statements

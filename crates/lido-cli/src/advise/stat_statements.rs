@@ -31,17 +31,22 @@ pub struct TopStatement {
     pub fingerprint: String,
 }
 
-/// Fails with what to change when pg_stat_statements cannot be read.
-pub async fn check(db: &Db) -> Result<(), AdviseError> {
-    let missing = db
+/// The view's schema-qualified name, or what to change when
+/// pg_stat_statements cannot be read.
+pub async fn check(db: &Db) -> Result<String, AdviseError> {
+    let rows = db
         .rows(
-            "SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'",
+            "SELECT quote_ident(n.nspname) || '.pg_stat_statements' FROM pg_extension e \
+             JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'",
             &[],
         )
         .await
-        .map_err(AdviseError::Database)?
-        .is_empty();
-    let created = !missing;
+        .map_err(AdviseError::Database)?;
+    let view: Option<String> = rows
+        .first()
+        .map(|r| col(r, 0))
+        .transpose()
+        .map_err(AdviseError::Database)?;
     let preloaded = match db.simple("SHOW shared_preload_libraries").await {
         Ok(v) => Some(
             v.first()
@@ -52,21 +57,23 @@ pub async fn check(db: &Db) -> Result<(), AdviseError> {
                 .any(|l| l.trim().trim_matches('"') == "pg_stat_statements"),
         ),
         // Only superusers and pg_read_all_settings may read it: ask the view.
-        Err(_) if created => probe(db).await,
-        Err(_) => None,
+        Err(_) => match &view {
+            Some(v) => probe(db, v).await,
+            None => None,
+        },
     };
-    if created && preloaded != Some(false) {
-        return Ok(());
+    match view {
+        Some(v) if preloaded != Some(false) => Ok(v),
+        view => Err(AdviseError::NoStatStatements(how_to_enable(
+            preloaded != Some(true),
+            view.is_none(),
+        ))),
     }
-    Err(AdviseError::NoStatStatements(how_to_enable(
-        preloaded != Some(true),
-        !created,
-    )))
 }
 
 /// Whether reading the view works (`Some(false)`: not preloaded).
-async fn probe(db: &Db) -> Option<bool> {
-    match db.simple("SELECT 1 FROM pg_stat_statements LIMIT 1").await {
+async fn probe(db: &Db, view: &str) -> Option<bool> {
+    match db.simple(&format!("SELECT 1 FROM {view} LIMIT 1")).await {
         Ok(_) => Some(true),
         Err(e) if e.contains("shared_preload_libraries") => Some(false),
         Err(_) => None,
@@ -96,18 +103,21 @@ pub fn how_to_enable(preload: bool, create: bool) -> String {
     out
 }
 
-/// Up to `limit` statements of the current database by total time.
-pub async fn statements(db: &Db, limit: i64) -> Result<Vec<TopStatement>, AdviseError> {
-    let sql = "SELECT queryid::text, query, calls, total_exec_time, mean_exec_time, rows, \
+/// Up to `limit` statements of the current database by total time, from
+/// `view` (as [`check`] named it).
+pub async fn statements(db: &Db, view: &str, limit: i64) -> Result<Vec<TopStatement>, AdviseError> {
+    let sql = format!(
+        "SELECT queryid::text, query, calls, total_exec_time, mean_exec_time, rows, \
                shared_blks_hit, shared_blks_read, stddev_exec_time, min_exec_time, max_exec_time \
-               FROM pg_stat_statements \
+               FROM {view} \
                WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND toplevel AND query NOT LIKE $1 AND query <> '<insufficient privilege>' \
                AND query !~ '(lido_advise_q|SAVEPOINT lido_|hypopg_create_index|hypopg_reset)' \
-               ORDER BY total_exec_time DESC LIMIT $2";
+               ORDER BY total_exec_time DESC LIMIT $2"
+    );
     let mark = format!("{MARK}%");
     let rows = db
-        .rows(sql, &[&mark, &limit])
+        .rows(&sql, &[&mark, &limit])
         .await
         .map_err(|e| AdviseError::Database(format!("reading pg_stat_statements: {e}")))?;
     let mut out = Vec::with_capacity(rows.len());

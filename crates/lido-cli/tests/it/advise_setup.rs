@@ -212,3 +212,28 @@ fn connection_errors_never_show_the_password() {
         "{stderr}"
     );
 }
+
+#[test]
+fn pg_stat_statements_in_another_schema_is_found() {
+    let server = server();
+    let db = seeded(server, &["orders"]);
+    server
+        .psql(
+            &db,
+            "DROP EXTENSION pg_stat_statements;\nCREATE SCHEMA monitoring;\n\
+             CREATE EXTENSION pg_stat_statements SCHEMA monitoring;",
+        )
+        .expect("move the extension");
+    workload(server, &db, 20, |i| {
+        format!("SELECT id FROM orders WHERE customer_id = {i}")
+    });
+    let (code, doc, all) = advise(server, &db, &["--json", "--order", "calls", "--top", "3"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(doc["order"], "calls");
+    assert!(doc["top_statements"].as_array().map_or(0, Vec::len) <= 3);
+    assert_eq!(doc["top_statements"][0]["calls"], 20, "{doc:#}");
+    assert_eq!(
+        doc["recommendations"][0]["columns"],
+        serde_json::json!(["customer_id"])
+    );
+}
