@@ -60,23 +60,22 @@ impl<'a> Hypo<'a> {
         params: usize,
         creates: &[&str],
     ) -> Result<f64, String> {
-        let mut made = Ok(());
+        let mut script = String::new();
         for create in creates {
             let lit = create.replace('\'', "''");
-            let sql = format!("SELECT indexrelid FROM hypopg_create_index('{lit}')");
-            if let Err(e) = self.db.simple(&sql).await {
-                made = Err(e);
-                break;
-            }
+            script.push_str(&format!(
+                "SELECT indexrelid FROM hypopg_create_index('{lit}'); "
+            ));
         }
-        let cost = match made {
-            Ok(()) => self.in_savepoint(&explain_sql(sql, params)).await,
-            Err(e) => Err(e),
-        };
+        script.push_str(&explain_sql(sql, params));
+        let cost = self.in_savepoint(&script).await;
         let _ = self.db.simple("SELECT hypopg_reset()").await;
         cost
     }
 
+    /// Runs `script` in a savepoint and reads the plan's cost; on an error
+    /// rolls back to the savepoint (the transaction goes on) and drops the
+    /// prepared statement, which a rollback keeps.
     async fn in_savepoint(&self, script: &str) -> Result<f64, String> {
         self.db.simple("SAVEPOINT lido_q").await?;
         match self.db.simple(script).await {
@@ -92,6 +91,7 @@ impl<'a> Hypo<'a> {
             }
             Err(e) => {
                 let _ = self.db.simple("ROLLBACK TO SAVEPOINT lido_q").await;
+                let _ = self.db.simple("DEALLOCATE ALL").await;
                 Err(e)
             }
         }

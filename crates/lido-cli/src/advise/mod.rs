@@ -224,5 +224,8 @@ fn workload(top: &[Top], lido_only: &[LidoStatement]) -> Vec<Workload> {
         weight_ms: l.calls as f64 * l.mean_ms,
         weight_from: "lido",
     });
-    server.chain(client).collect()
+    let mut all: Vec<Workload> = server.chain(client).collect();
+    // Heaviest first: they are verified first.
+    all.sort_by(|a, b| b.weight_ms.total_cmp(&a.weight_ms));
+    all
 }

@@ -237,3 +237,36 @@ fn pg_stat_statements_in_another_schema_is_found() {
         serde_json::json!(["customer_id"])
     );
 }
+
+#[test]
+fn a_statement_that_cannot_be_planned_is_left_out_and_the_rest_goes_on() {
+    let server = server();
+    let db = seeded(server, &["orders"]);
+    workload(server, &db, 20, |i| {
+        format!("SELECT id FROM orders WHERE customer_id = {i}")
+    });
+    // Only lido saw it, before a column was dropped: it no longer plans.
+    let doc = serde_json::json!({
+        "format": 1,
+        "statements": [{
+            "fingerprint": "00000000000000ff",
+            "query": "SELECT id FROM orders WHERE status = $1 AND dropped_column = $2",
+            "class": null, "calls": 900000, "errors": 0, "rows": 1,
+            "total_ms": 900000.0, "mean_ms": 1.0, "p99_ms": 2.0
+        }]
+    });
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), doc.to_string()).expect("write");
+    let path = file.path().to_string_lossy().into_owned();
+    let (code, doc, all) = advise(server, &db, &["--json", "--statements", &path]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(doc["lido_only"][0]["calls"], 900000, "{doc:#}");
+    let skipped = doc["skipped"].to_string();
+    assert!(skipped.contains("could not be planned"), "{skipped}");
+    let recs = doc["recommendations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(recs.len(), 1, "{doc:#}");
+    assert_eq!(recs[0]["columns"], serde_json::json!(["customer_id"]));
+}
