@@ -119,21 +119,8 @@ async fn advise(args: &AdviseArgs) -> Result<Report, AdviseError> {
     let all = stat_statements::statements(&db, &view, READ_AT_MOST).await?;
     let top_list = stat_statements::top(&all, &args.order, usize::from(args.top));
     let (top, lido_only) = join(&top_list, &all, lido.as_deref());
-    let slow = client_side::slow_queries(&db, i64::from(args.top)).await?;
-    let seq_scan_tables = tables::seq_scanned(&db, 1000, i64::from(args.top)).await?;
     let existing = indexes::all(&db).await?;
-    let mut skipped = Vec::new();
-    let workload = workload(&top, &lido_only);
-    let work = plan::build(&db, &workload, &existing, &mut skipped).await?;
-    let hypo = hypo::Hypo::begin(&db).await;
-    let recs = recommend::recommend(&work, &hypo, args.min_cost_drop, &mut skipped).await;
-    dedup(&mut skipped);
-    let verification = Verification {
-        hypopg: hypo.ready.is_ok(),
-        reason: hypo.ready.clone().err(),
-        min_cost_drop: args.min_cost_drop,
-    };
-    hypo.end().await;
+    let (recs, skipped, verification) = advice(&db, args, &top, &lido_only, &existing).await?;
     let mut applied = Vec::new();
     if args.apply {
         if let Err(e) = apply::apply(&db, &recs, args.yes, &mut applied).await {
@@ -146,8 +133,8 @@ async fn advise(args: &AdviseArgs) -> Result<Report, AdviseError> {
         server_version: version,
         order: args.order.clone(),
         top_statements: top,
-        slow_queries: slow,
-        seq_scan_tables,
+        slow_queries: client_side::slow_queries(&db, i64::from(args.top)).await?,
+        seq_scan_tables: tables::seq_scanned(&db, 1000, i64::from(args.top)).await?,
         lido_only,
         verification,
         recommendations: recs,
@@ -156,6 +143,36 @@ async fn advise(args: &AdviseArgs) -> Result<Report, AdviseError> {
         duplicate_indexes: indexes::duplicates(&existing),
         applied,
     })
+}
+
+/// The recommendations for the workload, what was left out, and how they
+/// were verified (HypoPG's transaction is rolled back before this returns).
+async fn advice(
+    db: &Db,
+    args: &AdviseArgs,
+    top: &[Top],
+    lido_only: &[LidoStatement],
+    existing: &[indexes::Index],
+) -> Result<
+    (
+        Vec<recommend::Recommendation>,
+        Vec<plan::Skipped>,
+        Verification,
+    ),
+    AdviseError,
+> {
+    let mut skipped = Vec::new();
+    let work = plan::build(db, &workload(top, lido_only), existing, &mut skipped).await?;
+    let hypo = hypo::Hypo::begin(db).await;
+    let recs = recommend::recommend(&work, &hypo, args.min_cost_drop, &mut skipped).await;
+    dedup(&mut skipped);
+    let verification = Verification {
+        hypopg: hypo.ready.is_ok(),
+        reason: hypo.ready.clone().err(),
+        min_cost_drop: args.min_cost_drop,
+    };
+    hypo.end().await;
+    Ok((recs, skipped, verification))
 }
 
 /// The same statement and candidate can be left out more than once (one
