@@ -189,4 +189,36 @@ mod tests {
         assert_eq!(hit_ratio(3, 1), Some(0.75));
         assert_eq!(hit_ratio(0, 0), None);
     }
+
+    fn stmt(query: &str, calls: i64, total_ms: f64, hit: Option<f64>) -> TopStatement {
+        TopStatement {
+            queryid: String::new(),
+            query: query.into(),
+            calls,
+            total_ms,
+            mean_ms: total_ms / calls as f64,
+            stddev_ms: 0.0,
+            min_ms: 0.0,
+            max_ms: 0.0,
+            rows: calls,
+            cache_hit_ratio: hit,
+            fingerprint: fingerprint_of(query),
+        }
+    }
+
+    #[test]
+    fn orders_by_each_figure() {
+        let all = [
+            stmt("a", 10, 100.0, Some(0.5)),
+            stmt("b", 1000, 50.0, Some(1.0)),
+            stmt("c", 1, 60.0, None),
+        ];
+        let order =
+            |by: &str| -> Vec<String> { top(&all, by, 2).into_iter().map(|s| s.query).collect() };
+        assert_eq!(order("total"), ["a", "c"]);
+        assert_eq!(order("mean"), ["c", "a"]);
+        assert_eq!(order("calls"), ["b", "a"]);
+        assert_eq!(order("hit"), ["a", "b"]);
+        assert_eq!(fingerprint_of("SELECT  1"), fingerprint_of("SELECT $1"));
+    }
 }
