@@ -18,6 +18,22 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Recommend indexes from the workload; list unused and duplicate ones.
+    ///
+    /// Reads the current database's statements from pg_stat_statements (it
+    /// must be preloaded and created: if not, says what to change and exits
+    /// 4), lido's own statement statistics when --statements is given, and
+    /// the slow-query table lido.slow_queries when it exists. Parses the top
+    /// statements (sqlparser), builds candidate indexes from their filter,
+    /// join and ORDER BY columns (equality columns most selective first by
+    /// pg_stats.n_distinct, then one range column), leaves out those an
+    /// existing index serves, verifies each with HypoPG (planner cost of the
+    /// generic plan before and with a hypothetical index, in a transaction
+    /// that is rolled back) and ranks them by time saved (calls x mean x
+    /// cost drop), penalized for write-heavy tables. Changes nothing unless
+    /// --apply.
+    #[command(after_help = ADVISE_AFTER_HELP)]
+    Advise(AdviseArgs),
     /// Benchmark pool sizes on a database and recommend one.
     ///
     /// Runs a mixed read/write workload (90% indexed reads of a customer's
@@ -92,6 +108,28 @@ Examples:
   lido check postgres://app@db.internal/orders?sslmode=verify-full
   PGHOST=db PGUSER=app lido check --json";
 
+const ADVISE_AFTER_HELP: &str = "\
+Connection settings, first found wins: the URL argument, --url, DATABASE_URL;
+with none of them the libpq environment (PGHOST, PGUSER, ...).
+
+Without HypoPG (Debian package postgresql-15-hypopg; CREATE EXTENSION needs
+a superuser) the recommendations are marked unverified. The write penalty
+is half of the table's share of rows written (n_tup_ins + n_tup_upd +
+n_tup_del) against its scans (seq_scan + idx_scan).
+
+Exit codes:
+  0  report printed
+  1  internal error
+  2  unusable arguments, connection settings or --statements input
+  3  no connection, or a query failed
+  4  pg_stat_statements is not preloaded or not created (the message says how)
+  5  --apply: creating an index failed
+
+Examples:
+  lido advise postgres://app@db/orders
+  lido advise postgres://app@db/orders --statements http://127.0.0.1:9187/statements --json
+  lido advise postgres://admin@db/orders --apply";
+
 const SERVE_AFTER_HELP: &str = "\
 Endpoints:
   /               live dashboard (polls /health and /metrics every second)
@@ -131,6 +169,55 @@ pub struct CheckArgs {
 }
 
 impl CheckArgs {
+    /// The URL given, by argument, flag or DATABASE_URL.
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref().or(self.url_flag.as_deref())
+    }
+}
+
+/// `lido advise` options.
+#[derive(Debug, Args)]
+pub struct AdviseArgs {
+    /// PostgreSQL URL or key=value connection string (default: --url, DATABASE_URL, PG* variables).
+    #[arg(value_name = "DATABASE_URL")]
+    pub url: Option<String>,
+    /// The same as the URL argument.
+    #[arg(
+        long = "url",
+        env = "DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub url_flag: Option<String>,
+    /// How many top statements to show and draw candidates from.
+    #[arg(long, env = "LIDO_ADVISE_TOP", default_value_t = 20,
+          value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub top: u16,
+    /// Order of the top statements: total, mean, calls, rows or hit (worst cache hit ratio first).
+    #[arg(long, env = "LIDO_ADVISE_ORDER", default_value = "total",
+          value_parser = clap::builder::PossibleValuesParser::new(["total", "mean", "calls", "rows", "hit"]))]
+    pub order: String,
+    /// lido's statement statistics: a JSON file, or lido serve's http://HOST:PORT/statements.
+    #[arg(long, env = "LIDO_ADVISE_STATEMENTS", value_name = "FILE_OR_URL")]
+    pub statements: Option<String>,
+    /// Least planner cost drop (fraction) for a recommendation.
+    #[arg(long, env = "LIDO_ADVISE_MIN_COST_DROP", default_value_t = 0.5)]
+    pub min_cost_drop: f64,
+    /// Time limit for connecting (connect_timeout in the URL overrides it).
+    #[arg(long, env = "LIDO_ADVISE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON document instead of the report.
+    #[arg(long, env = "LIDO_ADVISE_JSON", value_parser = clap::builder::BoolishValueParser::new())]
+    pub json: bool,
+    /// Create the recommended indexes, one at a time, CONCURRENTLY, each after a confirmation.
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: do not ask.
+    #[arg(long, requires = "apply")]
+    pub yes: bool,
+}
+
+impl AdviseArgs {
     /// The URL given, by argument, flag or DATABASE_URL.
     pub fn url(&self) -> Option<&str> {
         self.url.as_deref().or(self.url_flag.as_deref())

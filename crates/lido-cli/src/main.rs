@@ -1,6 +1,8 @@
-//! `lido`: size a pool with a benchmark, check a database, serve health and metrics.
+//! `lido`: size a pool with a benchmark, check a database, serve health and
+//! metrics, advise on indexes.
 #![forbid(unsafe_code)]
 
+mod advise;
 mod args;
 mod bench;
 mod check;
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            args::Command::Advise(a) => Ok(advise::run(a).await),
             args::Command::Bench(b) => bench::run(b).await,
             args::Command::Check(c) => Ok(check::run(c).await),
             args::Command::Serve(s) => serve::run(s).await,
@@ -47,7 +50,7 @@ fn main() -> ExitCode {
     }
 }
 
-const SUBCOMMANDS: [&str; 3] = ["bench", "check", "serve"];
+const SUBCOMMANDS: [&str; 4] = ["advise", "bench", "check", "serve"];
 
 /// Help and version print as clap writes them; anything wrong with the
 /// arguments is one `error:` line on stderr (what was wrong, clap's tip,

@@ -1,6 +1,8 @@
 //! lido-cli's integration tests, in one binary: they run the real `lido`
 //! binary (SQLite by default, a throwaway PostgreSQL from lido-testkit).
 
+mod advise;
+mod advise_setup;
 mod bench_adaptive;
 mod bench_chart;
 mod bench_cli;
