@@ -257,6 +257,11 @@ pub struct ServeArgs {
     /// The pool's name (the `pool` metric label and the health componentId).
     #[arg(long, env = "LIDO_POOL_NAME", default_value = "primary")]
     pub name: String,
+    /// Demo load for the dashboard: this many tasks of small, varied
+    /// queries through the pool (0: off; never on a production database).
+    #[arg(long, env = "LIDO_SERVE_DEMO_LOAD", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub demo_load: u16,
 }
 
 impl ServeArgs {

@@ -1,4 +1,4 @@
-//! Demo load for the dashboard: with `LIDO_SERVE_DEMO_LOAD=N`, `lido serve`
+//! Demo load for the dashboard: with `--demo-load N` (or `LIDO_SERVE_DEMO_LOAD=N`), `lido serve`
 //! runs N tasks of small, varied queries through its own pool, so the
 //! charts have something to show (screenshots, the browser test, a first
 //! look). Off by default; never meant for a production database (it only
@@ -8,11 +8,6 @@ use std::time::Duration;
 
 use lido_postgres::PgPool;
 use lido_sqlite::SqlitePool;
-
-/// The variable that turns the demo load on: a number of tasks.
-pub const VAR: &str = "LIDO_SERVE_DEMO_LOAD";
-/// At most this many tasks.
-const MAX_TASKS: usize = 64;
 
 /// A pool to load.
 #[derive(Clone)]
@@ -24,20 +19,6 @@ pub enum LoadTarget {
     Sqlite(SqlitePool),
     /// Nothing to load (no PostgreSQL node).
     None,
-}
-
-/// The number of tasks [`VAR`] asks for (`None` when unset or 0).
-pub fn tasks_from_env() -> Result<Option<usize>, String> {
-    match std::env::var(VAR) {
-        Err(_) => Ok(None),
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(0) => Ok(None),
-            Ok(n) if n <= MAX_TASKS => Ok(Some(n)),
-            _ => Err(format!(
-                "{VAR}={v:?}: expected a number of tasks from 0 to {MAX_TASKS}"
-            )),
-        },
-    }
 }
 
 /// Runs `tasks` load tasks until the returned guard drops.

@@ -128,7 +128,7 @@ impl Db {
         }
     }
 
-    /// Where `LIDO_SERVE_DEMO_LOAD` sends its queries.
+    /// Where `--demo-load` sends its queries.
     fn load_target(&self) -> LoadTarget {
         match (self, self.pg_pool()) {
             (Self::Sqlite { pool, .. }, _) => LoadTarget::Sqlite(pool.clone()),
@@ -163,7 +163,7 @@ impl Db {
 /// Runs `lido serve` until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
     validate(&args)?;
-    let demo_load = load::tasks_from_env()?;
+    let demo_load = (args.demo_load > 0).then_some(usize::from(args.demo_load));
     let (db, describe) = open(&args).await?;
     let monitor = HealthMonitor::builder()
         .named(db.named(&args.name))

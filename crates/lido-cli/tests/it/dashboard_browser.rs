@@ -86,7 +86,7 @@ fn dashboard_draws_live_charts_in_chromium() {
         return;
     }
     let started = Instant::now();
-    let s = serve_with(&[], &[("LIDO_SERVE_DEMO_LOAD", "3")]);
+    let s = serve_with(&["--demo-load", "3"], &[]);
     let b = Browser::start(1400, 1000);
     b.goto(&format!("http://{}/", s.addr));
     let limit = Duration::from_secs(60);
@@ -130,7 +130,7 @@ fn postgres_dashboard(width: u32, height: u32) -> (PgServer, String, Served, Bro
     let server = PgServer::start().expect("start PostgreSQL");
     let db = server.create_database().expect("create database");
     let url = server.url(&db);
-    let s = serve_with(&[&url], &[("LIDO_SERVE_DEMO_LOAD", "3")]);
+    let s = serve_with(&[&url, "--demo-load", "3"], &[]);
     let b = Browser::start(width, height);
     b.goto(&format!("http://{}/", s.addr));
     (server, db, s, b)
