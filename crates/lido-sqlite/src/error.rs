@@ -1,6 +1,7 @@
 //! Typed errors: [`Error`] from every call, [`ConnectError`] from opening connections.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lido_core::ErrorClass;
@@ -174,6 +175,16 @@ pub enum Error {
     /// run it at a higher priority.
     #[error("preempted: this read ran on a reader reserved for a higher priority and was interrupted for a caller of that priority who had waited past the lending budget (LaneLimits::lend); retry it later or at a higher priority")]
     Preempted,
+    /// A cached read this call joined (another caller ran the identical
+    /// statement) failed with this error.
+    #[error(transparent)]
+    Shared(Arc<Error>),
+    /// The statement cannot go through the result cache; the reason says why.
+    #[error("not cacheable: {reason}")]
+    NotCacheable {
+        /// Why.
+        reason: String,
+    },
     /// The call ran past its query class's deadline (waiting included) and
     /// was stopped: it did not start, or its statement was interrupted
     /// (`sqlite3_interrupt`); a transaction was rolled back.

@@ -58,6 +58,7 @@
 // exec, cap -> options -> connect -> manager (readers), writer (the lane) ->
 // reads (the reader threads), database -> pool -> blocking, files, http.
 pub mod blocking;
+mod cache;
 mod cap;
 pub mod classes;
 mod connect;
@@ -75,6 +76,9 @@ mod reads;
 mod ticket;
 mod writer;
 
+pub use cache::config::{CacheConfig, CacheStats};
+pub use cache::store::Rows;
+pub use cache::CachedRead;
 pub use classes::SqliteClassPool;
 pub use error::{abort, ConnectError, Error, Result};
 pub use exec::{savepoint, Mode};

@@ -145,6 +145,7 @@ pub struct Builder {
     pub(crate) readers: lido_core::Config,
     pub(crate) cap: Option<Arc<Cap>>,
     pub(crate) classes: lido_core::Classes,
+    pub(crate) cache: Option<crate::cache::config::CacheConfig>,
 }
 
 impl fmt::Debug for Builder {
@@ -192,6 +193,7 @@ impl Builder {
             readers,
             cap: None,
             classes: lido_core::Classes::default(),
+            cache: None,
         }
     }
 

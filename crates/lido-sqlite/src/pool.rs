@@ -59,13 +59,15 @@ pub(crate) struct Inner {
     /// The reader threads that run reads, in arrival order.
     lane: Arc<Lane>,
     /// The writer lane and gate, shared with other pools on the same in-memory name.
-    db: Arc<Database>,
+    pub(crate) db: Arc<Database>,
     pub(crate) opts: Arc<Builder>,
     closed: AtomicBool,
     /// The reader permit reserved under a [`SqliteFiles`](crate::SqliteFiles) cap.
     reserve: Option<Arc<Reserve>>,
     /// Counters per query class (see `classes.rs`).
     pub(crate) tally: lido_core::ClassTally,
+    /// The result cache, when asked for (see `cache.rs`).
+    pub(crate) cache: Option<crate::cache::store::ResultCache>,
 }
 
 impl Drop for Inner {
@@ -150,8 +152,10 @@ impl Builder {
             .config(opts.readers.clone())
             .build_lazy()?;
         let tally = lido_core::ClassTally::new(&opts.classes);
+        let cache = opts.cache.map(crate::cache::store::ResultCache::new);
         let inner = Arc::new(Inner {
             tally,
+            cache,
             lane: Arc::new(Lane::new(opts.readers.max_size, opts.readers.lanes)),
             readers,
             db,

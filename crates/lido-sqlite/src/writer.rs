@@ -5,7 +5,7 @@
 //! runs); one already running is always waited for, so a caller never gets a
 //! timeout for a write that went on to commit.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,9 @@ enum Msg {
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
     queued: Arc<AtomicUsize>,
+    /// Writes run so far, bumped before each answers its caller (what the
+    /// result cache checks its entries against).
+    writes: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -65,7 +68,16 @@ impl Writer {
             .name("lido-sqlite-writer".into())
             .spawn(move || lane.run(rx))
             .map_err(Error::Spawn)?;
-        Ok(Self { tx, queued })
+        Ok(Self {
+            tx,
+            queued,
+            writes: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Writes run so far (any closure on the writer connection counts).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
     }
 
     /// Writes waiting for their turn.
@@ -83,10 +95,14 @@ impl Writer {
         let start = Instant::now();
         let (reply, mut rx) = oneshot::channel();
         let (ticket, claim) = ticket::pair();
+        let writes = Arc::clone(&self.writes);
         let work: Work = Box::new(move |conn| {
             let (result, healthy) = match conn {
                 Ok(c) => {
                     let o = f(c);
+                    // Before the caller hears back: a cached read after its
+                    // write never sees the result from before it.
+                    writes.fetch_add(1, Ordering::AcqRel);
                     (o.result, o.healthy)
                 }
                 Err(e) => (Err(e), true),

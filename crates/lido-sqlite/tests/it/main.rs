@@ -3,6 +3,7 @@
 //! [`http`].
 
 mod blocking;
+mod cache;
 mod classes;
 mod concurrency;
 mod errors;
