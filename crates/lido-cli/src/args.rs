@@ -142,10 +142,10 @@ Examples:
   lido serve                                  # embedded SQLite, port 9187
   lido serve postgres://app@db/orders --listen 0.0.0.0:9187 --max-size 8";
 
-/// `lido check` options.
+/// The database URL, as an argument or `--url` (or DATABASE_URL).
 #[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// PostgreSQL URL or key=value connection string (default: --url, DATABASE_URL, PG* variables).
+pub struct DbUrl {
+    /// Database URL: postgres://…, a key=value connection string, or (lido serve) sqlite:PATH; default: --url, DATABASE_URL, then PG* variables (lido serve: embedded SQLite).
     #[arg(value_name = "URL")]
     pub url: Option<String>,
     /// The same as the URL argument.
@@ -156,6 +156,20 @@ pub struct CheckArgs {
         hide_env_values = true
     )]
     pub url_flag: Option<String>,
+}
+
+impl DbUrl {
+    /// The URL given, by argument, flag or DATABASE_URL.
+    pub fn get(&self) -> Option<&str> {
+        self.url.as_deref().or(self.url_flag.as_deref())
+    }
+}
+
+/// `lido check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub db: DbUrl,
     /// Time limit for each step (connect_timeout in the URL overrides it for connecting).
     #[arg(long, env = "LIDO_CHECK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -171,24 +185,15 @@ pub struct CheckArgs {
 impl CheckArgs {
     /// The URL given, by argument, flag or DATABASE_URL.
     pub fn url(&self) -> Option<&str> {
-        self.url.as_deref().or(self.url_flag.as_deref())
+        self.db.get()
     }
 }
 
 /// `lido advise` options.
 #[derive(Debug, Args)]
 pub struct AdviseArgs {
-    /// PostgreSQL URL or key=value connection string (default: --url, DATABASE_URL, PG* variables).
-    #[arg(value_name = "DATABASE_URL")]
-    pub url: Option<String>,
-    /// The same as the URL argument.
-    #[arg(
-        long = "url",
-        env = "DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub url_flag: Option<String>,
+    #[command(flatten)]
+    pub db: DbUrl,
     /// How many top statements to show and draw candidates from.
     #[arg(long, env = "LIDO_ADVISE_TOP", default_value_t = 20,
           value_parser = clap::value_parser!(u16).range(1..=500))]
@@ -220,24 +225,15 @@ pub struct AdviseArgs {
 impl AdviseArgs {
     /// The URL given, by argument, flag or DATABASE_URL.
     pub fn url(&self) -> Option<&str> {
-        self.url.as_deref().or(self.url_flag.as_deref())
+        self.db.get()
     }
 }
 
 /// `lido serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Database URL: postgres://… or sqlite:PATH (default: --url, DATABASE_URL, else embedded SQLite).
-    #[arg(value_name = "URL")]
-    pub url: Option<String>,
-    /// The same as the URL argument.
-    #[arg(
-        long = "url",
-        env = "DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub url_flag: Option<String>,
+    #[command(flatten)]
+    pub db: DbUrl,
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, env = "LIDO_LISTEN", default_value = "127.0.0.1:9187")]
     pub listen: String,
@@ -267,7 +263,7 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The URL given, by argument, flag or DATABASE_URL.
     pub fn url(&self) -> Option<&str> {
-        self.url.as_deref().or(self.url_flag.as_deref())
+        self.db.get()
     }
 }
 
