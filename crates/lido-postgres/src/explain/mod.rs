@@ -99,17 +99,31 @@ pub async fn explain_generic(
         format!("PREPARE {name}({}) AS ", types.join(", "))
     };
     client.batch_execute("BEGIN READ ONLY").await?;
-    let result = generic_in_tx(client, &name, &format!("{head}{sql}")).await;
+    let mut prepared = false;
+    let result = generic_in_tx(client, &name, &format!("{head}{sql}"), &mut prepared).await;
+    // A prepared statement outlives the transaction: deallocated inside it
+    // while it is healthy (behind PgBouncer the same server session), else
+    // after the rollback.
+    let dealloc = format!("DEALLOCATE {name}");
+    if prepared && result.is_ok() && client.batch_execute(&dealloc).await.is_ok() {
+        prepared = false;
+    }
     let rollback = client.batch_execute("ROLLBACK").await;
-    // A prepared statement outlives the transaction (when PREPARE failed
-    // there is none, and this fails harmlessly).
-    let _ = client.batch_execute(&format!("DEALLOCATE {name}")).await;
+    if prepared {
+        let _ = client.batch_execute(&dealloc).await;
+    }
     let plan = result?;
     rollback?;
     Ok(plan)
 }
 
-async fn generic_in_tx(client: &Client, name: &str, prepare: &str) -> Result<Value, ExplainError> {
+/// Unnamed statements only (`*_typed`): they work behind PgBouncer too.
+async fn generic_in_tx(
+    client: &Client,
+    name: &str,
+    prepare: &str,
+    prepared: &mut bool,
+) -> Result<Value, ExplainError> {
     client
         .batch_execute(&format!(
             "SET LOCAL plan_cache_mode = force_generic_plan; \
@@ -117,14 +131,15 @@ async fn generic_in_tx(client: &Client, name: &str, prepare: &str) -> Result<Val
         ))
         .await?;
     // The extended protocol: one statement only, whatever `sql` holds.
-    client.execute(prepare, &[]).await?;
-    let row = client
-        .query_one(
+    client.execute_typed(prepare, &[]).await?;
+    *prepared = true;
+    let rows = client
+        .query_typed(
             "SELECT coalesce(array_length(parameter_types, 1), 0) FROM pg_prepared_statements WHERE name = $1",
-            &[&name],
+            &[(&name, Type::TEXT)],
         )
         .await?;
-    let n: i32 = row.get(0);
+    let n: i32 = rows.first().map_or(0, |r| r.get(0));
     let args = if n > 0 {
         format!(
             "({})",
@@ -133,10 +148,12 @@ async fn generic_in_tx(client: &Client, name: &str, prepare: &str) -> Result<Val
     } else {
         String::new()
     };
-    let row = client
-        .query_one(&format!("EXPLAIN (FORMAT JSON) EXECUTE {name}{args}"), &[])
-        .await?;
-    json_plan(&row)
+    let explain = format!("EXPLAIN (FORMAT JSON) EXECUTE {name}{args}");
+    let rows = client.query_typed(&explain, &[]).await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| ExplainError::NoPlan("no row".into()))?;
+    json_plan(row)
 }
 
 /// `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of `sql` with `params`: it
@@ -186,11 +203,11 @@ pub async fn table_sizes(
         .map(|n| n.split('.').map(quote_ident).collect::<Vec<_>>().join("."))
         .collect();
     let rows = client
-        .query(
+        .query_typed(
             "SELECT n.i::int4, c.reltuples::float8, c.relpages::float8 \
              FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i) \
              JOIN pg_class c ON c.oid = to_regclass(n.name)",
-            &[&quoted],
+            &[(&quoted, Type::TEXT_ARRAY)],
         )
         .await?;
     let mut out = HashMap::new();

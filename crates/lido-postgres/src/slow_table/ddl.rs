@@ -1,6 +1,7 @@
 //! The slow-query table's name, DDL, setup, insert and retention SQL.
 
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use crate::error::PgError;
@@ -153,13 +154,14 @@ impl TableName {
     }
 
     async fn exists(&self, client: &Client) -> Result<bool, PgError> {
-        let row = client
-            .query_one(
+        let name = self.quoted();
+        let rows = client
+            .query_typed(
                 "SELECT to_regclass($1::text) IS NOT NULL",
-                &[&self.quoted()],
+                &[(&name, Type::TEXT)],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(rows.first().is_some_and(|r| r.get(0)))
     }
 }
 

@@ -133,3 +133,86 @@ impl SlowTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::obs::call::{Call, Params};
+    use crate::obs::shape::Shape;
+    use crate::obs::slowlog::{row, Slow};
+    use crate::obs::stats::Operation;
+
+    fn table(capacity: usize) -> SlowTable {
+        SlowTable::new(SlowTableConfig {
+            queue_capacity: capacity,
+            ..SlowTableConfig::default()
+        })
+    }
+
+    fn one_row(t: &SlowTable) {
+        let p: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&42i32];
+        let sql = "SELECT id, note FROM orders WHERE id = $1 AND state = 'open'";
+        let call = Call {
+            op: Operation::Query,
+            sql: Some(sql),
+            params: Params::Plain(&p),
+        };
+        let shape = Shape::of(sql);
+        let slow = Slow {
+            took: Duration::from_millis(1200),
+            limit: Duration::from_secs(1),
+            rows: 1,
+            err: None,
+            with_params: false,
+        };
+        t.enqueue(row(&call, Some(&shape), &slow, None));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let t = table(2);
+        for _ in 0..5 {
+            one_row(&t);
+        }
+        let s = t.stats();
+        assert_eq!((s.queued, s.dropped, s.queue_len), (2, 3, 2));
+    }
+
+    /// The caller's cost of one slow row (building it and `try_send`), not
+    /// counting the statement's shape, which the log works out anyway:
+    /// `cargo test -p lido-postgres --release --lib enqueue_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement: prints the cost"]
+    fn enqueue_cost() {
+        const N: u32 = 200_000;
+        let p: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&42i32];
+        let sql = "SELECT id, note FROM orders WHERE id = $1 AND state = 'open'";
+        let shape = Shape::of(sql);
+        let call = Call {
+            op: Operation::Query,
+            sql: Some(sql),
+            params: Params::Plain(&p),
+        };
+        let slow = Slow {
+            took: Duration::from_millis(1200),
+            limit: Duration::from_secs(1),
+            rows: 1,
+            err: None,
+            with_params: false,
+        };
+        for round in 0..3 {
+            let t = table(N as usize);
+            let started = Instant::now();
+            for _ in 0..N {
+                t.enqueue(row(&call, Some(&shape), &slow, None));
+            }
+            let per = started.elapsed() / N;
+            println!(
+                "round {round}: {per:?} per slow row enqueued ({} queued)",
+                t.stats().queued
+            );
+        }
+    }
+}

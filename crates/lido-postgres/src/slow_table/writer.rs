@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
 use super::config::SlowTableConfig;
@@ -230,22 +230,25 @@ impl Writer {
             return Ok(());
         };
         let c = Columns::of(batch);
-        let params: [&(dyn ToSql + Sync); 13] = [
-            &c.at,
-            &c.duration_ms,
-            &c.fingerprint,
-            &c.query,
-            &c.rows,
-            &c.sqlstate,
-            &c.class,
-            &c.call_site,
-            &c.params,
-            &c.plan,
-            &c.findings,
-            &self.link.application_name,
-            &self.link.database,
+        // Unnamed, typed: one round trip, and PgBouncer-safe.
+        let params: [(&(dyn ToSql + Sync), Type); 13] = [
+            (&c.at, Type::TIMESTAMPTZ_ARRAY),
+            (&c.duration_ms, Type::FLOAT8_ARRAY),
+            (&c.fingerprint, Type::TEXT_ARRAY),
+            (&c.query, Type::TEXT_ARRAY),
+            (&c.rows, Type::INT8_ARRAY),
+            (&c.sqlstate, Type::TEXT_ARRAY),
+            (&c.class, Type::TEXT_ARRAY),
+            (&c.call_site, Type::TEXT_ARRAY),
+            (&c.params, Type::TEXT_ARRAY),
+            (&c.plan, Type::JSONB_ARRAY),
+            (&c.findings, Type::JSONB_ARRAY),
+            (&self.link.application_name, Type::TEXT),
+            (&self.link.database, Type::TEXT),
         ];
-        s.client.execute(&self.name.insert_sql(), &params).await?;
+        s.client
+            .execute_typed(&self.name.insert_sql(), &params)
+            .await?;
         Ok(())
     }
 
@@ -254,7 +257,8 @@ impl Writer {
         self.next_sweep = Some(Instant::now() + self.cfg.retention_interval);
         let Some(s) = &self.session else { return };
         let days = i32::try_from(self.cfg.retention_days).unwrap_or(i32::MAX);
-        match s.client.execute(&self.name.retention_sql(), &[&days]).await {
+        let sql = self.name.retention_sql();
+        match s.client.execute_typed(&sql, &[(&days, Type::INT4)]).await {
             Ok(n) => {
                 self.shared.expired.fetch_add(n, Ordering::Relaxed);
                 tracing::debug!(

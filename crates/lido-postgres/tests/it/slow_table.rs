@@ -347,3 +347,46 @@ async fn without_the_privilege_to_create_it_says_which_ddl_to_run() {
         4
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_pgbouncer_rows_and_plans_use_unnamed_statements_only() {
+    let server = PgServer::shared();
+    let db = server.create_database().expect("database");
+    let bouncer = lido_testkit::PgBouncer::start(server, "transaction", 3)
+        .expect("pgbouncer (apt-get install -y pgbouncer)");
+    let cfg = lido_postgres::PgConfig::parse(&bouncer.url(&db)).expect("url");
+    let pool = common::builder(cfg, 8)
+        .pgbouncer(true)
+        .slow_query_threshold(Some(Duration::ZERO))
+        .slow_query_table(quick())
+        .build_lazy()
+        .expect("pool");
+    let mut tasks = Vec::new();
+    for t in 0..8i32 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20i32 {
+                let conn = pool.get().await.expect("get");
+                let sql = match i % 4 {
+                    0 => "SELECT $1::int4 + 1",
+                    1 => "SELECT $1::int4 * 2",
+                    2 => "SELECT $1::int4 - 3",
+                    _ => "SELECT $1::int4 / 4",
+                };
+                conn.query_one(sql, &[&(t * 100 + i)]).await.expect("q");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let s = until(&pool, "every row written", |s| s.written == 160).await;
+    assert_eq!((s.dropped, s.failed, s.plan_failures), (0, 0, 0), "{s:#?}");
+    assert_eq!(s.plans, 4, "one plan per fingerprint: {s:#?}");
+    let planned = psql(
+        server,
+        &db,
+        "SELECT count(*) FROM lido.slow_queries WHERE plan IS NOT NULL",
+    );
+    assert_eq!(planned, "4");
+}
