@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use crate::http_slow::names as slow_table_names;
 pub use crate::tenants::TenantsMetrics;
 use std::sync::Arc;
 

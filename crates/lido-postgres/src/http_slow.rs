@@ -6,15 +6,15 @@ use lido_http::MetricSink;
 use crate::slow_table::SlowTable;
 
 /// Metric family names for the slow-query table.
-pub(crate) mod names {
+pub mod names {
     /// Counter, `outcome` = `written` | `dropped` | `failed`: slow-query rows.
-    pub(crate) const ROWS: &str = "lido_pg_slow_table_rows";
+    pub const ROWS: &str = "lido_pg_slow_table_rows";
     /// Gauge: rows in the queue now.
-    pub(crate) const QUEUE_LENGTH: &str = "lido_pg_slow_table_queue_length";
+    pub const QUEUE_LENGTH: &str = "lido_pg_slow_table_queue_length";
     /// Gauge: 1 while the writer's own connection is open, else 0.
-    pub(crate) const CONNECTION_UP: &str = "lido_pg_slow_table_connection_up";
+    pub const CONNECTION_UP: &str = "lido_pg_slow_table_connection_up";
     /// Counter: plans fetched for slow statements.
-    pub(crate) const PLANS: &str = "lido_pg_slow_table_plans";
+    pub const PLANS: &str = "lido_pg_slow_table_plans";
 }
 
 /// Writes the families of `table` (nothing without one).

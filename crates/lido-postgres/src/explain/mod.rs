@@ -45,6 +45,10 @@ pub use node::relations;
 /// The longest an EXPLAIN may take (`SET LOCAL statement_timeout`).
 pub const EXPLAIN_TIMEOUT_MS: u32 = 10_000;
 
+/// The longest [`explain_generic`] waits for a table lock (a migration
+/// holding one), `SET LOCAL lock_timeout`.
+pub const EXPLAIN_LOCK_TIMEOUT_MS: u32 = 1_000;
+
 /// Why a plan could not be had.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -127,7 +131,8 @@ async fn generic_in_tx(
     client
         .batch_execute(&format!(
             "SET LOCAL plan_cache_mode = force_generic_plan; \
-             SET LOCAL statement_timeout = {EXPLAIN_TIMEOUT_MS}"
+             SET LOCAL statement_timeout = {EXPLAIN_TIMEOUT_MS}; \
+             SET LOCAL lock_timeout = {EXPLAIN_LOCK_TIMEOUT_MS}"
         ))
         .await?;
     // The extended protocol: one statement only, whatever `sql` holds.

@@ -109,7 +109,8 @@ impl<'a> Node<'a> {
     }
 }
 
-/// Every relation a plan scans (as [`Node::relation`] names it), once each.
+/// Every relation a plan scans (`schema.table` when the plan names the
+/// schema, as with `VERBOSE`; else the table), once each.
 pub fn relations(plan: &Value) -> Vec<String> {
     let mut nodes = Vec::new();
     if let Some(root) = Node::root(plan) {
