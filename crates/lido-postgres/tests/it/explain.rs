@@ -127,3 +127,40 @@ async fn explain_analyze_never_runs_a_statement_that_writes() {
     assert_eq!(row.get::<_, i64>(2), 1, "the sequence never advanced");
     assert!(row.get::<_, bool>(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_seq_scan_is_stored_with_its_plan_and_finding() {
+    let server = PgServer::shared();
+    let db = server.create_database().expect("database");
+    common::psql(server, &db, SEED);
+    let pool = common::builder(common::config(server, &db), 1)
+        .slow_query_table(lido_postgres::SlowTableConfig {
+            flush_interval: std::time::Duration::from_millis(20),
+            ..Default::default()
+        })
+        .build()
+        .await
+        .expect("pool");
+    let conn = pool.get().await.expect("get");
+    conn.exec()
+        .slow_query_threshold(Some(std::time::Duration::ZERO))
+        .query("SELECT id FROM big WHERE note = $1", &[&"nope"])
+        .await
+        .expect("q");
+    drop(conn);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while pool.slow_table_stats().expect("table").written < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "not written");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let got = common::psql(
+        server,
+        &db,
+        "SELECT query, f ->> 'kind', f ->> 'relation' FROM lido.slow_queries, \
+         jsonb_array_elements(findings) AS f",
+    );
+    assert_eq!(
+        got,
+        "SELECT id FROM big WHERE note = $1|seq_scan_selective_filter|big"
+    );
+}
