@@ -317,7 +317,10 @@ impl PgPoolBuilder {
     /// Also writes the calls the slow-query log reports to a table
     /// (default `lido.slow_queries`, created when allowed), off the hot path:
     /// a bounded queue drained by one background task over its own
-    /// connection, outside `max_size`. See [`crate::slow_table`].
+    /// connection, outside `max_size`. See [`crate::slow_table`]. The
+    /// writer starts with [`build`](Self::build) or
+    /// [`build_lazy`](Self::build_lazy) (on the current tokio runtime); a
+    /// core pool built by hand from [`manager`](Self::manager) has none.
     pub fn slow_query_table(mut self, config: crate::SlowTableConfig) -> Self {
         self.slow_table = Some(config);
         self
