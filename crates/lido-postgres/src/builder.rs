@@ -39,6 +39,7 @@ pub struct PgPoolBuilder {
     observer: Option<Arc<dyn Observer>>,
     obs: ObsSettings,
     gate: Option<Arc<dyn ConnectGate>>,
+    slow_table: Option<crate::SlowTableConfig>,
 }
 
 impl std::fmt::Debug for PgPoolBuilder {
@@ -52,6 +53,7 @@ impl std::fmt::Debug for PgPoolBuilder {
             .field("stmt_cache", &self.stmt_cache)
             .field("pgbouncer", &self.pgbouncer)
             .field("observability", &self.obs)
+            .field("slow_table", &self.slow_table)
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +81,7 @@ impl PgPoolBuilder {
             observer: None,
             obs: ObsSettings::default(),
             gate: None,
+            slow_table: None,
         }
     }
 
@@ -311,6 +314,18 @@ impl PgPoolBuilder {
         self
     }
 
+    /// Also writes the calls the slow-query log reports to a table
+    /// (default `lido.slow_queries`, created when allowed), off the hot path:
+    /// a bounded queue drained by one background task over its own
+    /// connection, outside `max_size`. See [`crate::slow_table`]. The
+    /// writer starts with [`build`](Self::build) or
+    /// [`build_lazy`](Self::build_lazy) (on the current tokio runtime); a
+    /// core pool built by hand from [`manager`](Self::manager) has none.
+    pub fn slow_query_table(mut self, config: crate::SlowTableConfig) -> Self {
+        self.slow_table = Some(config);
+        self
+    }
+
     /// Whether query spans carry `db.query.text` (the normalized SQL, with
     /// literals replaced by placeholders). Off by default.
     pub fn trace_query_text(mut self, on: bool) -> Self {
@@ -368,7 +383,7 @@ impl PgPoolBuilder {
             stmt_cache: self.stmt_cache,
             set_local: self.pgbouncer.then(|| session.set_local_sql()).flatten(),
             stats: Arc::new(PgStats::default()),
-            obs: self.obs.build(&self.config),
+            obs: self.obs_with_table()?,
             liveness: Arc::new(Liveness::new(server_label(&self.config))),
             not_answering_after: self.not_answering_after,
             // PgBouncer shares sessions: no session-level SET there.
@@ -384,6 +399,17 @@ impl PgPoolBuilder {
         }))
     }
 
+    /// The pool's observability, with its slow-query table when asked for.
+    fn obs_with_table(&self) -> Result<crate::obs::call::Obs, PgBuildError> {
+        let mut obs = self.obs.build(&self.config);
+        if let Some(cfg) = &self.slow_table {
+            cfg.validate()
+                .map_err(|e| crate::error::invalid("slow_query_table", e.to_string()))?;
+            obs.slow_table = Some(Arc::new(crate::slow_table::SlowTable::new(cfg.clone())));
+        }
+        Ok(obs)
+    }
+
     fn core(&self) -> Result<lido_core::PoolBuilder<PgManager>, PgBuildError> {
         let mut b = Pool::builder(self.manager()?).config(self.pool.clone());
         if let Some(o) = &self.observer {
@@ -397,6 +423,7 @@ impl PgPoolBuilder {
     pub async fn build(self) -> Result<PgPool, PgBuildError> {
         let has_startup = self.on_startup.is_some();
         let pool = PgPool::from(self.core()?.build().await?);
+        pool.start_slow_table(self.config.application_name.clone());
         if has_startup {
             let conn = pool
                 .get()
@@ -409,7 +436,9 @@ impl PgPoolBuilder {
 
     /// Builds the pool without connecting: connections open on demand.
     pub fn build_lazy(self) -> Result<PgPool, PgBuildError> {
-        Ok(PgPool::from(self.core()?.build_lazy()?))
+        let pool = PgPool::from(self.core()?.build_lazy()?);
+        pool.start_slow_table(self.config.application_name.clone());
+        Ok(pool)
     }
 }
 

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use crate::http_slow::names as slow_table_names;
 pub use crate::tenants::TenantsMetrics;
 use std::sync::Arc;
 
@@ -114,6 +115,7 @@ pub struct PgMetrics {
     classes: Arc<crate::obs::classes::ClassBook>,
     cache: Option<Arc<crate::obs::result_cache::ResultCache>>,
     open_tx: Arc<crate::obs::open_tx::OpenTransactions>,
+    slow_table: Option<Arc<crate::slow_table::SlowTable>>,
     top: usize,
 }
 
@@ -127,6 +129,7 @@ impl PgMetrics {
             classes: Arc::clone(&ctx.obs.classes),
             cache: ctx.obs.cache.clone(),
             open_tx: Arc::clone(&ctx.obs.open_tx),
+            slow_table: ctx.obs.slow_table.clone(),
             top: 0,
         }
     }
@@ -313,6 +316,7 @@ impl MetricsExtension for PgMetrics {
         self.classes(sink);
         self.tables(sink);
         self.result_cache(sink);
+        crate::http_slow::collect(self.slow_table.as_deref(), sink);
     }
 }
 

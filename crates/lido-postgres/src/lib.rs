@@ -45,6 +45,15 @@
 //!   `lido::slow_query`: duration, normalized SQL cut to [`SQL_LOG_CHARS`],
 //!   fingerprint, rows, `error.type`. Parameter values only with
 //!   [`PgPoolBuilder::log_parameters`].
+//! - The slow-query table (opt-in, [`PgPoolBuilder::slow_query_table`]):
+//!   the same calls written to `lido.slow_queries` by a background task
+//!   over its own connection, from a bounded queue that never blocks a
+//!   caller (a full queue drops and counts: [`PgPool::slow_table_stats`]),
+//!   with retention and, sampled per fingerprint, the statement's generic
+//!   plan and its [`explain::Finding`]s. See [`slow_table`].
+//! - [`explain`]: generic plans (`PREPARE` + `force_generic_plan` +
+//!   `EXPLAIN EXECUTE`), `EXPLAIN ANALYZE` for read-only statements only,
+//!   and findings a person can act on ([`explain::summarize`]).
 //! - `tracing` spans `lido.acquire`, `lido.connect` and `lido.query` (INFO,
 //!   target [`SPAN_TARGET`]) with OpenTelemetry's database attributes:
 //!   `db.system`/`db.system.name` = `postgresql`, `db.namespace`,
@@ -105,12 +114,16 @@ pub mod cluster;
 mod config;
 mod conn;
 mod error;
+pub mod explain;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+mod http_slow;
 mod manager;
 mod net;
 mod obs;
 mod pool;
+pub mod slow_table;
 pub mod tenants;
 mod watchdog;
 
@@ -151,6 +164,9 @@ pub use obs::stats::{Operation, PgStats};
 pub use obs::table_stats::{TableStat, OTHER_TABLES};
 pub use obs::tables::tables_of;
 pub use pool::{PgPool, PgPooled, PoolError};
+pub use slow_table::{
+    ExplainSampling, SlowTableConfig, SlowTableError, SlowTableStats, DEFAULT_SLOW_TABLE,
+};
 pub use tenants::{PgTenants, PgTenantsBuilder, TenantLimits, TenantsError, TenantsSnapshot};
 
 #[cfg(feature = "http")]

@@ -93,6 +93,11 @@ impl PgManager {
         &self.plan
     }
 
+    /// The plan, shared (the slow-query table's writer connects with it).
+    pub(crate) fn plan_arc(&self) -> Arc<ConnectPlan> {
+        Arc::clone(&self.plan)
+    }
+
     /// PostgreSQL-level counters for this pool.
     pub fn stats(&self) -> &PgStats {
         &self.ctx.stats

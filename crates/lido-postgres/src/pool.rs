@@ -191,9 +191,15 @@ impl PgPool {
         self.inner.breaker_state()
     }
 
-    /// Closes the pool, waiting up to `deadline` for leases to come back.
+    /// Closes the pool, waiting up to `deadline` for leases to come back;
+    /// then writes what the slow-query table still has queued (for up to
+    /// its `flush_timeout`).
     pub async fn close(&self, deadline: Duration) -> lido_core::CloseReport {
-        self.inner.close(deadline).await
+        let report = self.inner.close(deadline).await;
+        if let Some(t) = &self.ctx().obs.slow_table {
+            t.close().await;
+        }
+        report
     }
 }
 
@@ -213,6 +219,27 @@ impl PgPool {
     /// Transactions open now.
     pub fn open_transactions(&self) -> usize {
         self.ctx().obs.open_tx.count()
+    }
+}
+
+impl PgPool {
+    /// The slow-query table's counters (`None`: the pool has no table; see
+    /// [`PgPoolBuilder::slow_query_table`](crate::PgPoolBuilder::slow_query_table)).
+    pub fn slow_table_stats(&self) -> Option<crate::SlowTableStats> {
+        self.ctx().obs.slow_table.as_ref().map(|t| t.stats())
+    }
+
+    /// Starts the slow-query table's writer, when the pool has a table.
+    pub(crate) fn start_slow_table(&self, application_name: Option<String>) {
+        let ctx = self.ctx();
+        if let Some(t) = &ctx.obs.slow_table {
+            t.start(crate::slow_table::Link {
+                plan: self.inner.manager().plan_arc(),
+                tls: ctx.tls.clone(),
+                application_name,
+                database: ctx.obs.db.namespace.to_string(),
+            });
+        }
     }
 }
 

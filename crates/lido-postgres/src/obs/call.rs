@@ -14,6 +14,7 @@ use crate::obs::open_tx::OpenTransactions;
 use crate::obs::result_cache::ResultCache;
 use crate::obs::statements::StatementStats;
 use crate::obs::stats::Operation;
+use crate::slow_table::SlowTable;
 
 /// Where a pool connects, for span attributes.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub(crate) struct Obs {
     pub(crate) cache: Option<Arc<ResultCache>>,
     /// Transactions open now.
     pub(crate) open_tx: Arc<OpenTransactions>,
+    /// The slow-query table, when the pool has one.
+    pub(crate) slow_table: Option<Arc<SlowTable>>,
 }
 
 /// Per-call settings that override the pool's.

@@ -1,10 +1,13 @@
 //! Recording a finished call: durations and errors in [`PgStats`], the
-//! statement's entry in the per-statement table, and the slow-query log.
+//! statement's entry in the per-statement table, and the slow-query log
+//! (and table).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::PgError;
 use crate::obs::call::{Call, CallOpts, Obs, RowCount};
+use crate::obs::shape::Shape;
 use crate::obs::slowlog;
 use crate::obs::statements::Entry;
 use crate::obs::stats::{bump, PgStats};
@@ -64,7 +67,7 @@ pub(crate) fn finish<T: RowCount>(
     slow(obs, stats, call, known, done);
 }
 
-/// The slow-query log, for a call at or above its threshold.
+/// The slow-query log (and table), for a call at or above its threshold.
 fn slow<T: RowCount>(
     obs: &Obs,
     stats: &PgStats,
@@ -73,20 +76,27 @@ fn slow<T: RowCount>(
     done: &Done<'_, T>,
 ) {
     let Done { took, opts, result } = *done;
-    let rows = result.as_ref().map_or(0, RowCount::rows);
-    let err = result.as_ref().err();
-    if let Some(limit) = obs.slow_limit(opts) {
-        if took >= limit {
-            bump(&stats.slow_queries);
-            let with_params = opts.log_parameters.unwrap_or(obs.log_parameters);
-            let slow = slowlog::Slow {
-                took,
-                limit,
-                rows,
-                err,
-                with_params,
-            };
-            slowlog::log(&obs.db.namespace, call, known.map(|e| &e.shape), &slow);
-        }
+    let Some(limit) = obs.slow_limit(opts) else {
+        return;
+    };
+    if took < limit {
+        return;
+    }
+    bump(&stats.slow_queries);
+    let slow = slowlog::Slow {
+        took,
+        limit,
+        rows: result.as_ref().map_or(0, RowCount::rows),
+        err: result.as_ref().err(),
+        with_params: opts.log_parameters.unwrap_or(obs.log_parameters),
+    };
+    let shape = Shape::known_or_of(known.map(|e| &e.shape), call.sql);
+    slowlog::log(&obs.db.namespace, call, shape.as_deref(), &slow);
+    if let Some(table) = &obs.slow_table {
+        let class = opts
+            .class
+            .and_then(|i| obs.classes.classes.at(i))
+            .map(|c| Arc::from(c.name()));
+        table.enqueue(slowlog::row(call, shape.as_deref(), &slow, class));
     }
 }

@@ -56,6 +56,7 @@ impl ObsSettings {
             classes: Arc::new(ClassBook::new(self.classes.clone())),
             cache: self.cache.map(|c| Arc::new(ResultCache::new(c))),
             open_tx: Arc::default(),
+            slow_table: None,
         }
     }
 }

@@ -7,12 +7,14 @@
 //! (their `Debug` form) as `params`. Both are cut to [`SQL_LOG_CHARS`]
 //! characters.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use crate::error::PgError;
 use crate::obs::call::{Call, Params};
 use crate::obs::errors::ErrorKind;
 use crate::obs::shape::Shape;
+use crate::slow_table::SlowRow;
 
 /// Longest SQL (and parameter list) the slow-query log writes, in characters.
 pub const SQL_LOG_CHARS: usize = 200;
@@ -47,11 +49,10 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Logs one slow call on database `db`; `known` is the statement's shape
-/// when the per-statement table has it.
-pub(crate) fn log(db: &str, call: &Call<'_>, known: Option<&Shape>, slow: &Slow<'_>) {
-    let shape = Shape::known_or_of(known, call.sql);
-    let (fp, sql) = match &shape {
+/// Logs one slow call on database `db`; `shape` is the statement's
+/// (`None`: a prepared statement, whose text the client does not keep).
+pub(crate) fn log(db: &str, call: &Call<'_>, shape: Option<&Shape>, slow: &Slow<'_>) {
+    let (fp, sql) = match shape {
         Some(s) => (
             format!("{:016x}", s.fingerprint),
             truncate(&s.text, SQL_LOG_CHARS),
@@ -74,6 +75,32 @@ pub(crate) fn log(db: &str, call: &Call<'_>, known: Option<&Shape>, slow: &Slow<
             operation = op, db.namespace = db, rows, fingerprint = %fp, error.type = error,
             sql = %sql,
             "slow query took {took} ms (threshold {limit} ms): {sql}");
+    }
+}
+
+/// The slow-query table's row for the call [`log`] reported: the same
+/// normalized SQL (whole), parameters only with `with_params`.
+pub(crate) fn row(
+    call: &Call<'_>,
+    shape: Option<&Shape>,
+    slow: &Slow<'_>,
+    class: Option<Arc<str>>,
+) -> SlowRow {
+    let param_types = match call.params {
+        Params::Typed(p) => p.iter().map(|(_, t)| t.clone()).collect(),
+        Params::None | Params::Plain(_) => Vec::new(),
+    };
+    SlowRow {
+        at: SystemTime::now(),
+        took: slow.took,
+        query: shape.map(|s| Arc::clone(&s.text)),
+        fingerprint: shape.map_or_else(SlowRow::prepared_fingerprint, |s| s.fingerprint),
+        rows: slow.err.is_none().then_some(slow.rows),
+        sqlstate: slow.err.map(|e| ErrorKind::of(e).error_type().to_owned()),
+        class,
+        call_site: None,
+        params: slow.with_params.then(|| params_text(call.params)),
+        param_types,
     }
 }
 
