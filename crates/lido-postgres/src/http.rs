@@ -85,7 +85,7 @@ pub mod names {
     pub const TX_OPEN: &str = "lido_pg_transactions_open";
     /// Age of the transaction open longest now (gauge, seconds; 0: none).
     pub const TX_LONGEST_OPEN: &str = "lido_pg_transaction_longest_open_seconds";
-    /// Result cache events: hit, miss, join, invalidated, too_large, evicted (counter).
+    /// Result cache events: hit, miss, join, invalidated, too_large, evicted, bypassed (a positioned read the feed could not serve; counter).
     pub const CACHE_EVENTS: &str = "lido_pg_cache_events";
     /// Result cache bytes kept (gauge).
     pub const CACHE_BYTES: &str = "lido_pg_cache_bytes";
@@ -336,6 +336,7 @@ impl PgMetrics {
             ("invalidated", s.invalidated),
             ("too_large", s.too_large),
             ("evicted", s.evictions),
+            ("bypassed", s.bypassed),
         ] {
             sink.counter(names::CACHE_EVENTS, help, &[("event", event)], n);
         }

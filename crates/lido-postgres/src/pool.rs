@@ -89,8 +89,13 @@ impl PgPool {
             // not a copy of the core's (large) future.
             let fut = pin!(self.inner.get_tracked(priority, location));
             let result = self.unless_silent(fut).await;
-            if let Err(e) = &result {
-                crate::obs::spans::acquire_failed(&inner, e);
+            match &result {
+                Err(e) => crate::obs::spans::acquire_failed(&inner, e),
+                // The slow-query table names the line that took the lease.
+                Ok(c) if self.ctx().obs.slow_table.is_some() => {
+                    *c.lease_site.lock() = Some(location);
+                }
+                Ok(_) => {}
             }
             result
         }

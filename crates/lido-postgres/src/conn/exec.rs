@@ -345,6 +345,7 @@ impl<'a> Timed<'a> {
                 took,
                 opts: me.opts,
                 result: &result,
+                site: &self.conn.lease_site,
             };
             span.in_scope(|| record::finish(obs, stats, call, known, &done));
         }

@@ -26,6 +26,7 @@ use crate::net::liveness::Liveness;
 use crate::net::notifications::NotifySink;
 use crate::net::tls::Tls;
 use crate::net::wire::{TxStatus, WireState};
+use crate::obs::call::LeaseSite;
 use crate::obs::call::Obs;
 use crate::obs::stats::{bump, PgStats};
 
@@ -92,6 +93,8 @@ pub struct PgConn {
     pub(crate) preempted: Arc<AtomicBool>,
     /// The open lido transaction wrote (its commit clears the result cache).
     pub(crate) tx_wrote: AtomicBool,
+    /// Where its current lease was taken, while a slow-query table wants it.
+    pub(crate) lease_site: LeaseSite,
     /// Where the session's `NOTIFY` messages go (dropped unless a lido
     /// feature listening on its own connection subscribed).
     pub(crate) notify: Arc<NotifySink>,
@@ -170,6 +173,7 @@ impl PgConn {
             tx_wrote: AtomicBool::new(false),
             ctx,
             notify,
+            lease_site: LeaseSite::default(),
             permit: None,
         }
     }

@@ -74,6 +74,10 @@ pub(crate) enum Params<'q> {
     Typed(&'q [(&'q (dyn ToSql + Sync), Type)]),
 }
 
+/// Where the lease a call runs on was taken (`pool.get()`'s caller), kept
+/// on the connection only while a slow-query table wants it.
+pub(crate) type LeaseSite = parking_lot::Mutex<Option<&'static std::panic::Location<'static>>>;
+
 /// One statement call, as statistics, the slow log and spans see it.
 pub(crate) struct Call<'q> {
     pub(crate) op: Operation,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::PgError;
-use crate::obs::call::{Call, CallOpts, Obs, RowCount};
+use crate::obs::call::{Call, CallOpts, LeaseSite, Obs, RowCount};
 use crate::obs::shape::Shape;
 use crate::obs::slowlog;
 use crate::obs::statements::Entry;
@@ -17,6 +17,8 @@ pub(crate) struct Done<'r, T> {
     pub(crate) took: Duration,
     pub(crate) opts: CallOpts,
     pub(crate) result: &'r Result<T, PgError>,
+    /// The connection's lease site (read only for a slow call).
+    pub(crate) site: &'r LeaseSite,
 }
 
 /// Records a finished call: durations and errors, the statement's entry
@@ -28,7 +30,9 @@ pub(crate) fn finish<T: RowCount>(
     known: Option<&Entry>,
     done: &Done<'_, T>,
 ) {
-    let Done { took, opts, result } = *done;
+    let Done {
+        took, opts, result, ..
+    } = *done;
     let rows = result.as_ref().map_or(0, RowCount::rows);
     let err = result.as_ref().err();
     if obs.statistics {
@@ -75,7 +79,12 @@ fn slow<T: RowCount>(
     known: Option<&Entry>,
     done: &Done<'_, T>,
 ) {
-    let Done { took, opts, result } = *done;
+    let Done {
+        took,
+        opts,
+        result,
+        site,
+    } = *done;
     let Some(limit) = obs.slow_limit(opts) else {
         return;
     };
@@ -97,6 +106,7 @@ fn slow<T: RowCount>(
             .class
             .and_then(|i| obs.classes.classes.at(i))
             .map(|c| Arc::from(c.name()));
-        table.enqueue(slowlog::row(call, shape.as_deref(), &slow, class));
+        let site = *site.lock();
+        table.enqueue(slowlog::row(call, shape.as_deref(), &slow, class, site));
     }
 }

@@ -85,6 +85,7 @@ pub(crate) fn row(
     shape: Option<&Shape>,
     slow: &Slow<'_>,
     class: Option<Arc<str>>,
+    site: Option<&'static std::panic::Location<'static>>,
 ) -> SlowRow {
     let param_types = match call.params {
         Params::Typed(p) => p.iter().map(|(_, t)| t.clone()).collect(),
@@ -98,7 +99,7 @@ pub(crate) fn row(
         rows: slow.err.is_none().then_some(slow.rows),
         sqlstate: slow.err.map(|e| ErrorKind::of(e).error_type().to_owned()),
         class,
-        call_site: None,
+        call_site: site,
         params: slow.with_params.then(|| params_text(call.params)),
         param_types,
     }

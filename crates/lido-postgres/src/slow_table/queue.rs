@@ -167,7 +167,7 @@ mod tests {
             err: None,
             with_params: false,
         };
-        t.enqueue(row(&call, Some(&shape), &slow, None));
+        t.enqueue(row(&call, Some(&shape), &slow, None, None));
     }
 
     #[test]
@@ -206,7 +206,7 @@ mod tests {
             let t = table(N as usize);
             let started = Instant::now();
             for _ in 0..N {
-                t.enqueue(row(&call, Some(&shape), &slow, None));
+                t.enqueue(row(&call, Some(&shape), &slow, None, None));
             }
             let per = started.elapsed() / N;
             println!(

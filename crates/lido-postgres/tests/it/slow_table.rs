@@ -106,6 +106,13 @@ async fn slow_calls_arrive_as_rows_with_normalized_sql_and_no_secrets() {
         &format!("SELECT query, class FROM {table} WHERE class IS NOT NULL"),
     );
     assert_eq!(class_row, "SELECT pg_sleep($1)|realtime");
+    // The line that took the lease (`pool.get()` above), not lido's own.
+    let sites = psql(
+        server,
+        &db,
+        &format!("SELECT bool_and(call_site LIKE '%tests/it/slow_table.rs:%') FROM {table}"),
+    );
+    assert_eq!(sites, "t", "every row names this file's get() line");
     // The generic plan, fetched once per fingerprint.
     let planned = psql(
         server,
