@@ -3,6 +3,7 @@
 
 mod advise;
 mod advise_setup;
+mod advise_slow_table;
 mod bench_adaptive;
 mod bench_chart;
 mod bench_cli;
