@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::future::Either;
 use lido_core::{BreakerState, Pool, Pooled, Priority, Stats, Status};
 use tracing::Instrument;
 
@@ -84,7 +85,7 @@ impl PgPool {
     ) -> impl Future<Output = Result<PgPooled, PoolError>> + Send + '_ {
         let span = crate::obs::spans::acquire(&self.ctx().obs.db);
         let inner = span.clone();
-        async move {
+        let fut = async move {
             // Built and pinned in place: `unless_silent` takes a reference,
             // not a copy of the core's (large) future.
             let fut = pin!(self.inner.get_tracked(priority, location));
@@ -98,8 +99,13 @@ impl PgPool {
                 Ok(_) => {}
             }
             result
+        };
+        // No span wrapper to poll through when nothing listens.
+        if span.is_disabled() {
+            Either::Left(fut)
+        } else {
+            Either::Right(fut.instrument(span))
         }
-        .instrument(span)
     }
 
     pub(crate) fn ctx(&self) -> &ConnContext {

@@ -381,9 +381,9 @@ impl<'a> Timed<'a> {
         });
         let result = match self.limit.effective() {
             None => fut.await,
-            Some((deadline, kind)) => match tokio::time::timeout_at(deadline, fut.as_mut()).await {
+            Some((deadline, kind)) => match self.conn.within(deadline, fut.as_mut()).await {
                 Ok(r) => r,
-                Err(_) => {
+                Err(()) => {
                     // `call` stays armed while cancelling: if this future is
                     // dropped mid-cancel, the next user cancels again.
                     let e = self.expired(kind).await;
