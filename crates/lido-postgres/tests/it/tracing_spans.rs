@@ -314,6 +314,7 @@ mod otel {
             .with_simple_exporter(exporter.clone())
             .build();
         let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("lido-test"));
+        crate::common::capture::ensure_global_interest();
         let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
         let server = PgServer::shared();
         let db = server.create_database().expect("database");

@@ -98,10 +98,25 @@ where
     }
 }
 
+/// Makes the process's global subscriber a bare registry, once: interested
+/// in every span at every level. Without it, tests installing thread-local
+/// subscribers race each other: a test dropping its subscriber recomputes
+/// tracing's global max level and callsite interest from the subscribers
+/// it sees, and can leave a concurrently installed one filtered out
+/// (`lido.query` spans then never reach it). With an always-interested
+/// global subscriber those caches can never say "off".
+pub fn ensure_global_interest() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
+}
+
 impl Capture {
     /// Makes this the current thread's subscriber until the guard drops
     /// (use a current-thread runtime so every task runs here).
     pub fn install(&self) -> DefaultGuard {
+        ensure_global_interest();
         tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
     }
 
