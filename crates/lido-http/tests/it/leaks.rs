@@ -123,6 +123,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
 impl Warnings {
     fn install(&self) -> tracing::subscriber::DefaultGuard {
         use tracing_subscriber::layer::SubscriberExt;
+        // An always-interested global subscriber first: thread-local ones
+        // in concurrent tests otherwise race on tracing's global max level
+        // and callsite interest, and this one can end up filtered out.
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        });
         tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
     }
 
