@@ -97,6 +97,8 @@ pub(crate) enum Checkout<C> {
 pub(crate) struct Waiter<'w> {
     pub priority: Priority,
     pub deadline: Instant,
+    /// When the caller's `get()` began (read before the lock is taken).
+    pub since: Instant,
     pub waker: &'w Waker,
     /// Served once already (its connection failed validation): keeps its
     /// turn at the front of its lane.
@@ -217,9 +219,10 @@ impl<M: Manager> State<M> {
     /// it if none in flight covers it; returns the waiter's key.
     pub fn join_queue(&mut self, w: Waiter<'_>, step: &mut Step<'_, M>) -> usize {
         let key = if w.again {
-            self.waiters.push_front(w.priority, w.deadline, w.waker)
+            self.waiters
+                .push_front(w.priority, w.deadline, w.since, w.waker)
         } else {
-            self.waiters.push(w.priority, w.deadline, w.waker)
+            self.waiters.push(w.priority, w.deadline, w.since, w.waker)
         };
         if self.sweeper_parked || self.may_preempt_for(w.priority) {
             self.sweeper_parked = false;

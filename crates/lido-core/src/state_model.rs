@@ -224,6 +224,7 @@ fn take(m: &Arc<Model>) -> Result<Option<Conn>, usize> {
             let waiter = Waiter {
                 priority: Priority::Normal,
                 deadline: deadline(),
+                since: Instant::now(),
                 waker: Waker::noop(),
                 again: false,
             };

@@ -78,6 +78,7 @@ fn take_in(m: &Arc<Model>, lane: Priority) -> Result<Option<Conn>, usize> {
             let waiter = Waiter {
                 priority: lane,
                 deadline: deadline(),
+                since: Instant::now(),
                 waker: Waker::noop(),
                 again: false,
             };

@@ -114,6 +114,7 @@ impl<'a, M: Manager> Take<'a, M> {
             let waiter = Waiter {
                 priority: caller.priority,
                 deadline: caller.deadline,
+                since: caller.start,
                 waker: cx.waker(),
                 again: self.again,
             };

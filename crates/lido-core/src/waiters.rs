@@ -81,8 +81,14 @@ impl<T> WaitQueue<T> {
     /// Joins the back of `priority`'s lane, to be woken through `waker`;
     /// returns the waiter's key. `deadline` must not be earlier than that of
     /// any waiter already in the lane.
-    pub fn push(&mut self, priority: Priority, deadline: Instant, waker: &Waker) -> usize {
-        let key = self.insert(priority, deadline, waker);
+    pub fn push(
+        &mut self,
+        priority: Priority,
+        deadline: Instant,
+        since: Instant,
+        waker: &Waker,
+    ) -> usize {
+        let key = self.insert(priority, deadline, since, waker);
         self.lanes[priority as usize].push_back(key);
         key
     }
@@ -90,19 +96,32 @@ impl<T> WaitQueue<T> {
     /// Joins the front of `priority`'s lane: for a caller served once already
     /// whose connection failed validation, who keeps its turn. Its deadline is
     /// from before everyone now queued behind it, so the order holds.
-    pub fn push_front(&mut self, priority: Priority, deadline: Instant, waker: &Waker) -> usize {
-        let key = self.insert(priority, deadline, waker);
+    pub fn push_front(
+        &mut self,
+        priority: Priority,
+        deadline: Instant,
+        since: Instant,
+        waker: &Waker,
+    ) -> usize {
+        let key = self.insert(priority, deadline, since, waker);
         self.lanes[priority as usize].push_front(key);
         key
     }
 
-    fn insert(&mut self, priority: Priority, deadline: Instant, waker: &Waker) -> usize {
+    fn insert(
+        &mut self,
+        priority: Priority,
+        deadline: Instant,
+        since: Instant,
+        waker: &Waker,
+    ) -> usize {
+        // `since` comes from the caller: no clock read under the pool's lock.
         self.slots.insert(Slot {
             waker: Some(waker.clone()),
             item: None,
             priority,
             deadline,
-            since: Instant::now(),
+            since,
         })
     }
 
@@ -223,10 +242,10 @@ mod tests {
     #[test]
     fn fifo_within_lane_and_priority_across_lanes() {
         let mut q = WaitQueue::default();
-        let a = q.push(Priority::Normal, at(1), Waker::noop());
-        let b = q.push(Priority::Background, at(2), Waker::noop());
-        let c = q.push(Priority::Normal, at(3), Waker::noop());
-        let d = q.push(Priority::Critical, at(4), Waker::noop());
+        let a = q.push(Priority::Normal, at(1), at(0), Waker::noop());
+        let b = q.push(Priority::Background, at(2), at(0), Waker::noop());
+        let c = q.push(Priority::Normal, at(3), at(0), Waker::noop());
+        let d = q.push(Priority::Critical, at(4), at(0), Waker::noop());
         for i in 0..4 {
             assert!(q.deliver(i).is_ok());
         }
@@ -241,8 +260,8 @@ mod tests {
     #[test]
     fn cancel_removes_waiter_and_returns_delivered_item() {
         let mut q = WaitQueue::default();
-        let a = q.push(Priority::Normal, at(1), Waker::noop());
-        let b = q.push(Priority::Normal, at(2), Waker::noop());
+        let a = q.push(Priority::Normal, at(1), at(0), Waker::noop());
+        let b = q.push(Priority::Normal, at(2), at(0), Waker::noop());
         assert_eq!(q.cancel(a), None);
         assert_eq!(q.len(), 1);
         q.deliver(7).ok();
@@ -254,9 +273,9 @@ mod tests {
     #[test]
     fn expire_fails_only_overdue_fronts_and_reports_the_next_deadline() {
         let mut q = WaitQueue::default();
-        let a = q.push(Priority::Normal, at(10), Waker::noop());
-        let b = q.push(Priority::Critical, at(20), Waker::noop());
-        let c = q.push(Priority::Normal, at(30), Waker::noop());
+        let a = q.push(Priority::Normal, at(10), at(0), Waker::noop());
+        let b = q.push(Priority::Critical, at(20), at(0), Waker::noop());
+        let c = q.push(Priority::Normal, at(30), at(0), Waker::noop());
         let mut wakers = Vec::new();
         assert_eq!(q.expire(at(5), || -1, &mut wakers), Some(at(10)));
         assert_eq!(q.len(), 3);

@@ -22,6 +22,16 @@ impl<M: Manager> State<M> {
 
     /// The highest lane, down to `lowest`, with a waiter that may be served now.
     pub(super) fn servable_from(&self, lowest: Priority) -> Option<Priority> {
+        if !self.rules.lanes.is_active() {
+            // Without limits every lane is admitted alike: check once.
+            if !self.admits(Priority::Critical) {
+                return None;
+            }
+            return Priority::ALL
+                .into_iter()
+                .take_while(|&p| p <= lowest)
+                .find(|&p| self.waiters.lane_len(p) > 0);
+        }
         Priority::ALL
             .into_iter()
             .take_while(|&p| p <= lowest)
