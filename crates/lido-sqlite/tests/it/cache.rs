@@ -65,10 +65,10 @@ async fn concurrent_identical_misses_run_one_statement() {
 async fn entries_expire_after_their_ttl() {
     let db = pool().await;
     let q = "SELECT count(*) FROM t";
-    let ttl = Duration::from_millis(50);
+    let ttl = Duration::from_millis(500);
     db.cached().ttl(ttl).query(q, &[]).await.expect("miss");
     db.cached().ttl(ttl).query(q, &[]).await.expect("hit");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     db.cached()
         .ttl(ttl)
         .query(q, &[])

@@ -15,9 +15,10 @@ const ENDLESS: &str =
     "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n";
 
 async fn pool() -> SqlitePool {
-    let quick = QueryClass::new("quick").deadline(Some(Duration::from_millis(150)));
+    // Long enough that a trivial call never misses it on a loaded machine.
+    let quick = QueryClass::new("quick").deadline(Some(Duration::from_secs(1)));
     let mut watched = QueryClass::new("watched").deadline(Some(Duration::from_secs(5)));
-    watched.near_timeout = 0.02;
+    watched.near_timeout = 0.04; // 200 ms of 5 s
     Builder::memory_unique()
         .readers(1)
         .acquire_timeout(Duration::from_secs(30))
@@ -54,7 +55,7 @@ async fn a_read_past_its_deadline_is_interrupted_and_counted() {
         .await
         .expect("read");
     assert_eq!(n, 7);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let n: i64 = db
         .read(|c| c.query_row("SELECT 8", [], |r| r.get(0)))
         .await
@@ -110,7 +111,7 @@ async fn slow_calls_count_as_near_timeouts() {
     let watched = db.class("watched").expect("class");
     watched
         .read(|_| {
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(Duration::from_millis(400));
             Ok(())
         })
         .await
