@@ -40,6 +40,9 @@ struct Rules {
     core: usize,
     min_idle: usize,
     lanes: LaneLimits,
+    /// `lanes.is_active()`, worked out once: the lane rules are checked on
+    /// every checkout and return, under the lock.
+    lanes_on: bool,
 }
 
 /// The pool's state; lives under the pool's one lock.
@@ -133,6 +136,7 @@ impl<M: Manager> State<M> {
                 core: cfg.core(),
                 min_idle: cfg.min_idle,
                 lanes: cfg.lanes,
+                lanes_on: cfg.lanes.is_active(),
             },
         }
     }

@@ -11,18 +11,24 @@ use crate::waiters::Priority;
 impl<M: Manager> State<M> {
     /// Whether `lane` may take one more connection within the limits.
     pub(super) fn may_take(&self, lane: Priority) -> bool {
+        if !self.rules.lanes_on {
+            return self.held.total() < self.cap();
+        }
         self.held.may_take(lane, &self.rules.lanes, self.cap())
     }
 
     /// Whether `lane` may take one more: within the limits, or borrowed
     /// from a higher lane's reserve when lending is on.
     pub(super) fn admits(&self, lane: Priority) -> bool {
+        if !self.rules.lanes_on {
+            return self.held.total() < self.cap();
+        }
         self.held.admits(lane, &self.rules.lanes, self.cap())
     }
 
     /// The highest lane, down to `lowest`, with a waiter that may be served now.
     pub(super) fn servable_from(&self, lowest: Priority) -> Option<Priority> {
-        if !self.rules.lanes.is_active() {
+        if !self.rules.lanes_on {
             // Without limits every lane is admitted alike: check once.
             if !self.admits(Priority::Critical) {
                 return None;
@@ -65,7 +71,7 @@ impl<M: Manager> State<M> {
     /// With lane limits on, idle connections can wait while a capped lane's
     /// callers wait: once a lane may take again, hand them over.
     pub(super) fn serve_idle(&mut self, step: &mut Step<'_, M>) {
-        if !self.rules.lanes.is_active() {
+        if !self.rules.lanes_on {
             return;
         }
         while let Some(lane) = self.servable_from(Priority::Background) {
@@ -101,7 +107,7 @@ impl<M: Manager> State<M> {
     /// limits on, as many as their lanes may take (less idle connections
     /// already there for them).
     pub(super) fn servable_waiters(&self) -> usize {
-        if !self.rules.lanes.is_active() {
+        if !self.rules.lanes_on {
             return self.waiters.len();
         }
         let mut held = self.held;
