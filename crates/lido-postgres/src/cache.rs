@@ -24,7 +24,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::classes::PgClassPool;
-use crate::cluster::{Lsn, LsnParseError};
+use crate::cluster::Lsn;
 use crate::conn::pgconn::PgConn;
 use crate::error::PgError;
 use crate::obs::result_cache::{CacheStats, ResultCache};
@@ -157,9 +157,7 @@ impl CachedQuery<'_> {
 /// `pg_current_wal_insert_lsn()` on `conn`.
 async fn server_position(conn: &PgConn) -> Result<Lsn, PgError> {
     let row = conn
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_insert_lsn()", &[])
         .await?;
-    let text: &str = row.get(0);
-    text.parse()
-        .map_err(|e: LsnParseError| PgError::Cached(e.to_string()))
+    Ok(row.try_get(0)?)
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use lido_core::Manager;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{Lsn, LsnParseError};
+use crate::cluster::Lsn;
 use crate::conn::pgconn::PgConn;
 use crate::error::PgError;
 use crate::obs::feed_position::FeedPosition;
@@ -284,12 +284,9 @@ async fn follow(
 async fn flushed(conn: &PgConn) -> Result<u64, PgError> {
     let row = conn
         .client()
-        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_flush_lsn()", &[])
         .await?;
-    let text: &str = row.get(0);
-    let lsn: Lsn = text
-        .parse()
-        .map_err(|e: LsnParseError| PgError::Cached(e.to_string()))?;
+    let lsn: Lsn = row.try_get(0)?;
     Ok(lsn.0)
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Notification;
 
 use crate::cache_feed::{FeedError, FeedState, Seen, WalFeed};
-use crate::cluster::{Lsn, LsnParseError};
+use crate::cluster::Lsn;
 use crate::conn::pgconn::PgConn;
 use crate::error::PgError;
 use crate::pool::PgPool;
@@ -235,14 +235,11 @@ async fn probe(
     let row = conn
         .client()
         .query_one(
-            "SELECT pg_current_wal_insert_lsn()::text, pg_notify($1, $2)",
+            "SELECT pg_current_wal_insert_lsn(), pg_notify($1, $2)",
             &[&channel, &tag],
         )
         .await?;
-    let text: &str = row.get(0);
-    let lsn: Lsn = text
-        .parse()
-        .map_err(|e: LsnParseError| PgError::Cached(e.to_string()))?;
+    let lsn: Lsn = row.try_get(0)?;
     let until = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let next = tokio::time::timeout_at(until, rx.recv()).await;

@@ -146,13 +146,10 @@ impl ClusterConn {
         let row = self
             .conn
             .client()
-            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .query_one("SELECT pg_current_wal_insert_lsn()", &[])
             .await
             .map_err(|e| fail(e.into()))?;
-        let text: String = row.try_get(0).map_err(|e| fail(e.into()))?;
-        let insert: Lsn = text
-            .parse()
-            .map_err(|e| fail(crate::error::PgError::app(e)))?;
+        let insert: Lsn = row.try_get(0).map_err(|e| fail(e.into()))?;
         Ok(insert.replayed_mark())
     }
 }

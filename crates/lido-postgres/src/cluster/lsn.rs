@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use tokio_postgres::types::{FromSql, Type};
+
 /// A write-ahead-log position (`pg_lsn`): two hexadecimal halves of a
 /// 64-bit byte offset, `16/B374D848`. Positions order as the log does, and
 /// their difference is the number of bytes between them.
@@ -76,6 +78,21 @@ impl FromStr for Lsn {
             u64::from_str_radix(h, 16).map_err(|_| bad())
         };
         Ok(Lsn((half(hi)? << 32) | half(lo)?))
+    }
+}
+
+/// Read straight from a `pg_lsn` column (its binary form: 8 bytes, big
+/// endian), so a query needs no `::text` and no parsing.
+impl<'a> FromSql<'a> for Lsn {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let bytes: [u8; 8] = raw
+            .try_into()
+            .map_err(|_| format!("a pg_lsn is 8 bytes, got {}", raw.len()))?;
+        Ok(Lsn(u64::from_be_bytes(bytes)))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::PG_LSN
     }
 }
 

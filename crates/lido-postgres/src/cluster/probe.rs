@@ -16,9 +16,9 @@ use crate::conn::pgconn::PgConn;
 /// position (what replicas can have: lag counts from it).
 const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
     (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
-     ELSE pg_current_wal_insert_lsn() END)::text, \
+     ELSE pg_current_wal_insert_lsn() END), \
     (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() \
-     ELSE pg_current_wal_flush_lsn() END)::text, \
+     ELSE pg_current_wal_flush_lsn() END), \
     EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8";
 
 /// What one probe found.
@@ -73,11 +73,8 @@ async fn probe_on(node: &Node, conn: &mut Option<PgConn>) -> Result<Sample, Stri
         .await
         .map_err(|e| crate::error::PgError::from(e).to_string())?;
     let rtt = taken_at.elapsed();
-    let parse = |i: usize| -> Result<Option<Lsn>, String> {
-        let text: Option<String> = row.try_get(i).map_err(|e| e.to_string())?;
-        text.map(|t| t.parse::<Lsn>().map_err(|e| e.to_string()))
-            .transpose()
-    };
+    let parse =
+        |i: usize| -> Result<Option<Lsn>, String> { row.try_get(i).map_err(|e| e.to_string()) };
     let lsn = parse(1)?.ok_or("the server reported no WAL position yet")?;
     let age: Option<f64> = row.try_get(3).map_err(|e| e.to_string())?;
     let in_recovery: bool = row.try_get(0).map_err(|e| e.to_string())?;

@@ -146,16 +146,12 @@ impl Shared {
         loop {
             let Ok(row) = conn
                 .client()
-                .query_one("SELECT pg_last_wal_replay_lsn()::text", &[])
+                .query_one("SELECT pg_last_wal_replay_lsn()", &[])
                 .await
             else {
                 return false;
             };
-            let lsn = row
-                .try_get::<_, Option<String>>(0)
-                .ok()
-                .flatten()
-                .and_then(|t| t.parse::<Lsn>().ok());
+            let lsn = row.try_get::<_, Option<Lsn>>(0).ok().flatten();
             let Some(lsn) = lsn else { return false };
             self.nodes[node].saw_lsn(lsn);
             if lsn >= min {
