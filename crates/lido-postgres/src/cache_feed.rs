@@ -70,12 +70,13 @@ pub struct WalFeed {
     state: Arc<FeedState>,
 }
 
-/// What the feed has done (read through [`WalFeed`]).
-#[derive(Debug, Default)]
+/// What the feed has done (read through [`WalFeed`]); whether it reads
+/// now is its cache position's `is_active`, kept in one place.
+#[derive(Debug)]
 pub(crate) struct FeedState {
-    pub(crate) active: AtomicBool,
-    pub(crate) changes: AtomicU64,
-    pub(crate) restarts: AtomicU64,
+    position: Arc<FeedPosition>,
+    changes: AtomicU64,
+    restarts: AtomicU64,
     dropped_for_retention: AtomicBool,
 }
 
@@ -86,7 +87,7 @@ impl WalFeed {
 
     /// Whether the feed is reading its slot now.
     pub fn is_active(&self) -> bool {
-        self.state.active.load(Ordering::Relaxed)
+        self.state.position.is_active()
     }
 
     /// Changes read from the slot so far.
@@ -123,16 +124,8 @@ impl PgPool {
         let cache = self.result_cache().ok_or(FeedError::NoCache)?;
         let (conn, slot) = open(self).await?;
         let seen = Seen::of(cache);
-        let state = Arc::new(FeedState::default());
-        state.active.store(true, Ordering::Relaxed);
-        let task = tokio::spawn(run(
-            self.clone(),
-            conn,
-            slot,
-            seen,
-            config,
-            Arc::clone(&state),
-        ));
+        let state = Arc::clone(&seen.state);
+        let task = tokio::spawn(run(self.clone(), conn, slot, seen, config));
         Ok(WalFeed { task, state })
     }
 }
@@ -166,21 +159,66 @@ async fn open(pool: &PgPool) -> Result<(PgConn, String), FeedError> {
     }
 }
 
-/// Where a feed reports: the cache's write log and its position.
+/// Where a feed reports (the cache's write log and position, and the
+/// feed's own counters), and what both feeds do when they fail and come
+/// back.
 pub(crate) struct Seen {
     pub(crate) log: Arc<WriteLog>,
-    pub(crate) position: Arc<FeedPosition>,
+    pub(crate) state: Arc<FeedState>,
 }
 
 impl Seen {
     /// The cache's, marked active.
     pub(crate) fn of(cache: &ResultCache) -> Self {
-        let seen = Self {
-            log: Arc::clone(&cache.writes),
+        let state = FeedState {
             position: Arc::clone(&cache.position),
+            changes: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            dropped_for_retention: AtomicBool::new(false),
         };
-        seen.position.set_active(true);
-        seen
+        state.position.set_active(true);
+        Self {
+            log: Arc::clone(&cache.writes),
+            state: Arc::new(state),
+        }
+    }
+
+    pub(crate) fn position(&self) -> &FeedPosition {
+        &self.state.position
+    }
+
+    /// `n` changes applied to the write log.
+    pub(crate) fn changed(&self, tables: &[String]) {
+        self.state
+            .changes
+            .fetch_add(tables.len() as u64, Ordering::Relaxed);
+        self.log.wrote(tables);
+    }
+
+    /// The feed failed: every cached result is stale, readers waiting for
+    /// a position go to the server.
+    pub(crate) fn failed(&self, feed: &str, e: &PgError) {
+        self.position().set_active(false);
+        self.state.restarts.fetch_add(1, Ordering::Relaxed);
+        self.log.wrote_all();
+        tracing::warn!(error = %e, feed, "lido-postgres: result cache feed failed; every cached result is now stale, starting over");
+    }
+
+    /// Retries `open` once a second until it succeeds; writes made while
+    /// the feed was away were not seen, so everything is stale again.
+    pub(crate) async fn reopen<T, F, Fut>(&self, open: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, FeedError>>,
+    {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Ok(opened) = open().await {
+                self.log.wrote_all();
+                self.position().set_active(true);
+                return opened;
+            }
+        }
     }
 }
 
@@ -188,56 +226,23 @@ impl Drop for Seen {
     fn drop(&mut self) {
         // The feed ended (stopped, or its task aborted): readers waiting
         // for a position go to the server.
-        self.position.set_active(false);
+        self.position().set_active(false);
     }
 }
 
-async fn run(
-    pool: PgPool,
-    mut conn: PgConn,
-    mut slot: String,
-    seen: Seen,
-    config: FeedConfig,
-    state: Arc<FeedState>,
-) {
-    let log = &seen.log;
+async fn run(pool: PgPool, mut conn: PgConn, mut slot: String, seen: Seen, config: FeedConfig) {
     loop {
-        match follow(&conn, &slot, &seen, config, &state).await {
-            Ok(()) => {
-                // Dropped for retention: TTL only from here on.
-                state.active.store(false, Ordering::Relaxed);
-                seen.position.set_active(false);
-                return;
-            }
-            Err(e) => {
-                state.active.store(false, Ordering::Relaxed);
-                seen.position.set_active(false);
-                state.restarts.fetch_add(1, Ordering::Relaxed);
-                log.wrote_all();
-                tracing::warn!(error = %e, "lido-postgres: result cache feed failed; every cached result is now stale, starting over");
-            }
+        match follow(&conn, &slot, &seen, config).await {
+            // Dropped for retention: TTL only from here on (`seen` drops).
+            Ok(()) => return,
+            Err(e) => seen.failed("wal", &e),
         }
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            if let Ok((c, s)) = open(&pool).await {
-                (conn, slot) = (c, s);
-                state.active.store(true, Ordering::Relaxed);
-                log.wrote_all(); // writes while it was away were not seen
-                seen.position.set_active(true);
-                break;
-            }
-        }
+        (conn, slot) = seen.reopen(|| open(&pool)).await;
     }
 }
 
 /// Reads the slot until it fails (`Err`) or is dropped for retention (`Ok`).
-async fn follow(
-    conn: &PgConn,
-    slot: &str,
-    seen: &Seen,
-    config: FeedConfig,
-    state: &FeedState,
-) -> Result<(), PgError> {
+async fn follow(conn: &PgConn, slot: &str, seen: &Seen, config: FeedConfig) -> Result<(), PgError> {
     let log = &seen.log;
     let mut polls: u64 = 0;
     loop {
@@ -260,23 +265,22 @@ async fn follow(
             }
         }
         if !tables.is_empty() {
-            state
-                .changes
-                .fetch_add(tables.len() as u64, Ordering::Relaxed);
-            log.wrote(&tables);
+            seen.changed(&tables);
         }
-        seen.position.advance(flushed);
+        seen.position().advance(flushed);
         polls += 1;
         if polls % 20 == 0 && retained(conn, slot).await? > config.max_retained_bytes {
             tracing::warn!(slot, "lido-postgres: the result cache's slot holds back too much WAL; dropping it, the cache now relies on its TTL alone");
             conn.client()
                 .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
                 .await?;
-            state.dropped_for_retention.store(true, Ordering::Relaxed);
+            seen.state
+                .dropped_for_retention
+                .store(true, Ordering::Relaxed);
             log.wrote_all();
             return Ok(());
         }
-        seen.position.next_round(config.poll).await;
+        seen.position().next_round(config.poll).await;
     }
 }
 

@@ -12,7 +12,6 @@
 //! order, so once its own arrives, every write that committed before that
 //! position has been applied.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use lido_core::Manager;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Notification;
 
-use crate::cache_feed::{FeedError, FeedState, Seen, WalFeed};
+use crate::cache_feed::{FeedError, Seen, WalFeed};
 use crate::cluster::Lsn;
 use crate::conn::pgconn::PgConn;
 use crate::error::PgError;
@@ -129,16 +128,8 @@ impl PgPool {
         let cache = self.result_cache().ok_or(FeedError::NoCache)?;
         let (conn, rx) = listen(self, &config.channel).await?;
         let seen = Seen::of(cache);
-        let state = Arc::new(FeedState::default());
-        state.active.store(true, Ordering::Relaxed);
-        let task = tokio::spawn(run(
-            self.clone(),
-            conn,
-            rx,
-            seen,
-            config,
-            Arc::clone(&state),
-        ));
+        let state = Arc::clone(&seen.state);
+        let task = tokio::spawn(run(self.clone(), conn, rx, seen, config));
         Ok(WalFeed::new(task, state))
     }
 }
@@ -162,26 +153,14 @@ async fn run(
     mut rx: UnboundedReceiver<Notification>,
     seen: Seen,
     config: NotifyFeedConfig,
-    state: Arc<FeedState>,
 ) {
     let mut probes = 0u64;
     loop {
-        let e = follow(&conn, &mut rx, &seen, &config, &state, &mut probes).await;
-        state.active.store(false, Ordering::Relaxed);
-        seen.position.set_active(false);
-        state.restarts.fetch_add(1, Ordering::Relaxed);
-        seen.log.wrote_all();
-        tracing::warn!(error = %e, "lido-postgres: result cache notify feed failed; every cached result is now stale, starting over");
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            if let Ok((c, r)) = listen(&pool, &config.channel).await {
-                (conn, rx) = (c, r);
-                state.active.store(true, Ordering::Relaxed);
-                seen.log.wrote_all(); // writes while it was away were not seen
-                seen.position.set_active(true);
-                break;
-            }
-        }
+        let e = follow(&conn, &mut rx, &seen, &config, &mut probes).await;
+        seen.failed("notify", &e);
+        (conn, rx) = seen
+            .reopen(|| async { Ok(listen(&pool, &config.channel).await?) })
+            .await;
     }
 }
 
@@ -191,20 +170,19 @@ async fn follow(
     rx: &mut UnboundedReceiver<Notification>,
     seen: &Seen,
     config: &NotifyFeedConfig,
-    state: &FeedState,
     probes: &mut u64,
 ) -> PgError {
     loop {
         tokio::select! {
             n = rx.recv() => match n {
                 Some(n) => {
-                    apply(&n, seen, state);
+                    apply(&n, seen);
                 }
                 None => return PgError::Cached("the listening connection closed".to_owned()),
             },
-            () = seen.position.next_round(config.probe) => {
+            () = seen.position().next_round(config.probe) => {
                 *probes += 1;
-                if let Err(e) = probe(conn, rx, seen, &config.channel, state, *probes).await {
+                if let Err(e) = probe(conn, rx, seen, &config.channel, *probes).await {
                     return e;
                 }
             }
@@ -213,12 +191,10 @@ async fn follow(
 }
 
 /// A table's notification invalidates it; a probe's own is ignored here.
-fn apply(n: &Notification, seen: &Seen, state: &FeedState) {
-    if n.payload().starts_with(PROBE) {
-        return;
+fn apply(n: &Notification, seen: &Seen) {
+    if !n.payload().starts_with(PROBE) {
+        seen.changed(&[n.payload().to_owned()]);
     }
-    state.changes.fetch_add(1, Ordering::Relaxed);
-    seen.log.wrote(&[n.payload().to_owned()]);
 }
 
 /// Reads the server's position while notifying itself; once its own
@@ -228,7 +204,6 @@ async fn probe(
     rx: &mut UnboundedReceiver<Notification>,
     seen: &Seen,
     channel: &str,
-    state: &FeedState,
     n: u64,
 ) -> Result<(), PgError> {
     let tag = format!("{PROBE}{n}");
@@ -245,7 +220,7 @@ async fn probe(
         let next = tokio::time::timeout_at(until, rx.recv()).await;
         match next {
             Ok(Some(note)) if note.payload() == tag => break,
-            Ok(Some(note)) => apply(&note, seen, state),
+            Ok(Some(note)) => apply(&note, seen),
             Ok(None) => {
                 return Err(PgError::Cached(
                     "the listening connection closed".to_owned(),
@@ -258,7 +233,7 @@ async fn probe(
             }
         }
     }
-    seen.position.advance(lsn.0);
+    seen.position().advance(lsn.0);
     Ok(())
 }
 
