@@ -103,6 +103,8 @@ impl Watchdog {
         // and the server it asks (the one a connection stalled on).
         let mut recheck: Option<BoxFuture<'static, Probe>> = None;
         let mut silent_at: Option<Target> = None;
+        // What the last sample found: nothing owed, so the watchdog may park.
+        let mut idle = false;
         loop {
             match recheck.as_mut() {
                 Some(p) => {
@@ -116,7 +118,7 @@ impl Watchdog {
                         }
                     }
                 }
-                None if self.liveness.silent_for().is_none() && self.liveness.idle() => {
+                None if idle && self.liveness.silent_for().is_none() => {
                     self.park().await;
                     tick.reset();
                 }
@@ -128,7 +130,8 @@ impl Watchdog {
                 return;
             }
             let now = Instant::now().into_std();
-            let (stall, _) = self.liveness.sample(now, self.stall_after);
+            let sampled = self.liveness.sample(now, self.stall_after);
+            idle = sampled.idle;
             if self.liveness.silent_for().is_some() {
                 self.liveness.close_stalled(now, self.stall_after);
                 if let (None, Some(at)) = (&recheck, &silent_at) {
@@ -137,16 +140,19 @@ impl Watchdog {
                 }
                 continue;
             }
-            let Some(stall) = stall else { continue };
+            let Some(stall) = sampled.stall else {
+                continue;
+            };
             let p = probe(Arc::clone(&self.plan), stall.target.clone(), self.probe_for);
             let found = p.await;
             // Any answer on any connection meanwhile: slow, not silent.
-            let (_, progressed) = self
+            let after = self
                 .liveness
                 .sample(Instant::now().into_std(), self.stall_after);
+            idle = after.idle;
             match found {
                 Probe::Answered => self.liveness.vouch_for_stalled(),
-                Probe::Silent if progressed => self.liveness.vouch_for_stalled(),
+                Probe::Silent if after.progressed => self.liveness.vouch_for_stalled(),
                 Probe::Silent => {
                     self.silent(&stall);
                     silent_at = Some(stall.target);

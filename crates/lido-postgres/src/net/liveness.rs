@@ -49,6 +49,17 @@ pub(crate) struct Stall {
     pub(crate) target: Target,
 }
 
+/// What one sample found.
+#[derive(Debug)]
+pub(crate) struct Sampled {
+    /// The oldest stall past the limit no probe vouched for.
+    pub(crate) stall: Option<Stall>,
+    /// Some connection received an answer since the last sample.
+    pub(crate) progressed: bool,
+    /// No connection owes an answer.
+    pub(crate) idle: bool,
+}
+
 /// What the watchdog shares with the pool's connections and `get()`.
 #[derive(Debug)]
 pub(crate) struct Liveness {
@@ -155,16 +166,19 @@ impl Liveness {
     }
 
     /// Samples every connection at `now`: forgets closed ones and returns
-    /// the oldest stall at least `after` old that no probe vouched for, and
-    /// whether any connection received an answer since the last sample.
-    pub(crate) fn sample(&self, now: Instant, after: Duration) -> (Option<Stall>, bool) {
+    /// the oldest stall at least `after` old that no probe vouched for,
+    /// whether any connection received an answer since the last sample,
+    /// and whether none owes one.
+    pub(crate) fn sample(&self, now: Instant, after: Duration) -> Sampled {
         let mut oldest: Option<Stall> = None;
         let mut progressed = false;
+        let mut idle = true;
         self.conns.lock().retain_mut(|w| {
             let Some(wire) = w.wire.upgrade() else {
                 return false;
             };
             let (received, owed) = wire.progress();
+            idle &= !owed;
             if received != w.received || !owed {
                 progressed |= received != w.received;
                 w.received = received;
@@ -182,7 +196,11 @@ impl Liveness {
             }
             true
         });
-        (oldest, progressed)
+        Sampled {
+            stall: oldest,
+            progressed,
+            idle,
+        }
     }
 
     /// Whether no connection owes an answer (the watchdog may park).

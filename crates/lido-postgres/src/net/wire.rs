@@ -516,4 +516,23 @@ mod tests {
         assert!(s.is_lost());
         assert_eq!(s.status(), TxStatus::Unknown);
     }
+
+    /// The watchdog's bell rings only while it is parked, once per park.
+    #[tokio::test]
+    async fn a_request_rings_a_parked_watchdog_only() {
+        let bell = Arc::new(IdleBell::default());
+        let s = WireState::default();
+        s.ring_on_owe(&bell);
+        s.owe(); // not parked: no ring
+        let early = tokio::time::timeout(std::time::Duration::from_millis(20), bell.rung()).await;
+        assert!(early.is_err(), "rang while awake");
+        bell.park();
+        s.owe();
+        s.owe(); // the second finds it unparked already
+        tokio::time::timeout(std::time::Duration::from_secs(5), bell.rung())
+            .await
+            .expect("rang once parked");
+        let again = tokio::time::timeout(std::time::Duration::from_millis(20), bell.rung()).await;
+        assert!(again.is_err(), "one ring per park");
+    }
 }
