@@ -177,10 +177,6 @@ impl Held {
     /// Whether `lane` may take one more connection: within the limits, or
     /// borrowed from a higher lane's reserve when lending is on.
     pub(crate) fn admits(&self, lane: Priority, limits: &LaneLimits, max_size: usize) -> bool {
-        if !limits.is_active() {
-            // No reserve, no share: both rules below reduce to this.
-            return self.total() < max_size;
-        }
         self.may_take(lane, limits, max_size) || self.may_borrow(lane, limits, max_size)
     }
 
@@ -199,10 +195,6 @@ impl Held {
     /// what those lanes and the ones below hold stays within the room the
     /// lanes further up leave.
     pub(crate) fn may_take(&self, lane: Priority, limits: &LaneLimits, max_size: usize) -> bool {
-        if !limits.is_active() {
-            // Every own cap unbounded and every room `max_size`.
-            return self.total() < max_size;
-        }
         let i = lane as usize;
         if self.0[i] >= limits.own_cap(i, max_size) {
             return false;

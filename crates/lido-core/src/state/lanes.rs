@@ -12,6 +12,7 @@ impl<M: Manager> State<M> {
     /// Whether `lane` may take one more connection within the limits.
     pub(super) fn may_take(&self, lane: Priority) -> bool {
         if !self.rules.lanes_on {
+            // No reserve, no share: every lane rule reduces to this.
             return self.held.total() < self.cap();
         }
         self.held.may_take(lane, &self.rules.lanes, self.cap())
