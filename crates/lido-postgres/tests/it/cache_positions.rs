@@ -8,7 +8,7 @@ use std::time::Duration;
 use lido_postgres::{FeedConfig, PgPool};
 
 use crate::common;
-use crate::result_cache::{logical_items, name};
+use crate::result_cache::{items_pool, logical_items, name};
 
 async fn read(q: lido_postgres::CachedQuery<'_>) -> String {
     let rows = q
@@ -83,26 +83,9 @@ async fn without_a_feed_a_positioned_read_goes_to_the_server() {
 /// positions still hold (the feed's own notification marks them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trigger_feed_works_without_logical_decoding() {
-    use lido_postgres::{NotifyFeedConfig, ResultCacheConfig, DEFAULT_NOTIFY_CHANNEL};
+    use lido_postgres::{NotifyFeedConfig, DEFAULT_NOTIFY_CHANNEL};
     let server = lido_testkit::PgServer::shared();
-    let db = server.create_database().expect("db");
-    let pool = common::builder(common::config(server, &db), 2)
-        .result_cache(ResultCacheConfig {
-            default_ttl: Duration::from_secs(600),
-            // A loaded machine may delay the feed: never bypass for that
-            // here (a bypass is correct, but these tests count hits).
-            position_wait: Duration::from_secs(10),
-            ..ResultCacheConfig::default()
-        })
-        .build()
-        .await
-        .expect("pool");
-    pool.get()
-        .await
-        .expect("get")
-        .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'old')")
-        .await
-        .expect("setup");
+    let (db, pool) = items_pool(server).await;
     pool.install_write_triggers(DEFAULT_NOTIFY_CHANNEL, &["items"])
         .await
         .expect("triggers");

@@ -168,16 +168,22 @@ async fn statements_that_cannot_be_cached_say_why() {
     assert!(plain.cache_stats().await.is_none());
 }
 
-/// A server with `wal_level = logical`, a database with `items` (1, 'old')
-/// and a pool on it with a result cache (10 minute TTL).
+/// A server with `wal_level = logical`, and on it what [`items_pool`] makes.
 pub(crate) async fn logical_items() -> (PgServer, String, PgPool) {
     let server = PgServer::builder()
         .setting("wal_level", "logical")
         .setting("synchronous_commit", "on")
         .start()
         .expect("logical server");
+    let (db, pool) = items_pool(&server).await;
+    (server, db, pool)
+}
+
+/// A fresh database on `server` with `items` (1, 'old') and a pool on it
+/// with a result cache (10 minute TTL).
+pub(crate) async fn items_pool(server: &PgServer) -> (String, PgPool) {
     let db = server.create_database().expect("db");
-    let pool = common::builder(common::config(&server, &db), 2)
+    let pool = common::builder(common::config(server, &db), 2)
         .result_cache(ResultCacheConfig {
             default_ttl: Duration::from_secs(600),
             // A loaded machine may delay the feed: never bypass for that
@@ -194,7 +200,7 @@ pub(crate) async fn logical_items() -> (PgServer, String, PgPool) {
         .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'old')")
         .await
         .expect("setup");
-    (server, db, pool)
+    (db, pool)
 }
 
 /// Writes that bypass the pool reach the cache through the WAL feed (a
