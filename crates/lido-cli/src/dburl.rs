@@ -94,8 +94,18 @@ fn password_in(url: &str) -> Option<&str> {
 /// `msg` with the password written in `url` (if any) replaced by `***`.
 pub fn scrub(msg: &str, url: &str) -> String {
     match password_in(url) {
-        Some(pw) if pw.len() >= 2 => msg.replace(pw, "***"),
-        _ => msg.to_owned(),
+        Some(pw) => scrub_secret(msg, pw),
+        None => msg.to_owned(),
+    }
+}
+
+/// `msg` with `secret` replaced by `***` (a one-character secret is left:
+/// replacing it would garble every word that contains it).
+pub fn scrub_secret(msg: &str, secret: &str) -> String {
+    if secret.len() >= 2 {
+        msg.replace(secret, "***")
+    } else {
+        msg.to_owned()
     }
 }
 

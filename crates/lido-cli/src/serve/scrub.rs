@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-/// Replaces the password (when there is one of 3 characters or more: a
-/// shorter one would blank ordinary words) with `***`.
+/// Replaces the password with `***`, by the rule every other `lido`
+/// output uses ([`crate::dburl::scrub_secret`]).
 #[derive(Clone, Default)]
 pub struct Scrubber {
     password: Option<Arc<str>>,
@@ -15,14 +15,14 @@ impl Scrubber {
     /// A scrubber for `password`.
     pub fn new(password: Option<&str>) -> Self {
         Self {
-            password: password.filter(|p| p.len() >= 3).map(Arc::from),
+            password: password.map(Arc::from),
         }
     }
 
     /// `text` without the password.
     pub fn text(&self, text: &str) -> String {
         match &self.password {
-            Some(p) => text.replace(&**p, "***"),
+            Some(p) => crate::dburl::scrub_secret(text, p),
             None => text.to_owned(),
         }
     }
