@@ -39,7 +39,7 @@ pub(crate) async fn acquire<M: Manager>(
         location,
         priority,
         start,
-        deadline: crate::time::add(start, cfg.acquire_timeout),
+        timeout: cfg.acquire_timeout,
         backtrace: (cfg.leak_threshold.is_some() && cfg.leak_backtrace)
             .then(|| Arc::new(Backtrace::force_capture())),
     };
@@ -52,7 +52,12 @@ pub(crate) async fn acquire<M: Manager>(
         };
         let Got { live, now, waited } = got;
         let mut guard = Pooled::new(Arc::clone(shared), live, location, now);
-        match validate(shared, &mut guard, now, caller.deadline).await {
+        // The common case decides without an await: no check future is built.
+        let checked = match quick_check(shared, &mut guard, now) {
+            Some(checked) => checked,
+            None => validate(shared, &mut guard, now, caller.deadline()).await,
+        };
+        match checked {
             Checked::Ok { revalidated } => {
                 let now = if revalidated { Instant::now() } else { now };
                 guard.activate(now);
@@ -119,7 +124,27 @@ enum Checked {
     TimedOut,
 }
 
-/// Broken, expired, or (after the bypass window) failing its `check`?
+/// Broken, expired, or fresh enough to skip its `check`: decided without an
+/// await. `None` when the connection must pass `check` ([`validate`]).
+fn quick_check<M: Manager>(
+    shared: &Shared<M>,
+    guard: &mut Pooled<M>,
+    now: Instant,
+) -> Option<Checked> {
+    let live = guard.live_mut();
+    if shared.manager.has_broken(&mut live.conn) {
+        return Some(Checked::Closed(CloseReason::Broken));
+    }
+    if live.expired(now) {
+        return Some(Checked::Closed(CloseReason::Lifetime));
+    }
+    if live.unchecked_for(now) <= shared.cfg.validation_bypass {
+        return Some(Checked::Ok { revalidated: false });
+    }
+    None
+}
+
+/// Runs the connection's `check` (idle past the bypass window).
 async fn validate<M: Manager>(
     shared: &Shared<M>,
     guard: &mut Pooled<M>,
@@ -127,15 +152,6 @@ async fn validate<M: Manager>(
     deadline: Instant,
 ) -> Checked {
     let live = guard.live_mut();
-    if shared.manager.has_broken(&mut live.conn) {
-        return Checked::Closed(CloseReason::Broken);
-    }
-    if live.expired(now) {
-        return Checked::Closed(CloseReason::Lifetime);
-    }
-    if live.unchecked_for(now) <= shared.cfg.validation_bypass {
-        return Checked::Ok { revalidated: false };
-    }
     let limit = shared
         .cfg
         .check_timeout

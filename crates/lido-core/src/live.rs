@@ -6,8 +6,14 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::manager::Manager;
 
-/// A connection with its bookkeeping.
-pub(crate) struct Live<C> {
+/// A connection with its bookkeeping, boxed: it moves between the idle
+/// list, waiters and leases on every `get()` and return, and a pointer moves
+/// for free where the whole record (over 100 bytes) would be copied. The box
+/// is made once per connection, when it opens.
+pub(crate) type Live<C> = Box<Entry<C>>;
+
+/// What [`Live`] points to.
+pub(crate) struct Entry<C> {
     pub conn: C,
     pub id: u64,
     pub created: Instant,
@@ -26,22 +32,22 @@ pub(crate) struct Live<C> {
     pub preempt: Option<crate::manager::PreemptHandle>,
 }
 
-impl<C> Live<C> {
-    /// A connection opened at `now`, not yet in the lease registry.
-    pub fn new(conn: C, id: u64, now: Instant, expires: Option<Instant>) -> Self {
-        Self {
-            conn,
-            id,
-            created: now,
-            expires,
-            last_used: now,
-            last_checked: now,
-            slot: usize::MAX,
-            lane: None,
-            preempt: None,
-        }
-    }
+/// A connection opened at `now`, not yet in the lease registry.
+pub fn new<C>(conn: C, id: u64, now: Instant, expires: Option<Instant>) -> Live<C> {
+    Box::new(Entry {
+        conn,
+        id,
+        created: now,
+        expires,
+        last_used: now,
+        last_checked: now,
+        slot: usize::MAX,
+        lane: None,
+        preempt: None,
+    })
+}
 
+impl<C> Entry<C> {
     pub fn expired(&self, now: Instant) -> bool {
         self.expires.is_some_and(|e| now >= e)
     }

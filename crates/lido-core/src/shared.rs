@@ -86,7 +86,7 @@ impl<M: Manager> Shared<M> {
             Some(_) => self.manager.preempt_handle(&conn),
             None => None,
         };
-        let mut live = Live::new(conn, id, now, expires);
+        let mut live = crate::live::new(conn, id, now, expires);
         live.preempt = preempt;
         live
     }

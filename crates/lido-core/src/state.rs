@@ -287,6 +287,8 @@ impl<M: Manager> State<M> {
 
     /// Close: a connection not in the idle list leaves the pool (its lease
     /// entry with it); connects start for waiters if that made room.
+    // The box is where every `Live` lives; this is where it ends.
+    #[allow(clippy::boxed_local)]
     pub fn close_conn(
         &mut self,
         mut live: Live<M::Connection>,

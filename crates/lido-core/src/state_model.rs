@@ -84,7 +84,7 @@ fn deadline() -> Instant {
 }
 
 fn conn(id: u32) -> Conn {
-    let mut live = Live::new(id, u64::from(id), deadline(), None);
+    let mut live = crate::live::new(id, u64::from(id), deadline(), None);
     // A backend that can stop calls (only lane lending asks).
     live.preempt = Some(std::sync::Arc::new(|| {}));
     live

@@ -29,9 +29,17 @@ pub(crate) struct Caller {
     pub location: &'static Location<'static>,
     pub priority: Priority,
     pub start: Instant,
-    /// `start + acquire_timeout`.
-    pub deadline: Instant,
+    /// The pool's `acquire_timeout`.
+    pub timeout: std::time::Duration,
     pub backtrace: Option<Arc<Backtrace>>,
+}
+
+impl Caller {
+    /// `start + acquire_timeout` (worked out only by callers that wait or
+    /// validate: the direct path never needs it).
+    pub fn deadline(&self) -> Instant {
+        crate::time::add(self.start, self.timeout)
+    }
 }
 
 /// A connection out of the pool's state, not yet validated.
@@ -113,7 +121,7 @@ impl<'a, M: Manager> Take<'a, M> {
             }
             let waiter = Waiter {
                 priority: caller.priority,
-                deadline: caller.deadline,
+                deadline: caller.deadline(),
                 since: caller.start,
                 waker: cx.waker(),
                 again: self.again,
