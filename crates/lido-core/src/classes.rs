@@ -353,9 +353,14 @@ impl Classes {
         self.classify_index(info).map(|i| &self.classes[i])
     }
 
+    /// Whether no class is defined (nothing is ever classified).
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
     /// [`classify`](Self::classify), as the class's index.
     pub fn classify_index(&self, info: &StatementInfo<'_>) -> Option<usize> {
-        if let Some(i) = tag(info.sql).and_then(|t| self.index(t)) {
+        if let Some(i) = crate::class_tag::tag(info.sql).and_then(|t| self.index(t)) {
             return Some(i);
         }
         let hit = self.rules.iter().find_map(|rule| match rule {
@@ -442,39 +447,9 @@ impl ClassesConfig {
     }
 }
 
-/// The class a `/* class=NAME */` comment names, if any.
-pub fn tag(sql: &str) -> Option<&str> {
-    let mut rest = sql;
-    while let Some(start) = rest.find("/*") {
-        let body_start = start + 2;
-        let end = rest[body_start..].find("*/")? + body_start;
-        let body = rest[body_start..end].trim();
-        if let Some(name) = body.strip_prefix("class=").or(body.strip_prefix("class =")) {
-            let name = name.trim();
-            if !name.is_empty() {
-                return Some(name);
-            }
-        }
-        rest = &rest[end + 2..];
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tags_are_read_from_block_comments_only() {
-        assert_eq!(tag("/* class=batch */ SELECT 1"), Some("batch"));
-        assert_eq!(
-            tag("SELECT 1 /* hint */ /* class = reports */"),
-            Some("reports")
-        );
-        assert_eq!(tag("SELECT '/* class=batch' "), None);
-        assert_eq!(tag("SELECT 1 -- class=batch"), None);
-        assert_eq!(tag("/* class= */ SELECT 1"), None);
-    }
 
     #[test]
     fn an_unknown_tag_falls_back_to_rules_then_the_default() {

@@ -55,6 +55,7 @@ pub mod blocking;
 mod breaker;
 mod builder;
 mod class_stats;
+mod class_tag;
 mod classes;
 mod commit;
 mod config;
@@ -81,14 +82,16 @@ mod take;
 mod time;
 mod tuner;
 mod waiters;
+mod waiting;
 
 pub use adaptive::AdaptiveConfig;
 pub use breaker::{BreakerState, Transition};
 pub use builder::PoolBuilder;
 pub use class_stats::{CallOutcome, ClassStat, ClassTally};
+pub use class_tag::tag as class_tag;
 pub use classes::{
-    tag as class_tag, ClassRule, Classes, ClassesConfig, ClassesConfigError, Learning, QueryClass,
-    StatementInfo, UnknownClass,
+    ClassRule, Classes, ClassesConfig, ClassesConfigError, Learning, QueryClass, StatementInfo,
+    UnknownClass,
 };
 pub use config::{BreakerConfig, Config, RetryConfig, ReuseOrder};
 pub use error::{BuildError, ConnectFailure, Error};
@@ -100,7 +103,9 @@ pub use manager::{ErrorClass, Manager, PreemptHandle};
 pub use observer::{Event, Observer};
 pub use pool::{CloseReport, ConnInfo, PingError, Pool};
 pub use stats::{CloseReason, Stats, Status};
+pub use stripe::Counter as StripedCounter;
 pub use waiters::Priority;
+pub use waiting::Waiting;
 
 /// Backoff arithmetic, public for backends that retry their own work (transactions).
 pub mod retry {

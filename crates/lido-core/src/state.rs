@@ -365,6 +365,18 @@ impl<M: Manager> State<M> {
         }
     }
 
+    /// Fail waiting: every waiter gets `make()` (the backend found the
+    /// database unavailable); returns how many.
+    pub fn fail_all_waiters(
+        &mut self,
+        make: impl FnMut() -> Error<M::Error>,
+        step: &mut Step<'_, M>,
+    ) -> usize {
+        let n = self.waiters.len();
+        self.fail_waiters(make, step);
+        n
+    }
+
     /// Fails every waiter with `make()`.
     fn fail_waiters(&mut self, make: impl FnMut() -> Error<M::Error>, step: &mut Step<'_, M>) {
         let mut make = make;

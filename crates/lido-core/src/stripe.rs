@@ -26,9 +26,18 @@ pub(crate) fn current() -> usize {
     })
 }
 
-/// A counter bumped on every `get()`: one padded atomic per stripe.
+/// A counter bumped from many threads on a hot path (every `get()`, every
+/// query): one padded atomic per stripe of threads, so threads on different
+/// cores do not fight over one cache line. Reading sums the stripes.
+///
+/// ```
+/// let hits = lido_core::StripedCounter::default();
+/// hits.bump();
+/// hits.bump();
+/// assert_eq!(hits.get(), 2);
+/// ```
 #[derive(Default)]
-pub(crate) struct Counter {
+pub struct Counter {
     cells: [Cell; STRIPES],
 }
 
@@ -37,10 +46,12 @@ pub(crate) struct Counter {
 struct Cell(AtomicU64);
 
 impl Counter {
+    /// Adds one.
     pub fn bump(&self) {
         self.cells[current()].0.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The sum over every stripe.
     pub fn get(&self) -> u64 {
         self.cells.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
     }

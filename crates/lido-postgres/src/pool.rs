@@ -113,23 +113,20 @@ impl PgPool {
     }
 
     /// Runs a core `get()` unless the server does not answer: fails at once
-    /// while it is held so, and a waiting `get()` fails the moment it is
-    /// declared so, rather than queue behind connections stuck on it. On
-    /// the usual path: one relaxed load, and no lock unless `get()` waits.
+    /// while it is held so. A `get()` already waiting is failed the moment
+    /// it is declared so, by the watchdog through the core pool's
+    /// [`Waiting`](lido_core::Waiting) handle (set up in `From`), rather
+    /// than queue behind connections stuck on it. On the usual path: one
+    /// relaxed load.
     async fn unless_silent(
         &self,
         fut: impl Future<Output = Result<PgPooled, PoolError>>,
     ) -> Result<PgPooled, PoolError> {
         let live = &self.ctx().liveness;
-        let silenced = live.silenced();
         if live.silent_for().is_some() {
             return Err(pool_error(live.error_now()));
         }
-        tokio::select! {
-            biased;
-            r = fut => r,
-            () = silenced => Err(pool_error(live.error_now())),
-        }
+        fut.await
     }
 
     /// How long the server has been silent, while the pool's watchdog holds
@@ -256,6 +253,17 @@ impl PgPool {
 
 impl From<Pool<PgManager>> for PgPool {
     fn from(inner: Pool<PgManager>) -> Self {
+        let waiting = inner.waiting();
+        inner
+            .manager()
+            .ctx
+            .liveness
+            .on_silent(Box::new(move |err: PgError| {
+                let err = Arc::new(err);
+                waiting.fail_all(|| lido_core::Error::Unavailable {
+                    cause: lido_core::ConnectFailure::Backend(Arc::clone(&err)),
+                });
+            }));
         Self { inner }
     }
 }

@@ -134,6 +134,7 @@ impl Watchdog {
             idle = sampled.idle;
             if self.liveness.silent_for().is_some() {
                 self.liveness.close_stalled(now, self.stall_after);
+                self.liveness.fail_waiters();
                 if let (None, Some(at)) = (&recheck, &silent_at) {
                     let p = probe(Arc::clone(&self.plan), at.clone(), RECHECK);
                     recheck = Some(Box::pin(p));

@@ -111,8 +111,8 @@ impl Limit {
         }
     }
 
-    fn effective(&self) -> Option<(Instant, Kind)> {
-        let q = self.query.map(|d| (Instant::now() + d, Kind::Query(d)));
+    fn effective(&self, now: Instant) -> Option<(Instant, Kind)> {
+        let q = self.query.map(|d| (now + d, Kind::Query(d)));
         let t = self.tx.map(|(at, total)| (at, Kind::Transaction(total)));
         match (q, t) {
             (Some(q), Some(t)) => Some(if t.0 < q.0 { t } else { q }),
@@ -330,14 +330,16 @@ impl<'a> Timed<'a> {
         let ep = &self.conn.endpoint;
         let server = (ep.tls_name.as_str(), ep.port);
         let span = spans::query(obs, server, call, (known.map(|e| &e.shape), me.opts.class));
-        let started =
-            (obs.wants_timing(me.opts) || me.opts.class.is_some()).then(std::time::Instant::now);
+        // One clock reading: the call's start for its time limit and for
+        // the statistics alike.
+        let t0 = Instant::now();
+        let timed = obs.wants_timing(me.opts) || me.opts.class.is_some();
         let result = if span.is_disabled() {
-            pin!(me.run(fut)).await
+            pin!(me.run_from(t0, fut)).await
         } else {
-            pin!(me.run(fut).instrument(span.clone())).await
+            pin!(me.run_from(t0, fut).instrument(span.clone())).await
         };
-        if let Some(t0) = started {
+        if timed {
             let took = t0.elapsed();
             // Inside the span: the slow-query event belongs to its trace.
             let stats = &self.conn.ctx.stats;
@@ -362,10 +364,19 @@ impl<'a> Timed<'a> {
         &self,
         fut: impl Future<Output = Result<T, PgError>>,
     ) -> Result<T, PgError> {
+        self.run_from(Instant::now(), fut).await
+    }
+
+    /// [`run`](Self::run), for a call that began at `now`.
+    async fn run_from<T>(
+        &self,
+        now: Instant,
+        fut: impl Future<Output = Result<T, PgError>>,
+    ) -> Result<T, PgError> {
         self.conn.settle().await?;
         self.conn.recover_abandoned_call().await?;
         if let Some((at, total)) = self.limit.tx {
-            if at <= Instant::now() {
+            if at <= now {
                 // Past the transaction's deadline: nothing more is sent.
                 return Err(self.conn.transaction_expired(total));
             }
@@ -379,7 +390,7 @@ impl<'a> Timed<'a> {
             }
             fut.await
         });
-        let result = match self.limit.effective() {
+        let result = match self.limit.effective(now) {
             None => fut.await,
             Some((deadline, kind)) => match self.conn.within(deadline, fut.as_mut()).await {
                 Ok(r) => r,

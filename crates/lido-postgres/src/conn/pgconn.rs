@@ -18,6 +18,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio_postgres::{Client, Statement};
 
+use crate::conn::call_timer::CallTimer;
 use crate::conn::stmt_cache::StmtCache;
 use crate::error::PgError;
 use crate::net::cancel::{cancel_in_background, CancelTarget};
@@ -94,11 +95,9 @@ pub struct PgConn {
     pub(crate) preempted: Arc<AtomicBool>,
     /// The open lido transaction wrote (its commit clears the result cache).
     pub(crate) tx_wrote: AtomicBool,
-    /// The timer of its calls' time limits, kept between calls: moving a
-    /// registered timer's deadline later is one atomic exchange, where a
-    /// new timer per call is a registration and a removal in tokio's timer
-    /// wheel (see [`PgConn::within`]).
-    pub(crate) timer: tokio::sync::Mutex<Option<Pin<Box<tokio::time::Sleep>>>>,
+    /// The timer of its calls' time limits, kept between calls (see
+    /// [`CallTimer`]).
+    pub(crate) timer: CallTimer,
     /// Where its current lease was taken, while a slow-query table wants it.
     pub(crate) lease_site: LeaseSite,
     /// Where the session's `NOTIFY` messages go (dropped unless a lido
@@ -180,29 +179,18 @@ impl PgConn {
             ctx,
             notify,
             lease_site: LeaseSite::default(),
-            timer: tokio::sync::Mutex::new(None),
+            timer: CallTimer::default(),
             permit: None,
         }
     }
 
     /// Runs `fut` until `deadline`: `Err(())` if the deadline came first.
-    /// Uses the connection's own timer when no other call on it holds it
-    /// (calls pipelined on one connection get a timer each).
     pub(crate) async fn within<T>(
         &self,
         deadline: tokio::time::Instant,
-        mut fut: Pin<&mut impl std::future::Future<Output = T>>,
+        fut: Pin<&mut impl std::future::Future<Output = T>>,
     ) -> Result<T, ()> {
-        let Ok(mut slot) = self.timer.try_lock() else {
-            return tokio::time::timeout_at(deadline, fut).await.map_err(|_| ());
-        };
-        let sleep = slot.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        sleep.as_mut().reset(deadline);
-        tokio::select! {
-            biased;
-            r = fut.as_mut() => Ok(r),
-            () = sleep.as_mut() => Err(()),
-        }
+        self.timer.within(deadline, fut).await
     }
 
     /// The tokio-postgres client.
@@ -261,7 +249,7 @@ impl PgConn {
     pub(crate) async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
         let stats = &self.ctx.stats;
         if let Some(s) = self.cache.lock().get(sql) {
-            bump(&stats.stmt_hits);
+            stats.hit();
             return Ok(s);
         }
         bump(&stats.stmt_misses);

@@ -12,12 +12,10 @@
 //! closed (their calls end at once, and the pool discards them).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::sync::futures::Notified;
-use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::error::PgError;
@@ -60,8 +58,10 @@ pub(crate) struct Sampled {
     pub(crate) idle: bool,
 }
 
+/// Fails the callers waiting in a pool's `get()` with the given error.
+pub(crate) type FailWaiting = Box<dyn Fn(PgError) + Send + Sync>;
+
 /// What the watchdog shares with the pool's connections and `get()`.
-#[derive(Debug)]
 pub(crate) struct Liveness {
     /// `host:port` (or the socket path) named in errors.
     server: String,
@@ -72,10 +72,19 @@ pub(crate) struct Liveness {
     conns: Mutex<Vec<Watched>>,
     /// Whether the watchdog task was started.
     started: AtomicBool,
-    /// Woken when the server is declared not answering.
-    declared: Notify,
+    /// Fails the callers waiting in the pool's `get()` (set by the pool).
+    fail_waiting: OnceLock<FailWaiting>,
     /// Wakes the parked watchdog when a connection starts to owe an answer.
     pub(crate) bell: Arc<IdleBell>,
+}
+
+impl std::fmt::Debug for Liveness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Liveness")
+            .field("server", &self.server)
+            .field("silent_for", &self.silent_for())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Liveness {
@@ -87,7 +96,7 @@ impl Liveness {
             silent_since: AtomicU64::new(0),
             conns: Mutex::new(Vec::new()),
             started: AtomicBool::new(false),
-            declared: Notify::new(),
+            fail_waiting: OnceLock::new(),
             bell: Arc::default(),
         }
     }
@@ -137,19 +146,29 @@ impl Liveness {
     }
 
     /// Holds the server not answering since `since`, and wakes everyone
-    /// waiting on [`silenced`](Self::silenced).
+    /// waiting in `get()` (see [`fail_waiters`](Self::fail_waiters)).
     pub(crate) fn declare_silent(&self, since: Instant) {
         let ms = since.saturating_duration_since(self.epoch).as_millis();
         let ms = u64::try_from(ms).unwrap_or(u64::MAX - 1) + 1;
         self.silent_since.store(ms, Ordering::Relaxed);
-        self.declared.notify_waiters();
+        self.fail_waiters();
     }
 
-    /// Completes when the server is next declared not answering. It counts
-    /// from its creation (no lock until it is first polled): create it,
-    /// then check [`silent_for`](Self::silent_for), then wait on it.
-    pub(crate) fn silenced(&self) -> Notified<'_> {
-        self.declared.notified()
+    /// Sets what fails the callers waiting in the pool's `get()` while the
+    /// server is held not answering (the first setting stays).
+    pub(crate) fn on_silent(&self, fail: FailWaiting) {
+        let _ = self.fail_waiting.set(fail);
+    }
+
+    /// While the server is held not answering: fails every caller waiting
+    /// in `get()` with the not-answering error. Called when it is declared
+    /// so, and again on each watchdog tick while it stays so (a `get()`
+    /// that checked just before the declaration, then queued, is failed
+    /// by the next tick).
+    pub(crate) fn fail_waiters(&self) {
+        if let (Some(fail), Some(err)) = (self.fail_waiting.get(), self.error()) {
+            fail(err);
+        }
     }
 
     /// [`error`](Self::error), or one for a silence that just ended.

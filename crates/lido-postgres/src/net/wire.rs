@@ -27,6 +27,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, TlsConnect, TlsStream};
 
+use crate::net::framing::{Frame, Framer};
+
 /// A session's transaction state, as the server last reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxStatus {
@@ -183,89 +185,6 @@ pub(crate) const SSL_REQUEST: u32 = 80_877_103;
 const GSSENC_REQUEST: u32 = 80_877_104;
 /// Protocol 3.0 in a StartupMessage.
 const PROTOCOL_3: u32 = 196_608;
-
-/// Incremental framing of one direction: a header (type byte unless
-/// `untyped`, then the length), then a body that is skipped but for the
-/// bytes a caller needs.
-#[derive(Debug, Default)]
-struct Framer {
-    header: [u8; 5],
-    have: usize,
-    /// Body bytes still to come.
-    left: usize,
-    /// The current message's type (0 for untyped ones).
-    kind: u8,
-    /// The first 4 body bytes (the code of an untyped message, or the status).
-    head: [u8; 4],
-    head_len: usize,
-}
-
-/// What a framer found complete.
-#[derive(Debug, PartialEq, Eq)]
-enum Frame {
-    Typed(u8, [u8; 4]),
-    Untyped(u32),
-}
-
-impl Framer {
-    /// Feeds bytes; calls `done` for each complete message. `Err` when a length is impossible.
-    fn feed(
-        &mut self,
-        mut buf: &[u8],
-        untyped: &mut bool,
-        mut done: impl FnMut(Frame, &mut bool),
-    ) -> Result<(), ()> {
-        while !buf.is_empty() {
-            if self.left > 0 {
-                let n = self.left.min(buf.len());
-                let want = (4 - self.head_len).min(n);
-                self.head[self.head_len..self.head_len + want].copy_from_slice(&buf[..want]);
-                self.head_len += want;
-                self.left -= n;
-                buf = &buf[n..];
-                if self.left == 0 {
-                    self.complete(untyped, &mut done);
-                }
-                continue;
-            }
-            let header_len = if *untyped { 4 } else { 5 };
-            let n = (header_len - self.have).min(buf.len());
-            self.header[self.have..self.have + n].copy_from_slice(&buf[..n]);
-            self.have += n;
-            buf = &buf[n..];
-            if self.have < header_len {
-                continue;
-            }
-            let (kind, len) = if *untyped {
-                (0, &self.header[..4])
-            } else {
-                (self.header[0], &self.header[1..5])
-            };
-            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            if !(4..=(1 << 30)).contains(&len) {
-                return Err(());
-            }
-            self.kind = kind;
-            self.have = 0;
-            self.head_len = 0;
-            self.left = len - 4;
-            if self.left == 0 {
-                self.complete(untyped, &mut done);
-            }
-        }
-        Ok(())
-    }
-
-    fn complete(&mut self, untyped: &mut bool, done: &mut impl FnMut(Frame, &mut bool)) {
-        let frame = if *untyped {
-            Frame::Untyped(u32::from_be_bytes(self.head))
-        } else {
-            Frame::Typed(self.kind, self.head)
-        };
-        self.head = [0; 4];
-        done(frame, untyped);
-    }
-}
 
 /// Both directions' parsers for one stream layer.
 #[derive(Debug)]

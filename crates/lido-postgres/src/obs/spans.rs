@@ -38,6 +38,12 @@ pub(crate) fn query(
     call: &Call<'_>,
     (known, class): (Option<&Shape>, Option<usize>),
 ) -> Span {
+    if !tracing::level_enabled!(tracing::Level::INFO) {
+        // No subscriber wants INFO at all: skip building the span's fields
+        // (with tracing's `log` feature on, a disabled span still records
+        // them all for `log`).
+        return Span::none();
+    }
     let (address, port) = server;
     let span = tracing::info_span!(target: "lido::postgres", "lido.query",
         otel.name = Empty, otel.kind = "client", otel.status_code = Empty,
@@ -112,6 +118,9 @@ macro_rules! pool_span {
 
 /// The span of `PgPool::get`.
 pub(crate) fn acquire(db: &DbInfo) -> Span {
+    if !tracing::level_enabled!(tracing::Level::INFO) {
+        return Span::none(); // as in `query`
+    }
     pool_span!("lido.acquire", "internal", db)
 }
 

@@ -56,7 +56,9 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct PgStats {
             $(pub(crate) $name: AtomicU64,)*
-            durations: [Histogram; 3],
+            durations: Durations,
+            /// Statement-cache hits: bumped on nearly every call, so striped.
+            hits: lido_core::StripedCounter,
             errors: ErrorClasses,
         }
 
@@ -92,8 +94,6 @@ counters! {
     tx_retried_serialization,
     /// Transactions that ran past their timeout.
     tx_timed_out,
-    /// Prepared-statement cache hits.
-    stmt_hits,
     /// Prepared-statement cache misses (a statement was prepared).
     stmt_misses,
     /// Statements evicted from a full cache.
@@ -108,7 +108,32 @@ counters! {
     slow_queries,
 }
 
+/// The time distributions per [`Operation`]: recorded on every call from
+/// every thread, so striped (see [`Histogram::striped`]).
+#[derive(Debug)]
+struct Durations([Histogram; 3]);
+
+impl Default for Durations {
+    fn default() -> Self {
+        Self([
+            Histogram::striped(),
+            Histogram::striped(),
+            Histogram::striped(),
+        ])
+    }
+}
+
 impl PgStats {
+    /// Prepared-statement cache hits.
+    pub fn stmt_hits(&self) -> u64 {
+        self.hits.get()
+    }
+
+    /// Counts a statement-cache hit.
+    pub(crate) fn hit(&self) {
+        self.hits.bump();
+    }
+
     /// Statements run through lido's query methods (statistics on): the
     /// `query` and `execute` durations recorded.
     pub fn queries(&self) -> u64 {
@@ -117,7 +142,7 @@ impl PgStats {
 
     /// Time taken by statements or transactions of kind `op` (statistics on).
     pub fn duration(&self, op: Operation) -> &Histogram {
-        &self.durations[op.index()]
+        &self.durations.0[op.index()]
     }
 
     /// Failed statements and commits by error class, ascending: the
@@ -135,7 +160,7 @@ impl PgStats {
     }
 
     pub(crate) fn record_query(&self, op: Operation, took: Duration, err: Option<&PgError>) {
-        self.durations[op.index()].record(took);
+        self.durations.0[op.index()].record(took);
         if let Some(e) = err {
             bump(&self.query_errors);
             self.record_error(e);
@@ -147,7 +172,7 @@ impl PgStats {
     }
 
     pub(crate) fn record_transaction(&self, took: Duration) {
-        self.durations[Operation::Transaction.index()].record(took);
+        self.durations.0[Operation::Transaction.index()].record(took);
     }
 }
 
