@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::panic::Location;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,10 +85,17 @@ impl PgPool {
         let span = crate::obs::spans::acquire(&self.ctx().obs.db);
         let inner = span.clone();
         let fut = async move {
-            // Built and pinned in place: `unless_silent` takes a reference,
-            // not a copy of the core's (large) future.
-            let fut = pin!(self.inner.get_tracked(priority, location));
-            let result = self.unless_silent(fut).await;
+            // Fails at once while the server is held not answering; a
+            // `get()` already waiting is failed by the watchdog through the
+            // core pool's `Waiting` handle (set up in `From`), rather than
+            // queue behind connections stuck on it. On the usual path: one
+            // relaxed load.
+            let live = &self.ctx().liveness;
+            let result = if live.silent_for().is_some() {
+                Err(pool_error(live.error_now()))
+            } else {
+                self.inner.get_tracked(priority, location).await
+            };
             match &result {
                 Err(e) => crate::obs::spans::acquire_failed(&inner, e),
                 // The slow-query table names the line that took the lease.
@@ -110,23 +116,6 @@ impl PgPool {
 
     pub(crate) fn ctx(&self) -> &ConnContext {
         &self.inner.manager().ctx
-    }
-
-    /// Runs a core `get()` unless the server does not answer: fails at once
-    /// while it is held so. A `get()` already waiting is failed the moment
-    /// it is declared so, by the watchdog through the core pool's
-    /// [`Waiting`](lido_core::Waiting) handle (set up in `From`), rather
-    /// than queue behind connections stuck on it. On the usual path: one
-    /// relaxed load.
-    async fn unless_silent(
-        &self,
-        fut: impl Future<Output = Result<PgPooled, PoolError>>,
-    ) -> Result<PgPooled, PoolError> {
-        let live = &self.ctx().liveness;
-        if live.silent_for().is_some() {
-            return Err(pool_error(live.error_now()));
-        }
-        fut.await
     }
 
     /// How long the server has been silent, while the pool's watchdog holds

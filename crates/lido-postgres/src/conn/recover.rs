@@ -70,7 +70,11 @@ impl PgConn {
     /// If a call was abandoned mid-flight, cancels it and waits until the
     /// connection answers again; marks the connection broken if it does not.
     pub(crate) async fn recover_abandoned_call(&self) -> Result<(), PgError> {
-        if !self.abandoned_call.swap(false, Ordering::Relaxed) {
+        // Read first: on the usual path (nothing abandoned) no write, so
+        // the flag's cache line stays shared.
+        if !self.abandoned_call.load(Ordering::Relaxed)
+            || !self.abandoned_call.swap(false, Ordering::Relaxed)
+        {
             return Ok(());
         }
         self.cancel_or_fail().await
@@ -78,6 +82,9 @@ impl PgConn {
 
     /// Rolls back a transaction level whose guard was dropped unfinished.
     pub(crate) async fn settle(&self) -> Result<(), PgError> {
+        if self.abandoned_depth.load(Ordering::Relaxed) == 0 {
+            return Ok(()); // the usual path: a read, no write
+        }
         let level = self.abandoned_depth.swap(0, Ordering::Relaxed);
         if level == 0 {
             return Ok(());
