@@ -27,7 +27,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use lido_core::{LaneLimits, Pool, Pooled, Priority};
-use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use rusqlite::Connection;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -38,6 +40,11 @@ use crate::manager::SqliteManager;
 use crate::ticket::{self, Claim};
 use crate::writer::Gate;
 
+/// How long a reader thread that finished a read looks for the next one
+/// before it waits (see `Lane::spin`).
+const SPIN: Duration = Duration::from_micros(50);
+/// Spins between two waits: one, right after a read.
+const SPINS_BEFORE_WAIT: u32 = 1;
 /// How long an idle reader thread waits for work before it exits.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// How often a saturated lane re-reads the pool's `max_size`: a resize
@@ -63,6 +70,9 @@ struct Queue {
     threads: usize,
     /// Threads waiting for work.
     idle: usize,
+    /// Threads spinning briefly for the next read before they wait, not yet
+    /// claimed by one (a claim also adds one to `Lane::claims`).
+    spin_free: usize,
     /// The most threads to run: the readers' `max_size` when last read.
     limit: usize,
     /// When `limit` was last read from the pool (never: at start-up).
@@ -74,6 +84,9 @@ struct Queue {
 pub(crate) struct Lane {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// Reads handed to spinning threads and not yet picked up (changed
+    /// only under `queue`'s lock, read by the spinners without it).
+    claims: AtomicUsize,
 }
 
 /// One read: where it was called, its deadline and what the thread needs.
@@ -99,11 +112,13 @@ impl Lane {
                 limits,
                 threads: 0,
                 idle: 0,
+                spin_free: 0,
                 limit: limit.max(1),
                 limit_read: None,
                 closed: false,
             }),
             ready: Condvar::new(),
+            claims: AtomicUsize::new(0),
         }
     }
 
@@ -183,6 +198,13 @@ impl Lane {
         let (job_lane, at) = (job.lane, job.lane as usize);
         q.jobs[at].push_back(job);
         let mut admitted = q.may_run(job_lane);
+        if q.spin_free > 0 && admitted {
+            // A thread that just finished a read is still looking for the
+            // next one: it takes this one without a wake-up.
+            q.spin_free -= 1;
+            self.claims.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        }
         if q.idle > 0 && admitted {
             let now = q.idle >= q.queued();
             drop(q);
@@ -229,8 +251,11 @@ impl Lane {
     /// A reader thread: takes reads in order until idle for `KEEP_ALIVE` or closed.
     fn run(self: Arc<Self>) {
         let mut q = self.queue.lock();
+        // Spins since the last read (one before each wait).
+        let mut spun = 0;
         loop {
             if let Some(job) = q.take() {
+                spun = 0;
                 drop(q);
                 let lane = job.lane as usize;
                 if job.claim.start() {
@@ -245,6 +270,12 @@ impl Lane {
             if q.closed {
                 break;
             }
+            if spun < SPINS_BEFORE_WAIT {
+                spun += 1;
+                q = self.spin(q);
+                continue;
+            }
+            spun = 0;
             q.idle += 1;
             let waited = self.ready.wait_for(&mut q, KEEP_ALIVE);
             q.idle -= 1;
@@ -253,6 +284,34 @@ impl Lane {
             }
         }
         q.threads -= 1;
+    }
+}
+
+impl Lane {
+    /// Looks for the next read for up to [`SPIN`] before the thread waits
+    /// on the condition variable: at a steady rate of reads the next one
+    /// usually comes within that, and taking it here saves the wake-up (a
+    /// futex call and a trip through the scheduler) that a waiting thread
+    /// costs. Yields while it looks, so it never holds a core another
+    /// thread wants. Returns the queue's lock again.
+    fn spin<'q>(&'q self, mut q: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
+        q.spin_free += 1;
+        drop(q);
+        let until = Instant::now() + SPIN;
+        while self.claims.load(Ordering::Relaxed) == 0 && Instant::now() < until {
+            std::thread::yield_now();
+        }
+        let mut q = self.queue.lock();
+        // Claims are made under this lock: either one is ours to take, or
+        // this thread is still unclaimed and stops being offered.
+        let claimed = self
+            .claims
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1))
+            .is_ok();
+        if !claimed {
+            q.spin_free -= 1;
+        }
+        q
     }
 }
 
