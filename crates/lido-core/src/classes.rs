@@ -353,11 +353,6 @@ impl Classes {
         self.classify_index(info).map(|i| &self.classes[i])
     }
 
-    /// Whether no class is defined (nothing is ever classified).
-    pub fn is_empty(&self) -> bool {
-        self.classes.is_empty()
-    }
-
     /// [`classify`](Self::classify), as the class's index.
     pub fn classify_index(&self, info: &StatementInfo<'_>) -> Option<usize> {
         if let Some(i) = crate::class_tag::tag(info.sql).and_then(|t| self.index(t)) {

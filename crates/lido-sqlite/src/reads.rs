@@ -43,8 +43,6 @@ use crate::writer::Gate;
 /// How long a reader thread that finished a read looks for the next one
 /// before it waits (see `Lane::spin`).
 const SPIN: Duration = Duration::from_micros(50);
-/// Spins between two waits: one, right after a read.
-const SPINS_BEFORE_WAIT: u32 = 1;
 /// How long an idle reader thread waits for work before it exits.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// How often a saturated lane re-reads the pool's `max_size`: a resize
@@ -251,11 +249,11 @@ impl Lane {
     /// A reader thread: takes reads in order until idle for `KEEP_ALIVE` or closed.
     fn run(self: Arc<Self>) {
         let mut q = self.queue.lock();
-        // Spins since the last read (one before each wait).
-        let mut spun = 0;
+        // Whether it spun since its last read (it spins once before it waits).
+        let mut spun = false;
         loop {
             if let Some(job) = q.take() {
-                spun = 0;
+                spun = false;
                 drop(q);
                 let lane = job.lane as usize;
                 if job.claim.start() {
@@ -270,12 +268,12 @@ impl Lane {
             if q.closed {
                 break;
             }
-            if spun < SPINS_BEFORE_WAIT {
-                spun += 1;
+            if !spun {
+                spun = true;
                 q = self.spin(q);
                 continue;
             }
-            spun = 0;
+            spun = false;
             q.idle += 1;
             let waited = self.ready.wait_for(&mut q, KEEP_ALIVE);
             q.idle -= 1;

@@ -5,15 +5,12 @@
 //! chromedriver is not installed. `dashboard_screenshots` (ignored; run by
 //! `scripts/screenshots`) writes docs/img/dashboard-{healthy,down}.png.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use lido_testkit::PgServer;
 use serde_json::Value;
 
-use crate::common::{command, get, Served};
+use crate::common::{get, serve, Served};
 use crate::dashboard_webdriver::{missing_browser, Browser};
 
 /// Every chart has drawn at least this many points (the smallest count).
@@ -25,50 +22,6 @@ const TILES: &str =
 const HEALTH: &str = "const h = document.getElementById('health'); return [h.dataset.status, getComputedStyle(h).backgroundColor, document.getElementById('health-headline').textContent];";
 /// Painted pixels (not transparent) in the connections chart.
 const PAINTED: &str = "const c = document.querySelector('canvas[data-chart=conns]'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;";
-
-/// `lido serve --listen 127.0.0.1:0 --health-interval 1s <extra>` with `env`.
-fn serve_with(extra: &[&str], env: &[(&str, &str)]) -> Served {
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--health-interval",
-        "1s",
-    ];
-    args.extend_from_slice(extra);
-    let mut child = command(&args, env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn lido serve");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("lido serve printed its address");
-        if let Some(rest) = line.strip_prefix("listening on http://") {
-            break rest
-                .split('/')
-                .next()
-                .expect("address")
-                .parse()
-                .expect("address");
-        }
-    };
-    Served {
-        child,
-        addr,
-        lines: rx,
-    }
-}
 
 fn number(v: &Value) -> f64 {
     v.as_f64().unwrap_or(0.0)
@@ -86,7 +39,7 @@ fn dashboard_draws_live_charts_in_chromium() {
         return;
     }
     let started = Instant::now();
-    let s = serve_with(&["--demo-load", "3"], &[]);
+    let s = serve(&["--demo-load", "3"]);
     let b = Browser::start(1400, 1000);
     b.goto(&format!("http://{}/", s.addr));
     let limit = Duration::from_secs(60);
@@ -130,7 +83,7 @@ fn postgres_dashboard(width: u32, height: u32) -> (PgServer, String, Served, Bro
     let server = PgServer::start().expect("start PostgreSQL");
     let db = server.create_database().expect("create database");
     let url = server.url(&db);
-    let s = serve_with(&[&url, "--demo-load", "3"], &[]);
+    let s = serve(&[&url, "--demo-load", "3"]);
     let b = Browser::start(width, height);
     b.goto(&format!("http://{}/", s.addr));
     (server, db, s, b)

@@ -392,7 +392,7 @@ impl<'a> Timed<'a> {
         });
         let result = match self.limit.effective(now) {
             None => fut.await,
-            Some((deadline, kind)) => match self.conn.within(deadline, fut.as_mut()).await {
+            Some((deadline, kind)) => match self.conn.timer.within(deadline, fut.as_mut()).await {
                 Ok(r) => r,
                 Err(()) => {
                     // `call` stays armed while cancelling: if this future is

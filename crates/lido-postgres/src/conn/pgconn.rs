@@ -10,7 +10,6 @@
 //! `recover.rs`, transactions in `transaction.rs`.
 
 use std::ops::Deref;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,15 +181,6 @@ impl PgConn {
             timer: CallTimer::default(),
             permit: None,
         }
-    }
-
-    /// Runs `fut` until `deadline`: `Err(())` if the deadline came first.
-    pub(crate) async fn within<T>(
-        &self,
-        deadline: tokio::time::Instant,
-        fut: Pin<&mut impl std::future::Future<Output = T>>,
-    ) -> Result<T, ()> {
-        self.timer.within(deadline, fut).await
     }
 
     /// The tokio-postgres client.
