@@ -29,6 +29,13 @@ pub const DB_SYSTEM: &str = "postgresql";
 /// The target of lido-postgres's spans.
 pub const SPAN_TARGET: &str = "lido::postgres";
 
+/// Whether any subscriber wants INFO at all. When none does, lido's spans
+/// are not built: with tracing's `log` feature on, a disabled span still
+/// records all its fields (for `log`), which is work on every call.
+fn wanted() -> bool {
+    tracing::level_enabled!(tracing::Level::INFO)
+}
+
 /// The span of one statement call on `server` (host name and port),
 /// entered while it runs; `known` is the statement's shape when the
 /// per-statement table has it.
@@ -38,10 +45,7 @@ pub(crate) fn query(
     call: &Call<'_>,
     (known, class): (Option<&Shape>, Option<usize>),
 ) -> Span {
-    if !tracing::level_enabled!(tracing::Level::INFO) {
-        // No subscriber wants INFO at all: skip building the span's fields
-        // (with tracing's `log` feature on, a disabled span still records
-        // them all for `log`).
+    if !wanted() {
         return Span::none();
     }
     let (address, port) = server;
@@ -107,20 +111,21 @@ pub(crate) fn failed(span: &Span, kind: &ErrorKind<'_>) {
 macro_rules! pool_span {
     ($name:literal, $kind:literal, $db:expr) => {{
         let db: &DbInfo = $db;
-        tracing::info_span!(target: "lido::postgres", $name,
-            otel.kind = $kind, otel.status_code = Empty,
-            db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
-            db.namespace = &*db.namespace,
-            server.address = &*db.address, server.port = int(db.port),
-            db.response.status_code = Empty, error.type = Empty)
+        if !wanted() {
+            Span::none()
+        } else {
+            tracing::info_span!(target: "lido::postgres", $name,
+                otel.kind = $kind, otel.status_code = Empty,
+                db.system = DB_SYSTEM, db.system.name = DB_SYSTEM,
+                db.namespace = &*db.namespace,
+                server.address = &*db.address, server.port = int(db.port),
+                db.response.status_code = Empty, error.type = Empty)
+        }
     }};
 }
 
 /// The span of `PgPool::get`.
 pub(crate) fn acquire(db: &DbInfo) -> Span {
-    if !tracing::level_enabled!(tracing::Level::INFO) {
-        return Span::none(); // as in `query`
-    }
     pool_span!("lido.acquire", "internal", db)
 }
 
