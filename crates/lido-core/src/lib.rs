@@ -71,6 +71,7 @@ mod manager;
 mod observer;
 mod out;
 mod pool;
+pub mod result_store;
 mod shared;
 mod state;
 #[cfg(test)]

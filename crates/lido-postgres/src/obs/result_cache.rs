@@ -1,14 +1,14 @@
-//! The store behind a pool's result cache: decoded rows keyed by statement
-//! text and parameter values, bounded by bytes (moka with a weigher), a TTL
-//! per entry, single flight for concurrent misses, and each entry checked
+//! A pool's result cache: decoded rows keyed by statement text and
+//! parameter values in lido-core's [`ResultStore`] (bounded by bytes, a TTL
+//! per entry, single flight for concurrent misses), each entry checked
 //! against the pool's [`WriteLog`] before it is served.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
-use moka::future::Cache;
+use lido_core::result_store::{ResultStore, Stored};
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::Row;
 
@@ -75,72 +75,34 @@ pub(crate) struct Key {
     params: Box<[u8]>,
 }
 
-/// A kept result.
-#[derive(Debug)]
-pub(crate) struct Value {
-    pub(crate) rows: Arc<[Row]>,
-    bytes: u64,
-    ttl: Duration,
-    snapshot: Snapshot,
-}
-
-struct Ttl;
-
-impl moka::Expiry<Key, Arc<Value>> for Ttl {
-    fn expire_after_create(&self, _k: &Key, v: &Arc<Value>, _at: Instant) -> Option<Duration> {
-        Some(v.ttl)
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    joins: AtomicU64,
-    invalidated: AtomicU64,
-    too_large: AtomicU64,
-    bypassed: AtomicU64,
-    evictions: Arc<AtomicU64>,
-}
-
-/// A pool's result cache.
+/// A pool's result cache: lido-core's [`ResultStore`], tagged with the
+/// write generations from before each statement ran.
 pub(crate) struct ResultCache {
-    cache: Cache<Key, Arc<Value>>,
+    store: ResultStore<Key, Arc<[Row]>, Snapshot>,
     pub(crate) writes: Arc<WriteLog>,
     pub(crate) position: Arc<FeedPosition>,
     config: ResultCacheConfig,
-    counters: Counters,
+    /// Reads that had to see a WAL position and went to the server.
+    bypassed: AtomicU64,
 }
 
 impl std::fmt::Debug for ResultCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResultCache")
             .field("config", &self.config)
-            .field("entries", &self.cache.entry_count())
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
 
 impl ResultCache {
     pub(crate) fn new(config: ResultCacheConfig) -> Self {
-        let counters = Counters::default();
-        let evicted = Arc::clone(&counters.evictions);
-        let cache = Cache::builder()
-            .max_capacity(config.max_bytes)
-            .weigher(|_k: &Key, v: &Arc<Value>| u32::try_from(v.bytes).unwrap_or(u32::MAX))
-            .expire_after(Ttl)
-            .eviction_listener(move |_k, _v, cause| {
-                if cause.was_evicted() {
-                    evicted.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-            .build();
         Self {
-            cache,
+            store: ResultStore::new(config.max_bytes, config.max_entry_bytes),
             writes: Arc::new(WriteLog::default()),
             position: Arc::new(FeedPosition::default()),
             config,
-            counters,
+            bypassed: AtomicU64::new(0),
         }
     }
 
@@ -164,73 +126,53 @@ impl ResultCache {
         if let Some(lsn) = after {
             if !self.position.reach(lsn, self.config.position_wait).await {
                 cacheable(sql).map_err(|reason| PgError::NotCacheable { reason })?;
-                self.counters.bypassed.fetch_add(1, Ordering::Relaxed);
+                self.bypassed.fetch_add(1, Ordering::Relaxed);
                 return Ok(run().await?.into());
             }
         }
         // Only a cacheable statement was ever kept: a hit needs no check.
-        if let Some(v) = self.cache.get(&key).await {
-            if self.writes.still_valid(&v.snapshot) {
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Arc::clone(&v.rows));
-            }
-            self.counters.invalidated.fetch_add(1, Ordering::Relaxed);
-            self.cache.invalidate(&key).await;
+        let valid = |snapshot: &Snapshot| self.writes.still_valid(snapshot);
+        if let Some(rows) = self.store.get(&key, valid).await {
+            return Ok(rows);
         }
         cacheable(sql).map_err(|reason| PgError::NotCacheable { reason })?;
         let ttl = ttl.unwrap_or(self.config.default_ttl);
-        let ran = AtomicBool::new(false);
-        let init = async {
-            ran.store(true, Ordering::Relaxed);
+        let fill = async {
             // Generations from before the query: a write racing it makes
             // the entry out of date at once.
-            let snapshot = self.writes.snapshot(&tables_of(sql));
+            let tag = self.writes.snapshot(&tables_of(sql));
             let rows: Arc<[Row]> = run().await?.into();
             let bytes = weight(&rows);
-            Ok::<_, PgError>(Arc::new(Value {
+            Ok::<_, PgError>(Stored {
                 rows,
                 bytes,
                 ttl,
-                snapshot,
-            }))
+                tag,
+            })
         };
-        let entry = self
-            .cache
-            .entry(key.clone())
-            .or_try_insert_with(init)
+        self.store
+            .fill(key, fill)
             .await
-            .map_err(|e| PgError::Cached(e.to_string()))?;
-        let value = entry.into_value();
-        if ran.load(Ordering::Relaxed) {
-            self.counters.misses.fetch_add(1, Ordering::Relaxed);
-            if value.bytes > self.config.max_entry_bytes {
-                self.counters.too_large.fetch_add(1, Ordering::Relaxed);
-                self.cache.invalidate(&key).await;
-            }
-        } else {
-            self.counters.joins.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(Arc::clone(&value.rows))
+            .map_err(|e| PgError::Cached(e.to_string()))
     }
 
     /// Runs the cache's pending housekeeping (counts then are exact).
     pub(crate) async fn settle(&self) {
-        self.cache.run_pending_tasks().await;
+        self.store.settle().await;
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
-        let c = &self.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let c = self.store.counts();
         CacheStats {
-            hits: load(&c.hits),
-            misses: load(&c.misses),
-            joins: load(&c.joins),
-            invalidated: load(&c.invalidated),
-            too_large: load(&c.too_large),
-            bypassed: load(&c.bypassed),
-            evictions: load(&c.evictions),
-            bytes: self.cache.weighted_size(),
-            entries: self.cache.entry_count(),
+            hits: c.hits,
+            misses: c.misses,
+            joins: c.joins,
+            invalidated: c.invalidated,
+            too_large: c.too_large,
+            bypassed: self.bypassed.load(Ordering::Relaxed),
+            evictions: c.evictions,
+            bytes: c.bytes,
+            entries: c.entries,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! A result cache on a SQLite pool (opt-in, [`Builder::result_cache`]):
 //! rows of read-only statements kept by statement text and parameter
-//! values, bounded by bytes (moka with a weigher), each with a TTL, one
+//! values in lido-core's `ResultStore` (bounded by bytes), each with a TTL, one
 //! query for concurrent identical misses. Every write through the pool's
 //! writer lane (any closure on the writer connection) makes every entry
 //! stale before the writer answers its caller, so a read after a write
@@ -26,14 +26,15 @@
 pub(crate) mod config;
 pub(crate) mod store;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::types::Value;
 
 use crate::cache::config::{CacheConfig, CacheStats};
-use crate::cache::store::{key, weight, Entry, Rows};
+use lido_core::result_store::Stored;
+
+use crate::cache::store::{key, weight, Rows};
 use crate::error::{Error, Result};
 use crate::options::Builder;
 use crate::pool::SqlitePool;
@@ -65,16 +66,16 @@ impl SqlitePool {
     /// The result cache's counters (`None`: the pool has no cache).
     pub async fn cache_stats(&self) -> Option<CacheStats> {
         let c = self.inner.cache.as_ref()?;
-        c.cache.run_pending_tasks().await;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        c.store.settle().await;
+        let n = c.store.counts();
         Some(CacheStats {
-            hits: load(&c.counters.hits),
-            misses: load(&c.counters.misses),
-            joins: load(&c.counters.joins),
-            invalidated: load(&c.counters.invalidated),
-            too_large: load(&c.counters.too_large),
-            bytes: c.cache.weighted_size(),
-            entries: c.cache.entry_count(),
+            hits: n.hits,
+            misses: n.misses,
+            joins: n.joins,
+            invalidated: n.invalidated,
+            too_large: n.too_large,
+            bytes: n.bytes,
+            entries: n.entries,
         })
     }
 }
@@ -96,13 +97,8 @@ impl CachedRead<'_> {
         };
         let key = key(sql, params);
         let writes = || self.pool.inner.db.writer.writes();
-        if let Some(e) = cache.cache.get(&key).await {
-            if e.writes == writes() {
-                cache.counters.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Arc::clone(&e.rows));
-            }
-            cache.counters.invalidated.fetch_add(1, Ordering::Relaxed);
-            cache.cache.invalidate(&key).await;
+        if let Some(rows) = cache.store.get(&key, |before| *before == writes()).await {
+            return Ok(rows);
         }
         volatile(sql).map_or(Ok(()), |f| {
             Err(not_cacheable(&format!(
@@ -110,36 +106,18 @@ impl CachedRead<'_> {
             )))
         })?;
         let ttl = self.ttl.unwrap_or(cache.config.default_ttl);
-        let ran = AtomicBool::new(false);
-        let init = async {
-            ran.store(true, Ordering::Relaxed);
-            let before = writes();
+        let fill = async {
+            let tag = writes();
             let rows = self.run(sql, params.to_vec()).await?;
             let bytes = weight(&rows);
-            Ok::<_, Error>(Arc::new(Entry {
+            Ok::<_, Error>(Stored {
                 rows,
                 bytes,
                 ttl,
-                writes: before,
-            }))
+                tag,
+            })
         };
-        let entry = cache
-            .cache
-            .entry(key.clone())
-            .or_try_insert_with(init)
-            .await;
-        let entry = entry.map_err(unshared)?;
-        let value = entry.into_value();
-        if ran.load(Ordering::Relaxed) {
-            cache.counters.misses.fetch_add(1, Ordering::Relaxed);
-            if value.bytes > cache.config.max_entry_bytes {
-                cache.counters.too_large.fetch_add(1, Ordering::Relaxed);
-                cache.cache.invalidate(&key).await;
-            }
-        } else {
-            cache.counters.joins.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(Arc::clone(&value.rows))
+        cache.store.fill(key, fill).await.map_err(unshared)
     }
 
     /// Runs `sql` on a reader, refusing a statement that is not read-only.

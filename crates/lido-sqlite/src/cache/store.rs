@@ -1,12 +1,10 @@
-//! The store behind the SQLite result cache: entries keyed by statement
-//! text and parameter values, bounded by bytes, each with its TTL and the
+//! The store behind the SQLite result cache: lido-core's [`ResultStore`],
+//! keyed by statement text and parameter values, each entry tagged with the
 //! writer's count of writes from before its statement ran.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use moka::future::Cache;
+use lido_core::result_store::ResultStore;
 use rusqlite::types::Value;
 
 use crate::cache::config::CacheConfig;
@@ -20,50 +18,18 @@ pub(crate) struct Key {
     params: Box<[u8]>,
 }
 
-#[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) rows: Rows,
-    pub(crate) bytes: u64,
-    pub(crate) ttl: Duration,
-    /// The writer's count of writes before the statement ran.
-    pub(crate) writes: u64,
-}
-
-struct Ttl;
-
-impl moka::Expiry<Key, Arc<Entry>> for Ttl {
-    fn expire_after_create(&self, _k: &Key, v: &Arc<Entry>, _at: Instant) -> Option<Duration> {
-        Some(v.ttl)
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) joins: AtomicU64,
-    pub(crate) invalidated: AtomicU64,
-    pub(crate) too_large: AtomicU64,
-}
-
-/// A pool's result cache.
+/// A pool's result cache: lido-core's [`ResultStore`], each entry tagged
+/// with the writer's count of writes from before its statement ran.
 pub(crate) struct ResultCache {
-    pub(crate) cache: Cache<Key, Arc<Entry>>,
+    pub(crate) store: ResultStore<Key, Rows, u64>,
     pub(crate) config: CacheConfig,
-    pub(crate) counters: Counters,
 }
 
 impl ResultCache {
     pub(crate) fn new(config: CacheConfig) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(config.max_bytes)
-            .weigher(|_k: &Key, v: &Arc<Entry>| u32::try_from(v.bytes).unwrap_or(u32::MAX))
-            .expire_after(Ttl)
-            .build();
         Self {
-            cache,
+            store: ResultStore::new(config.max_bytes, config.max_entry_bytes),
             config,
-            counters: Counters::default(),
         }
     }
 }
