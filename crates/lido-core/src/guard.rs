@@ -118,6 +118,9 @@ impl<M: Manager> Pooled<M> {
 
     fn release(&mut self, mut live: Live<M::Connection>) {
         let shared = &self.shared;
+        if shared.cfg.leak_threshold.is_some() {
+            live.lease.end();
+        }
         let now = Instant::now();
         let held = now.saturating_duration_since(self.acquired);
         if shared.cfg.statistics {

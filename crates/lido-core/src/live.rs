@@ -1,9 +1,12 @@
 //! What the pool's state holds: a connection with its bookkeeping
 //! ([`Live`]), and what a waiter receives ([`Delivery`]).
 
+use std::sync::Arc;
+
 use tokio::time::Instant;
 
 use crate::error::Error;
+use crate::leaks::LeaseCell;
 use crate::manager::Manager;
 
 /// A connection with its bookkeeping, boxed: it moves between the idle
@@ -25,6 +28,9 @@ pub(crate) struct Entry<C> {
     pub last_checked: Instant,
     /// Its entry in the lease registry (set when it joins the pool).
     pub slot: usize,
+    /// Its current lease, for leak detection (begun and ended outside the
+    /// pool's lock; the registry holds a handle to it).
+    pub lease: Arc<LeaseCell>,
     /// The lane holding it while it is leased (counted in the state's
     /// per-lane holdings until it comes back).
     pub lane: Option<crate::waiters::Priority>,
@@ -42,6 +48,7 @@ pub fn new<C>(conn: C, id: u64, now: Instant, expires: Option<Instant>) -> Live<
         last_used: now,
         last_checked: now,
         slot: usize::MAX,
+        lease: LeaseCell::new(id, now),
         lane: None,
         preempt: None,
     })
@@ -61,7 +68,8 @@ impl<C> Entry<C> {
 /// What a waiter receives.
 pub(crate) enum Delivery<M: Manager> {
     Conn(Live<M::Connection>),
-    Failed(Error<M::Error>),
+    /// Boxed: a failure is rare, and a waiter's slot stays small.
+    Failed(Box<Error<M::Error>>),
     /// Its deadline passed (delivered by the sweeper).
     TimedOut,
 }

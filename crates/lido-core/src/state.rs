@@ -13,9 +13,7 @@ pub(crate) mod lanes;
 pub(crate) mod preempt;
 pub(crate) mod upkeep;
 
-use std::backtrace::Backtrace;
 use std::collections::VecDeque;
-use std::panic::Location;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -108,13 +106,6 @@ pub(crate) struct Waiter<'w> {
     pub again: bool,
 }
 
-/// Where and why a lease began, for leak reports.
-pub(crate) struct LeaseSite {
-    pub since: Instant,
-    pub location: &'static Location<'static>,
-    pub backtrace: Option<Arc<Backtrace>>,
-}
-
 impl<M: Manager> State<M> {
     /// An empty, open pool built with `cfg`.
     pub fn new(cfg: &Config) -> Self {
@@ -174,7 +165,7 @@ impl<M: Manager> State<M> {
 
     /// Leases held past `threshold`; `only_new` reports each one once.
     pub fn overdue_leases(
-        &mut self,
+        &self,
         now: Instant,
         threshold: std::time::Duration,
         only_new: bool,
@@ -202,20 +193,9 @@ impl<M: Manager> State<M> {
         })
     }
 
-    /// A lease on `live` begins (recorded for leak detection).
-    pub fn begin_lease(&mut self, live: &Live<M::Connection>, site: LeaseSite) {
-        self.leases.begin(
-            live.slot,
-            live.id,
-            site.since,
-            site.location,
-            site.backtrace,
-        );
-    }
-
-    /// The lease on `live` ends (it is out for a reset).
+    /// The lease on `live` ends (it is out for a reset; the caller ended its
+    /// leak-detection record): its lane no longer holds it.
     pub fn end_lease(&mut self, live: &mut Live<M::Connection>, step: &mut Step<'_, M>) {
-        self.leases.end(live.slot);
         self.unhold(live, step);
     }
 
@@ -260,9 +240,9 @@ impl<M: Manager> State<M> {
         }
     }
 
-    /// Return: a checked-out connection comes back; its lease ends.
+    /// Return: a checked-out connection comes back (the caller ended its
+    /// leak-detection record); its lane no longer holds it.
     pub fn put_back(&mut self, mut live: Live<M::Connection>, step: &mut Step<'_, M>) {
-        self.leases.end(live.slot);
         if let Some(lane) = live.lane.take() {
             self.release_lane(live.slot, lane);
         }
@@ -324,7 +304,7 @@ impl<M: Manager> State<M> {
     pub fn connected(&mut self, mut live: Live<M::Connection>, step: &mut Step<'_, M>) {
         self.connecting -= 1;
         self.size += 1;
-        live.slot = self.leases.open();
+        live.slot = self.leases.open(Arc::clone(&live.lease));
         if self.closed {
             self.close_conn(live, CloseReason::PoolClosed, step);
         } else if self.size > self.cap() {
@@ -342,7 +322,7 @@ impl<M: Manager> State<M> {
     pub fn connect_failed(&mut self, err: Error<M::Error>, step: &mut Step<'_, M>) {
         self.connecting -= 1;
         step.after.freed = true;
-        if let Ok(w) = self.waiters.deliver(Delivery::Failed(err)) {
+        if let Ok(w) = self.waiters.deliver(Delivery::Failed(Box::new(err))) {
             step.after.wakers.extend(w);
         }
         if step.gate.state() == BreakerState::Open {
@@ -380,7 +360,7 @@ impl<M: Manager> State<M> {
     /// Fails every waiter with `make()`.
     fn fail_waiters(&mut self, make: impl FnMut() -> Error<M::Error>, step: &mut Step<'_, M>) {
         let mut make = make;
-        let wakers = self.waiters.deliver_all(|| Delivery::Failed(make()));
+        let wakers = self.waiters.deliver_all(|| Delivery::Failed(Box::new(make())));
         step.after.wakers.extend(wakers);
     }
 

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::live::{Delivery, Live};
 use crate::manager::Manager;
 use crate::shared::Shared;
-use crate::state::{Checkout, LeaseSite, State, Step, Waiter};
+use crate::state::{Checkout, Step, Waiter};
 use crate::waiters::Priority;
 
 /// Where and when a `get()` began.
@@ -81,15 +81,13 @@ impl<'a, M: Manager> Take<'a, M> {
         }
     }
 
-    /// Starts the lease in the connection's registry entry (leak detection on).
-    fn lease(&self, st: &mut State<M>, live: &Live<M::Connection>, since: Instant) {
+    /// Starts the lease in the connection's leak-detection record (leak
+    /// detection on). Outside the pool's lock: the record is the connection's own.
+    fn lease(&self, live: &Live<M::Connection>, since: Instant) {
         if self.shared.cfg.leak_threshold.is_some() {
-            let site = LeaseSite {
-                since,
-                location: self.caller.location,
-                backtrace: self.caller.backtrace.clone(),
-            };
-            st.begin_lease(live, site);
+            let caller = self.caller;
+            live.lease
+                .begin(since, caller.location, caller.backtrace.clone());
         }
     }
 
@@ -103,7 +101,8 @@ impl<'a, M: Manager> Take<'a, M> {
             match st.checkout(caller.priority) {
                 Checkout::Closed => return Poll::Ready(Err(Missed::Failed(Error::Closed))),
                 Checkout::Idle(live) => {
-                    self.lease(&mut st, &live, caller.start);
+                    drop(st);
+                    self.lease(&live, caller.start);
                     return Poll::Ready(Ok(Got {
                         live,
                         now: caller.start,
@@ -141,17 +140,18 @@ impl<'a, M: Manager> Take<'a, M> {
         let Some(delivery) = st.take_delivery(key, cx.waker()) else {
             return Poll::Pending;
         };
+        drop(st);
         self.done = true;
         Poll::Ready(match delivery {
             Delivery::Conn(live) => {
-                self.lease(&mut st, &live, now);
+                self.lease(&live, now);
                 Ok(Got {
                     live,
                     now,
                     waited: true,
                 })
             }
-            Delivery::Failed(e) => Err(Missed::Failed(e)),
+            Delivery::Failed(e) => Err(Missed::Failed(*e)),
             Delivery::TimedOut => Err(Missed::TimedOut),
         })
     }
