@@ -360,7 +360,9 @@ impl<M: Manager> State<M> {
     /// Fails every waiter with `make()`.
     fn fail_waiters(&mut self, make: impl FnMut() -> Error<M::Error>, step: &mut Step<'_, M>) {
         let mut make = make;
-        let wakers = self.waiters.deliver_all(|| Delivery::Failed(Box::new(make())));
+        let wakers = self
+            .waiters
+            .deliver_all(|| Delivery::Failed(Box::new(make())));
         step.after.wakers.extend(wakers);
     }
 

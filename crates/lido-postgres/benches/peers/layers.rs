@@ -47,7 +47,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs the layer table: `which` is `all` (every variant), `short` (lido
 /// with its defaults and deadpool), or, for a profile of one of them,
-/// `lido` or `deadpool` alone.
+/// `lido`, `bare` (all four off) or `deadpool` alone.
 pub(crate) async fn run_all(
     peers: &Peers,
     which: &str,
@@ -55,20 +55,21 @@ pub(crate) async fn run_all(
     rounds: usize,
     dur: Duration,
 ) {
-    let take = match which {
-        "short" | "lido" => 1,
-        "deadpool" => 0,
-        _ => VARIANTS.len(),
+    let chosen = match which {
+        "short" | "lido" => &VARIANTS[..1],
+        "bare" => &VARIANTS[VARIANTS.len() - 1..],
+        "deadpool" => &VARIANTS[..0],
+        _ => &VARIANTS[..],
     };
     let mut pools: Vec<(&str, Option<PgPool>)> = Vec::new();
-    for (name, tweak) in &VARIANTS[..take] {
+    for (name, tweak) in chosen {
         let pool = tweak(lido_builder(&peers.url))
             .build()
             .await
             .expect("lido pool");
         pools.push((name, Some(pool)));
     }
-    if which != "lido" {
+    if !matches!(which, "lido" | "bare") {
         pools.push((DEADPOOL, None));
     }
     println!(

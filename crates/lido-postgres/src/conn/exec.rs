@@ -373,8 +373,11 @@ impl<'a> Timed<'a> {
         now: Instant,
         fut: impl Future<Output = Result<T, PgError>>,
     ) -> Result<T, PgError> {
-        self.conn.settle().await?;
-        self.conn.recover_abandoned_call().await?;
+        // Two relaxed loads on the usual path: nothing left to clean up.
+        if self.conn.left_unfinished() {
+            self.conn.settle().await?;
+            self.conn.recover_abandoned_call().await?;
+        }
         if let Some((at, total)) = self.limit.tx {
             if at <= now {
                 // Past the transaction's deadline: nothing more is sent.
@@ -382,34 +385,52 @@ impl<'a> Timed<'a> {
             }
         }
         let call = CallGuard(Some(&self.conn.abandoned_call));
-        let raise = self.statement_timeout_raise();
-        // Pinned in place: the timeout below holds a reference to it.
-        let mut fut = pin!(async {
-            if let Some(ms) = raise {
-                self.conn.raise_statement_timeout(ms, self.in_tx).await?;
+        // The usual path runs `fut` itself; only a call whose limit is
+        // longer than the pushed-down `statement_timeout` raises it first.
+        let result = match self.statement_timeout_raise() {
+            None => self.limited(now, call, fut).await,
+            Some(ms) => {
+                let raised = async {
+                    self.conn.raise_statement_timeout(ms, self.in_tx).await?;
+                    fut.await
+                };
+                self.limited(now, call, raised).await
             }
-            fut.await
-        });
-        let result = match self.limit.effective(now) {
-            None => fut.await,
-            Some((deadline, kind)) => match self.conn.timer.within(deadline, fut.as_mut()).await {
-                Ok(r) => r,
-                Err(()) => {
-                    // `call` stays armed while cancelling: if this future is
-                    // dropped mid-cancel, the next user cancels again.
-                    let e = self.expired(kind).await;
-                    call.done();
-                    return Err(e);
-                }
-            },
         };
-        call.done();
+        // The limit ran out: its error as it is.
+        let result = result?;
         match result {
             // The watchdog closed the connection: the server stopped answering.
             Err(_) if self.conn.wire.is_silenced() => Err(self.conn.not_answering()),
             Err(e) if self.conn.was_preempted(&e) => Err(PgError::Preempted),
             r => r,
         }
+    }
+
+    /// Runs `fut` within this call's limit (from `now`); disarms `call`
+    /// once it finished or was cancelled. The outer error: the limit ran
+    /// out (and the statement was cancelled, or the connection closed).
+    async fn limited<T>(
+        &self,
+        now: Instant,
+        call: CallGuard<'_>,
+        fut: impl Future<Output = Result<T, PgError>>,
+    ) -> Result<Result<T, PgError>, PgError> {
+        let Some((deadline, kind)) = self.limit.effective(now) else {
+            let result = fut.await;
+            call.done();
+            return Ok(result);
+        };
+        // Pinned in place: the timer holds a reference to it.
+        let mut fut = pin!(fut);
+        let result = match self.conn.timer.within(deadline, fut.as_mut()).await {
+            Ok(r) => Ok(r),
+            // `call` stays armed while cancelling: if this future is
+            // dropped mid-cancel, the next user cancels again.
+            Err(()) => Err(self.expired(kind).await),
+        };
+        call.done();
+        result
     }
 
     /// The `statement_timeout` (ms, 0 unlimited) to set before this call,

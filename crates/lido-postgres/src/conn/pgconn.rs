@@ -266,13 +266,19 @@ impl PgConn {
         self.ctx.stmt_cache > 0 && !self.ctx.pgbouncer
     }
 
+    /// Whether a lido transaction level or call on this connection was
+    /// dropped unfinished (and must be cleaned up before the next call).
+    pub(crate) fn left_unfinished(&self) -> bool {
+        self.abandoned_depth.load(Ordering::Relaxed) > 0
+            || self.abandoned_call.load(Ordering::Relaxed)
+    }
+
     /// Whether the pool must clean this connection before reuse: a lido
     /// transaction or call left unfinished, or a session that the server
     /// says is not idle.
     pub(crate) fn needs_reset(&self) -> bool {
         self.depth.load(Ordering::Relaxed) > 0
-            || self.abandoned_depth.load(Ordering::Relaxed) > 0
-            || self.abandoned_call.load(Ordering::Relaxed)
+            || self.left_unfinished()
             || self.wire.status() != TxStatus::Idle
     }
 
