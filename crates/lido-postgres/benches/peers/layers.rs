@@ -47,7 +47,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs the layer table: `which` is `all` (every variant), `short` (lido
 /// with its defaults and deadpool), or, for a profile of one of them,
-/// `lido`, `bare` (all four off) or `deadpool` alone.
+/// `lido`, `bare` (all four off), `only:N` (the Nth variant, from 0) or
+/// `deadpool` alone.
 pub(crate) async fn run_all(
     peers: &Peers,
     which: &str,
@@ -55,7 +56,12 @@ pub(crate) async fn run_all(
     rounds: usize,
     dur: Duration,
 ) {
+    let only = which
+        .strip_prefix("only:")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n < VARIANTS.len());
     let chosen = match which {
+        _ if only.is_some() => &VARIANTS[only.unwrap_or(0)..][..1],
         "short" | "lido" => &VARIANTS[..1],
         "bare" => &VARIANTS[VARIANTS.len() - 1..],
         "deadpool" => &VARIANTS[..0],
@@ -69,7 +75,7 @@ pub(crate) async fn run_all(
             .expect("lido pool");
         pools.push((name, Some(pool)));
     }
-    if !matches!(which, "lido" | "bare") {
+    if !matches!(which, "lido" | "bare") && only.is_none() {
         pools.push((DEADPOOL, None));
     }
     println!(
