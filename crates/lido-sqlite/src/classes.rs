@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use lido_core::{CallOutcome, ClassStat, QueryClass, UnknownClass};
 use rusqlite::{Connection, Transaction};
 
-use crate::deadline::arm;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::exec::{self, Mode};
 use crate::pool::SqlitePool;
@@ -80,10 +80,10 @@ impl SqliteClassPool<'_> {
         T: Send + 'static,
     {
         let site = Location::caller();
-        self.timed(site, move |at, rt, wait| async move {
+        self.timed(site, move |deadline, wait| async move {
             let priority = self.class.priority;
             let run = move |c: &Connection| {
-                let _armed = at.map(|at| arm(c, at, &rt)).transpose()?;
+                let _armed = deadline.arm(c)?;
                 f(c)
             };
             self.pool.read_within(priority, site, wait, run).await
@@ -98,10 +98,10 @@ impl SqliteClassPool<'_> {
         T: Send + 'static,
     {
         let site = Location::caller();
-        self.timed(site, move |at, rt, wait| async move {
+        self.timed(site, move |deadline, wait| async move {
             let run = move |c: &mut Connection| {
                 exec::run_write(c, move |c| {
-                    let _armed = at.map(|at| arm(c, at, &rt)).transpose()?;
+                    let _armed = deadline.arm(c)?;
                     f(c)
                 })
             };
@@ -120,10 +120,10 @@ impl SqliteClassPool<'_> {
     {
         let site = Location::caller();
         let retries = self.class.retries;
-        self.timed(site, move |at, rt, wait| async move {
+        self.timed(site, move |deadline, wait| async move {
             let mut f = f;
             let body = move |tx: &mut Transaction<'_>| {
-                let _armed = at.map(|at| arm(tx, at, &rt)).transpose()?;
+                let _armed = deadline.arm(tx)?;
                 f(tx)
             };
             let run = move |c: &mut Connection| {
@@ -137,12 +137,12 @@ impl SqliteClassPool<'_> {
         })
     }
 
-    /// Runs `call` with the class's deadline (`None`: the pool's own
-    /// acquire timeout), the runtime, and how long it may wait; then counts
-    /// it, names a deadline overrun, and logs it when slow.
+    /// Runs `call` with its [`Deadline`] (the class's, if it has one) and
+    /// how long it may wait (the deadline, else the pool's acquire timeout);
+    /// then counts it, names a deadline overrun, and logs it when slow.
     async fn timed<T, C, Fut>(&self, site: &'static Location<'static>, call: C) -> Result<T>
     where
-        C: FnOnce(Option<Instant>, tokio::runtime::Handle, Duration) -> Fut,
+        C: FnOnce(Deadline, Duration) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let started = Instant::now();
@@ -153,7 +153,8 @@ impl SqliteClassPool<'_> {
             Some(d) => (Some(started + d), d.min(limit)),
             None => (None, limit),
         };
-        let result = call(at, rt, wait).await;
+        let deadlines = self.pool.inner.deadlines.clone();
+        let result = call(Deadline { at, deadlines, rt }, wait).await;
         let took = started.elapsed();
         let result = result.map_err(|e| self.deadline_error(e, at));
         self.record(site, took, &result);

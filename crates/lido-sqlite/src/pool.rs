@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     reserve: Option<Arc<Reserve>>,
     /// Counters per query class (see `classes.rs`).
     pub(crate) tally: lido_core::ClassTally,
+    /// Class calls' deadlines and their one timer (see `deadline.rs`).
+    pub(crate) deadlines: crate::deadline::Deadlines,
     /// The result cache, when asked for (see `cache.rs`).
     pub(crate) cache: Option<crate::cache::store::ResultCache>,
 }
@@ -155,6 +157,7 @@ impl Builder {
         let cache = opts.cache.map(crate::cache::store::ResultCache::new);
         let inner = Arc::new(Inner {
             tally,
+            deadlines: Default::default(),
             cache,
             lane: Arc::new(Lane::new(opts.readers.max_size, opts.readers.lanes)),
             readers,
