@@ -144,6 +144,10 @@ impl CachedQuery<'_> {
         };
         let mut after = self.after;
         if self.fresh {
+            // Its own short lease, given back at once: a hit (the case a
+            // cache is for) needs no connection, and holding this one through
+            // the lookup and the wait for the feed would keep it from other
+            // callers; a miss leases again, a few microseconds.
             let now = server_position(&*self.pool.get().await?).await?;
             after = Some(after.map_or(now, |t| t.max(now)));
         }
