@@ -329,3 +329,51 @@ async fn leak_reported_once_with_call_site_and_max_lease_closes() {
     assert_eq!(pool.stats().closed(CloseReason::MaxLease), 1);
     assert!(pool.leaks().is_empty());
 }
+
+/// Leases begin and end in each connection's own record, outside the
+/// pool's lock: the sweep, on another thread, still finds a lease held
+/// past the threshold, with its call site, while others churn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lease_is_found_while_other_leases_churn_on_other_threads() {
+    let (m, _script) = Fake::new();
+    let threshold = Duration::from_millis(20);
+    let pool = Pool::builder(m)
+        .max_size(4)
+        .leak_threshold(Some(threshold))
+        .build()
+        .await
+        .expect("build");
+    let line = line!() + 1;
+    let held = pool.get().await.expect("get");
+    let churn: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for _ in 0..2_000 {
+                    let g = pool.get().await.expect("get");
+                    tokio::task::yield_now().await;
+                    drop(g);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(threshold * 2).await;
+    for _ in 0..50 {
+        let found = pool.leaks();
+        let mine = found.iter().find(|l| l.conn_id == held.id());
+        let mine = mine.expect("the held lease is reported");
+        assert_eq!(
+            (mine.location.file(), mine.location.line()),
+            (file!(), line)
+        );
+        tokio::task::yield_now().await;
+    }
+    for task in churn {
+        task.await.expect("join");
+    }
+    // Every churned lease ended: only the held one is left.
+    let left: Vec<u64> = pool.leaks().iter().map(|l| l.conn_id).collect();
+    assert_eq!(left, vec![held.id()]);
+    drop(held);
+    assert!(pool.leaks().is_empty());
+}
