@@ -36,7 +36,7 @@ use clap::Parser;
 
 use args::{Args, FairnessMode, Kind};
 use measure::measure_kind;
-use report::{fairness_report, median, ops, ratio, summary, Row};
+use report::{fairness_report, fmt_ratio, ops, summary, Row};
 
 fn main() {
     let mut args = Args::parse();
@@ -85,11 +85,13 @@ async fn run(args: Args, threads: usize) {
     println!("# core_peers: lido-core vs deadpool 0.13 (managed) / bb8 0.9 / mobc 0.9, do-nothing managers");
     println!(
         "# tokio multi-thread runtime, {threads} worker threads; {} gets per cell split across the tasks; \
-         median of {} reps; fill to size + untimed warm-up pass before each timed run",
+         median of {} reps (pools back to back in each, order rotated); \
+         fill to size + untimed warm-up pass before each timed run",
         args.gets, args.reps
     );
     println!(
-        "# ops/s = completed get+drop per second (higher is better); lido/X = lido ops/s ÷ X ops/s"
+        "# ops/s = completed get+drop per second (higher is better); lido/X = median over reps \
+         of lido ops/s ÷ X ops/s in the same rep (each rep's figures on the line below)"
     );
     println!();
 
@@ -105,6 +107,7 @@ async fn run(args: Args, threads: usize) {
     println!("{header}");
     println!("{}", "-".repeat(header.chars().count()));
 
+    let names: Vec<&str> = pools.iter().map(|k| k.name()).collect();
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for &hold in &args.hold {
@@ -127,29 +130,30 @@ async fn run(args: Args, threads: usize) {
                                 }
                                 samples[ix].push(s.ops_per_sec);
                             }
-                            Err(e) => failures.push(format!(
-                                "{} hold={hold} size={size} tasks={tasks}: {e}",
-                                kind.name()
-                            )),
+                            Err(e) => {
+                                failures.push(format!(
+                                    "{} hold={hold} size={size} tasks={tasks}: {e}",
+                                    kind.name()
+                                ));
+                                samples[ix].push(f64::NAN);
+                            }
                         }
                     }
                 }
-                let row = Row {
-                    hold,
-                    size,
-                    tasks,
-                    ops: samples.into_iter().map(median).collect(),
-                };
+                let row = Row::new(hold, size, tasks, samples);
                 let mut line = format!("{:<5} {:>4} {:>5}", row.hold, row.size, row.tasks);
                 for o in &row.ops {
                     line.push_str(&format!(" {:>9}", ops(*o)));
                 }
                 if let Some(li) = lido_ix {
                     for (pi, _) in &peers {
-                        line.push_str(&format!(" {:>12}", ratio(row.ops[li], row.ops[*pi])));
+                        line.push_str(&format!(" {:>12}", fmt_ratio(row.ratio(li, *pi))));
                     }
                 }
                 println!("{line}");
+                if args.reps > 1 {
+                    println!("{}", row.reps_line(&names, lido_ix, &peers));
+                }
                 rows.push(row);
             }
         }

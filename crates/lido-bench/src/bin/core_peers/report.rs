@@ -28,14 +28,6 @@ pub fn ops(x: f64) -> String {
     }
 }
 
-pub fn ratio(a: f64, b: f64) -> String {
-    if a.is_nan() || b.is_nan() || b == 0.0 {
-        "-".into()
-    } else {
-        format!("{:.2}", a / b)
-    }
-}
-
 fn us(d: Duration) -> String {
     let us = d.as_micros();
     if us >= 10_000 {
@@ -51,6 +43,76 @@ pub struct Row {
     pub tasks: usize,
     /// Median ops/s per pool, in `Args::pools` order (NaN when not run or failed).
     pub ops: Vec<f64>,
+    /// Each repetition's ops/s per pool, in `Args::pools` order, then in
+    /// repetition order (NaN where a run failed). Repetition `i` of every
+    /// pool ran back to back, so their ratio is a side-by-side figure.
+    pub reps: Vec<Vec<f64>>,
+}
+
+impl Row {
+    pub fn new(hold: Hold, size: usize, tasks: usize, reps: Vec<Vec<f64>>) -> Self {
+        let ops = reps.iter().cloned().map(median).collect();
+        Self {
+            hold,
+            size,
+            tasks,
+            ops,
+            reps,
+        }
+    }
+
+    /// Pool `a` ÷ pool `b` in each repetition (NaN where either failed).
+    pub fn rep_ratios(&self, a: usize, b: usize) -> Vec<f64> {
+        self.reps[a]
+            .iter()
+            .zip(&self.reps[b])
+            .map(|(x, y)| x / y)
+            .collect()
+    }
+
+    /// The median over repetitions of pool `a` ÷ pool `b`.
+    pub fn ratio(&self, a: usize, b: usize) -> f64 {
+        let rs: Vec<f64> = self
+            .rep_ratios(a, b)
+            .into_iter()
+            .filter(|r| r.is_finite())
+            .collect();
+        median(rs)
+    }
+
+    /// Every repetition's figures: each pool's ops/s, then lido ÷ each peer.
+    pub fn reps_line(
+        &self,
+        names: &[&str],
+        lido: Option<usize>,
+        peers: &[(usize, Kind)],
+    ) -> String {
+        let mut line = String::from("      each rep:");
+        for (i, name) in names.iter().enumerate() {
+            let v: Vec<String> = self.reps[i].iter().map(|x| ops(*x)).collect();
+            line.push_str(&format!(" {name} {} |", v.join(" ")));
+        }
+        if let Some(li) = lido {
+            for (pi, k) in peers {
+                let v: Vec<String> = self
+                    .rep_ratios(li, *pi)
+                    .iter()
+                    .map(|r| fmt_ratio(*r))
+                    .collect();
+                line.push_str(&format!(" lido/{} {} |", k.name(), v.join(" ")));
+            }
+        }
+        line.trim_end_matches(" |").to_owned()
+    }
+}
+
+/// A ratio with two decimals ("-" when there is none).
+pub fn fmt_ratio(r: f64) -> String {
+    if r.is_finite() {
+        format!("{r:.2}")
+    } else {
+        "-".into()
+    }
 }
 
 pub fn summary(rows: &[Row], lido_ix: Option<usize>, peers: &[(usize, Kind)]) {
@@ -70,7 +132,7 @@ pub fn summary(rows: &[Row], lido_ix: Option<usize>, peers: &[(usize, Kind)]) {
             let logs: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.hold == hold)
-                .map(|r| r.ops[li] / r.ops[*pi])
+                .map(|r| r.ratio(li, *pi))
                 .filter(|x| x.is_finite() && *x > 0.0)
                 .map(f64::ln)
                 .collect();
@@ -89,7 +151,7 @@ pub fn summary(rows: &[Row], lido_ix: Option<usize>, peers: &[(usize, Kind)]) {
             .filter(|(pi, _)| r.ops[*pi].is_finite())
             .max_by(|a, b| r.ops[a.0].total_cmp(&r.ops[b.0]));
         if let Some((pi, k)) = best {
-            if r.ops[li] < r.ops[*pi] {
+            if r.ratio(li, *pi) < 1.0 {
                 behind.push(format!(
                     "    hold={:<5} size={:>2} tasks={:>4}: lido {} < {} {} (lido/{} = {})",
                     r.hold,
@@ -99,7 +161,7 @@ pub fn summary(rows: &[Row], lido_ix: Option<usize>, peers: &[(usize, Kind)]) {
                     k.name(),
                     ops(r.ops[*pi]),
                     k.name(),
-                    ratio(r.ops[li], r.ops[*pi])
+                    fmt_ratio(r.ratio(li, *pi))
                 ));
             }
         }
@@ -117,7 +179,7 @@ pub fn summary(rows: &[Row], lido_ix: Option<usize>, peers: &[(usize, Kind)]) {
         let contended: Vec<&Row> = rows.iter().filter(|r| r.tasks > r.size).collect();
         let slow: Vec<&&Row> = contended
             .iter()
-            .filter(|r| r.ops[li] < 1.5 * r.ops[*di])
+            .filter(|r| r.ratio(li, *di) < 1.5)
             .collect();
         println!(
             "  cells where tasks > size and lido < 1.5x deadpool: {} of {}",
@@ -132,7 +194,7 @@ pub fn summary(rows: &[Row], lido_ix: Option<usize>, peers: &[(usize, Kind)]) {
                 r.tasks,
                 ops(r.ops[li]),
                 ops(r.ops[*di]),
-                ratio(r.ops[li], r.ops[*di])
+                fmt_ratio(r.ratio(li, *di))
             );
         }
     }
