@@ -345,25 +345,20 @@ impl<M: Manager> State<M> {
         }
     }
 
-    /// Fail waiting: every waiter gets `make()` (the backend found the
-    /// database unavailable); returns how many.
-    pub fn fail_all_waiters(
+    /// Fail waiting: every waiter gets `make()` (the pool closed, the
+    /// breaker opened, or the backend found the database unavailable);
+    /// returns how many.
+    pub fn fail_waiters(
         &mut self,
-        make: impl FnMut() -> Error<M::Error>,
+        mut make: impl FnMut() -> Error<M::Error>,
         step: &mut Step<'_, M>,
     ) -> usize {
-        let n = self.waiters.len();
-        self.fail_waiters(make, step);
-        n
-    }
-
-    /// Fails every waiter with `make()`.
-    fn fail_waiters(&mut self, make: impl FnMut() -> Error<M::Error>, step: &mut Step<'_, M>) {
-        let mut make = make;
+        let failed = self.waiters.len();
         let wakers = self
             .waiters
             .deliver_all(|| Delivery::Failed(Box::new(make())));
         step.after.wakers.extend(wakers);
+        failed
     }
 
     /// Starts connects for waiters no connect in flight already covers.

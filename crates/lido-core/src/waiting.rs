@@ -75,7 +75,7 @@ impl<M: Manager> Waiting<M> {
         let Some(shared) = self.shared.upgrade() else {
             return 0;
         };
-        apply(&shared, |st, step| st.fail_all_waiters(make, step))
+        apply(&shared, |st, step| st.fail_waiters(make, step))
     }
 }
 

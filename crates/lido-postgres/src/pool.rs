@@ -202,8 +202,13 @@ impl PgPool {
 
 /// `get()`'s error for `e`: a connect (the watchdog's) that was not answered.
 fn pool_error(e: PgError) -> PoolError {
+    unavailable(Arc::new(e))
+}
+
+/// The pool error for a server found unavailable by lido-postgres itself.
+fn unavailable(e: Arc<PgError>) -> PoolError {
     lido_core::Error::Unavailable {
-        cause: lido_core::ConnectFailure::Backend(Arc::new(e)),
+        cause: lido_core::ConnectFailure::Backend(e),
     }
 }
 
@@ -249,9 +254,7 @@ impl From<Pool<PgManager>> for PgPool {
             .liveness
             .on_silent(Box::new(move |err: PgError| {
                 let err = Arc::new(err);
-                waiting.fail_all(|| lido_core::Error::Unavailable {
-                    cause: lido_core::ConnectFailure::Backend(Arc::clone(&err)),
-                });
+                waiting.fail_all(|| unavailable(Arc::clone(&err)));
             }));
         Self { inner }
     }

@@ -3,14 +3,16 @@
 //! A read is queued in its priority's FIFO; the first free reader thread
 //! takes the oldest read of the highest priority that the readers' lane
 //! limits ([`lido_core::LaneLimits`]: reserved readers, a share cap) let
-//! run now, leases a reader leases a reader
+//! run now, leases a reader
 //! from the lido-core pool on that thread (at once when one is idle: the lane
 //! runs at most the pool's `max_size` threads, each holding at most one
 //! lease), runs the closure and returns the lease before it takes the next
 //! read. While reads are queued, the thread that frees a reader takes the
 //! next one itself, so a reader never sits idle waiting for a thread (or a
 //! task) to wake up, and every read costs one hop from the executor and one
-//! back, as on a blocking thread.
+//! back, as on a blocking thread. A thread that finds the queue empty looks
+//! for the next read for a few microseconds (`Lane::spin`) before it waits,
+//! and a read submitted meanwhile is handed to it without a wake-up.
 //!
 //! A read still queued when its caller stops waiting (dropped future,
 //! `acquire_timeout`) is withdrawn and never runs; one already running
@@ -22,13 +24,12 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use lido_core::{LaneLimits, Pool, Pooled, Priority};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use rusqlite::Connection;
 use tokio::runtime::Handle;
@@ -283,9 +284,6 @@ impl Lane {
         }
         q.threads -= 1;
     }
-}
-
-impl Lane {
     /// Looks for the next read for up to [`SPIN`] before the thread waits
     /// on the condition variable: at a steady rate of reads the next one
     /// usually comes within that, and taking it here saves the wake-up (a

@@ -373,11 +373,7 @@ impl<'a> Timed<'a> {
         now: Instant,
         fut: impl Future<Output = Result<T, PgError>>,
     ) -> Result<T, PgError> {
-        // Two relaxed loads on the usual path: nothing left to clean up.
-        if self.conn.left_unfinished() {
-            self.conn.settle().await?;
-            self.conn.recover_abandoned_call().await?;
-        }
+        self.conn.clean_up().await?;
         if let Some((at, total)) = self.limit.tx {
             if at <= now {
                 // Past the transaction's deadline: nothing more is sent.

@@ -67,6 +67,16 @@ impl PgConn {
         }
     }
 
+    /// Cleans up what a dropped lido transaction level or call left on this
+    /// connection, before its next statement: two loads when nothing was.
+    pub(crate) async fn clean_up(&self) -> Result<(), PgError> {
+        if self.left_unfinished() {
+            self.settle().await?;
+            self.recover_abandoned_call().await?;
+        }
+        Ok(())
+    }
+
     /// If a call was abandoned mid-flight, cancels it and waits until the
     /// connection answers again; marks the connection broken if it does not.
     pub(crate) async fn recover_abandoned_call(&self) -> Result<(), PgError> {

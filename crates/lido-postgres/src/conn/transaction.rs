@@ -72,8 +72,7 @@ impl PgConn {
         opts: &TxOptions,
         location: &'static Location<'static>,
     ) -> Result<Transaction<'a>, PgError> {
-        self.settle().await?;
-        self.recover_abandoned_call().await?;
+        self.clean_up().await?;
         let mut sql = opts.begin_sql();
         if let Some(set) = &self.ctx.set_local {
             sql = format!("{sql}; {set}");

@@ -67,10 +67,7 @@ impl Framer {
             } else {
                 (self.header[0], &self.header[1..5])
             };
-            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            if !(4..=(1 << 30)).contains(&len) {
-                return Err(());
-            }
+            let len = length(len)?;
             self.kind = kind;
             self.have = 0;
             self.head_len = 0;
@@ -83,13 +80,28 @@ impl Framer {
     }
 
     fn complete(&mut self, untyped: &mut bool, mut done: impl FnMut(Frame, &mut bool)) {
-        let frame = if *untyped {
-            Frame::Untyped(u32::from_be_bytes(self.head))
-        } else {
-            Frame::Typed(self.kind, self.head)
-        };
+        let frame = frame(*untyped, self.kind, self.head);
         self.head = [0; 4];
         done(frame, untyped);
+    }
+}
+
+/// A message's length field (which counts itself): `Err` when impossible.
+fn length(field: &[u8]) -> Result<usize, ()> {
+    let len = u32::from_be_bytes([field[0], field[1], field[2], field[3]]) as usize;
+    if (4..=(1 << 30)).contains(&len) {
+        Ok(len)
+    } else {
+        Err(())
+    }
+}
+
+/// The frame of a complete message of type `kind` whose body starts with `head`.
+fn frame(untyped: bool, kind: u8, head: [u8; 4]) -> Frame {
+    if untyped {
+        Frame::Untyped(u32::from_be_bytes(head))
+    } else {
+        Frame::Typed(kind, head)
     }
 }
 
@@ -106,10 +118,7 @@ fn whole<'b>(
     let Some(len) = buf.get(header_len - 4..header_len) else {
         return Ok(None);
     };
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    if !(4..=(1 << 30)).contains(&len) {
-        return Err(());
-    }
+    let len = length(len)?;
     let end = header_len - 4 + len;
     let Some(body) = buf.get(header_len..end) else {
         return Ok(None);
@@ -117,12 +126,7 @@ fn whole<'b>(
     let mut head = [0; 4];
     let n = body.len().min(4);
     head[..n].copy_from_slice(&body[..n]);
-    let frame = if *untyped {
-        Frame::Untyped(u32::from_be_bytes(head))
-    } else {
-        Frame::Typed(buf[0], head)
-    };
-    done(frame, untyped);
+    done(frame(*untyped, buf[0], head), untyped);
     Ok(Some(&buf[end..]))
 }
 
