@@ -39,6 +39,9 @@
 //! or name and task count (`read 64`).
 //! `LIDO_BENCH_READERS` sets lido's readers (default 4; peers get one more
 //! connection, matching lido's writer).
+//! `LIDO_BENCH_SOLO=lido|deadpool|r2d2` runs only that pool, on the selected
+//! read cells, for `LIDO_BENCH_SECS` each with no peers between its rounds
+//! (for a profile or `perf stat` of one pool); it prints ops/s and CPU µs/op.
 #![forbid(unsafe_code)]
 
 #[path = "peers/load.rs"]
@@ -91,6 +94,7 @@ struct Settings {
     rounds: usize,
     readers: usize,
     only: Option<String>,
+    solo: Option<String>,
 }
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -110,6 +114,9 @@ fn settings() -> Settings {
         rounds: env("LIDO_BENCH_ROUNDS").unwrap_or(5_usize).max(1),
         readers: env("LIDO_BENCH_READERS").unwrap_or(4),
         only: std::env::var("LIDO_BENCH_ONLY")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        solo: std::env::var("LIDO_BENCH_SOLO")
             .ok()
             .filter(|s| !s.is_empty()),
     }
@@ -249,6 +256,9 @@ async fn run() -> Result<(), BoxError> {
     let set = settings();
     let dir = tempfile::tempdir()?;
     let peers = build_peers(dir.path(), set.readers).await?;
+    if let Some(name) = &set.solo {
+        return solo(name, &peers, &set).await;
+    }
     println!(
         "lido-sqlite peers: SQLite {}, {} CPUs, {} s per pool per cell in {} interleaved rounds, lido {} readers + 1 writer, peers max_size {}",
         rusqlite_version(),
@@ -279,6 +289,28 @@ async fn run() -> Result<(), BoxError> {
     println!("\ntargets:");
     for (s, cell) in &cells {
         println!("  {}", verdict(s, cell));
+    }
+    Ok(())
+}
+
+/// One pool alone on the selected read cells (`LIDO_BENCH_SOLO`).
+async fn solo(name: &str, peers: &[(&str, Peer)], set: &Settings) -> Result<(), BoxError> {
+    let Some((label, peer)) = peers.iter().find(|(n, _)| n.trim_end_matches('*') == name) else {
+        let names: Vec<&str> = peers.iter().map(|(n, _)| n.trim_end_matches('*')).collect();
+        return Err(format!("LIDO_BENCH_SOLO={name}: no such pool (one of {names:?})").into());
+    };
+    let reads = SCENARIOS.iter().filter(|s| s.write_pct == 0);
+    for s in reads.filter(|s| selected(s, set.only.as_deref())) {
+        measure(peer, s.tasks, 0, s.write, 0.2).await;
+        let got = measure(peer, s.tasks, 0, s.write, set.secs).await;
+        println!(
+            "{label} {}: {:.0} ops/s, {:.1} CPU µs/op, {} SQLITE_BUSY, {} other errors",
+            s.label(),
+            got.rate(),
+            got.cpu_us(),
+            got.busy,
+            got.errors
+        );
     }
     Ok(())
 }

@@ -12,7 +12,10 @@
 //! task) to wake up, and every read costs one hop from the executor and one
 //! back, as on a blocking thread. A thread that finds the queue empty looks
 //! for the next read for a few microseconds (`Lane::spin`) before it waits,
-//! and a read submitted meanwhile is handed to it without a wake-up.
+//! and a read submitted meanwhile is handed to it without a wake-up. When
+//! that read is the only one in the lane, its caller in turn polls for the
+//! reply for as long (`reply_soon`), yielding to the runtime's other tasks,
+//! so a caller reading in a loop is not parked and woken for every read.
 //!
 //! A read still queued when its caller stops waiting (dropped future,
 //! `acquire_timeout`) is withdrawn and never runs; one already running
@@ -163,9 +166,11 @@ impl Lane {
         let work: Work = Box::new(move || {
             let _ = reply.send(read.run(f));
         });
-        if !self.submit(Job { claim, work, lane }, pool)? {
+        match self.submit(Job { claim, work, lane }, pool)? {
             // A thread takes it now: no wait to bound but the lease's own.
-            return rx.await.unwrap_or(Err(Error::Closed));
+            Placed::Alone => return reply_soon(rx).await,
+            Placed::Now => return rx.await.unwrap_or(Err(Error::Closed)),
+            Placed::Queued => {}
         }
         if let Ok(r) = tokio::time::timeout(timeout, &mut rx).await {
             return r.unwrap_or(Err(Error::Closed));
@@ -190,9 +195,9 @@ impl Lane {
         Error::Pool(err)
     }
 
-    /// Queues `job`, waking an idle thread or starting one. `true` when it
+    /// Queues `job`, waking an idle thread or starting one. `Queued` when it
     /// waits for a busy thread instead (and so may wait past its deadline).
-    fn submit(self: &Arc<Self>, job: Job, pool: &Pool<SqliteManager>) -> Result<bool> {
+    fn submit(self: &Arc<Self>, job: Job, pool: &Pool<SqliteManager>) -> Result<Placed> {
         let mut q = self.queue.lock();
         let (job_lane, at) = (job.lane, job.lane as usize);
         q.jobs[at].push_back(job);
@@ -202,13 +207,14 @@ impl Lane {
             // next one: it takes this one without a wake-up.
             q.spin_free -= 1;
             self.claims.fetch_add(1, Ordering::Relaxed);
-            return Ok(false);
+            let alone = q.queued() == 1 && q.running.iter().sum::<usize>() == 0;
+            return Ok(if alone { Placed::Alone } else { Placed::Now });
         }
         if q.idle > 0 && admitted {
             let now = q.idle >= q.queued();
             drop(q);
             self.ready.notify_one();
-            return Ok(!now);
+            return Ok(if now { Placed::Now } else { Placed::Queued });
         }
         // At the limit, or not admitted under it: the pool may have grown.
         let stale = q.limit_read.is_none_or(|t| t.elapsed() >= RESIZE_EVERY);
@@ -219,11 +225,11 @@ impl Lane {
             if q.idle > 0 && admitted {
                 drop(q);
                 self.ready.notify_one();
-                return Ok(true);
+                return Ok(Placed::Queued);
             }
         }
         if q.threads >= q.thread_limit() || !admitted {
-            return Ok(true); // a busy thread takes it in turn
+            return Ok(Placed::Queued); // a busy thread takes it in turn
         }
         let lane = Arc::clone(self);
         let spawned = std::thread::Builder::new()
@@ -234,7 +240,11 @@ impl Lane {
                 q.threads += 1;
                 // The new thread takes the first read in line: this one
                 // only if nothing else is queued.
-                Ok(q.queued() > 1)
+                Ok(if q.queued() > 1 {
+                    Placed::Queued
+                } else {
+                    Placed::Now
+                })
             }
             Err(e) if q.threads == 0 => {
                 q.jobs[at].pop_back();
@@ -242,7 +252,7 @@ impl Lane {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "lido-sqlite: could not start a reader thread");
-                Ok(true)
+                Ok(Placed::Queued)
             }
         }
     }
@@ -308,6 +318,33 @@ impl Lane {
             q.spin_free -= 1;
         }
         q
+    }
+}
+
+/// Where [`Lane::submit`] put a read.
+enum Placed {
+    /// A spinning thread took it, and it is the only read in the lane.
+    Alone,
+    /// A thread takes it now.
+    Now,
+    /// It waits for a busy thread.
+    Queued,
+}
+
+/// The reply of a read that a spinning thread took while the lane had
+/// nothing else to do: polled for up to [`SPIN`], yielding to the
+/// runtime's other tasks in between, before the task waits to be woken.
+/// A lone read's reply usually comes within that, and the worker that
+/// polls for it saves being parked and woken from another CPU.
+async fn reply_soon<T>(mut rx: oneshot::Receiver<Result<T>>) -> Result<T> {
+    let until = Instant::now() + SPIN;
+    loop {
+        match rx.try_recv() {
+            Ok(r) => return r,
+            Err(oneshot::error::TryRecvError::Closed) => return Err(Error::Closed),
+            Err(_) if Instant::now() < until => tokio::task::yield_now().await,
+            Err(_) => return rx.await.unwrap_or(Err(Error::Closed)),
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Reads queue for the reader threads in arrival order; a queued read that
 //! times out or whose future is dropped never runs and holds nothing up.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lido_sqlite::{Builder, Error, SqlitePool};
 
@@ -170,4 +170,48 @@ async fn reads_use_readers_added_by_a_resize() {
     tokio::time::timeout(Duration::from_secs(30), all)
         .await
         .expect("the two reads ran side by side");
+}
+
+/// A lone read's caller polls for its reply for a moment instead of
+/// parking: on a current-thread runtime the runtime's other tasks still run
+/// meanwhile (each read here finishes only once another task has run while
+/// it waited), and a reply that comes after the polling stops still arrives.
+#[tokio::test(flavor = "current_thread")]
+async fn a_lone_reads_caller_polls_for_its_reply_without_starving_other_tasks() {
+    let db = one_reader(Duration::from_secs(10)).await;
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticker = tokio::spawn({
+        let ticks = Arc::clone(&ticks);
+        async move {
+            loop {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    for i in 0..40 {
+        let (ticks, seen) = (Arc::clone(&ticks), ticks.load(Ordering::Relaxed));
+        let got = db
+            .read(move |c| {
+                let until = Instant::now() + Duration::from_secs(5);
+                while ticks.load(Ordering::Relaxed) < seen + 3 {
+                    assert!(Instant::now() < until, "the other task never ran");
+                    std::thread::yield_now();
+                }
+                if i % 2 == 1 {
+                    // Longer than the caller polls for.
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                c.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0))
+            })
+            .await
+            .expect("read");
+        assert_eq!(got, 1);
+    }
+    ticker.abort();
+    assert_eq!(
+        db.readers().stats().created(),
+        1,
+        "one reader served it all"
+    );
 }
