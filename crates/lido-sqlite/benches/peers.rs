@@ -21,7 +21,8 @@
 //! writes; the writes are a read-modify-write transaction (SELECT a counter,
 //! UPDATE it) asked for as `DEFERRED` (rusqlite's default `transaction()`;
 //! lido runs it as `BEGIN IMMEDIATE` on its writer lane, see `Mode`) or
-//! `IMMEDIATE`, or a plain autocommit INSERT. Every pool runs the same SQL;
+//! `IMMEDIATE`, or a plain autocommit INSERT; `insert 1` is one task
+//! inserting in a loop (every write's latency). Every pool runs the same SQL;
 //! errors are counted, never retried. The `SQLITE_BUSY` column counts the
 //! busy/locked errors each pool's callers saw.
 //!
@@ -40,8 +41,8 @@
 //! `LIDO_BENCH_READERS` sets lido's readers (default 4; peers get one more
 //! connection, matching lido's writer).
 //! `LIDO_BENCH_SOLO=lido|deadpool|r2d2` runs only that pool, on the selected
-//! read cells, for `LIDO_BENCH_SECS` each with no peers between its rounds
-//! (for a profile or `perf stat` of one pool); it prints ops/s and CPU µs/op.
+//! cells, for `LIDO_BENCH_SECS` each with no peers between its rounds (for a
+//! profile or `perf stat` of one pool); it prints ops/s and CPU µs/op.
 #![forbid(unsafe_code)]
 
 #[path = "peers/load.rs"]
@@ -78,7 +79,7 @@ const fn scenario(name: &'static str, tasks: usize, write_pct: u32, write: Op) -
     }
 }
 
-const SCENARIOS: [Scenario; 8] = [
+const SCENARIOS: [Scenario; 9] = [
     scenario("read", 1, 0, Op::Read),
     scenario("read", 4, 0, Op::Read),
     scenario("read", 16, 0, Op::Read),
@@ -87,6 +88,8 @@ const SCENARIOS: [Scenario; 8] = [
     scenario("mix rmw DEFERRED", 64, 10, Op::RmwDeferred),
     scenario("mix rmw IMMEDIATE", 64, 10, Op::RmwImmediate),
     scenario("mix insert", 64, 10, Op::Insert),
+    // One task writing in a loop: the writer lane's latency, not its throughput.
+    scenario("insert", 1, 100, Op::Insert),
 ];
 
 struct Settings {
@@ -293,16 +296,18 @@ async fn run() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// One pool alone on the selected read cells (`LIDO_BENCH_SOLO`).
+/// One pool alone on the selected cells (`LIDO_BENCH_SOLO`).
 async fn solo(name: &str, peers: &[(&str, Peer)], set: &Settings) -> Result<(), BoxError> {
     let Some((label, peer)) = peers.iter().find(|(n, _)| n.trim_end_matches('*') == name) else {
         let names: Vec<&str> = peers.iter().map(|(n, _)| n.trim_end_matches('*')).collect();
         return Err(format!("LIDO_BENCH_SOLO={name}: no such pool (one of {names:?})").into());
     };
-    let reads = SCENARIOS.iter().filter(|s| s.write_pct == 0);
-    for s in reads.filter(|s| selected(s, set.only.as_deref())) {
-        measure(peer, s.tasks, 0, s.write, 0.2).await;
-        let got = measure(peer, s.tasks, 0, s.write, set.secs).await;
+    for s in SCENARIOS
+        .iter()
+        .filter(|s| selected(s, set.only.as_deref()))
+    {
+        measure(peer, s.tasks, s.write_pct, s.write, 0.2).await;
+        let got = measure(peer, s.tasks, s.write_pct, s.write, set.secs).await;
         println!(
             "{label} {}: {:.0} ops/s, {:.1} CPU µs/op, {} SQLITE_BUSY, {} other errors",
             s.label(),

@@ -73,6 +73,7 @@ mod manager;
 mod options;
 mod pool;
 mod reads;
+mod reply;
 mod ticket;
 mod writer;
 

@@ -14,7 +14,7 @@
 //! for the next read for a few microseconds (`Lane::spin`) before it waits,
 //! and a read submitted meanwhile is handed to it without a wake-up. When
 //! that read is the only one in the lane, its caller in turn polls for the
-//! reply for as long (`reply_soon`), yielding to the runtime's other tasks,
+//! reply for as long (`reply::poll_briefly`), yielding to the runtime's other tasks,
 //! so a caller reading in a loop is not parked and woken for every read.
 //!
 //! A read still queued when its caller stops waiting (dropped future,
@@ -41,12 +41,10 @@ use tokio::sync::oneshot;
 use crate::error::{ConnectError, Error, Result};
 use crate::exec::{self, Outcome};
 use crate::manager::SqliteManager;
+use crate::reply::{poll_briefly, SPIN};
 use crate::ticket::{self, Claim};
 use crate::writer::Gate;
 
-/// How long a reader thread that finished a read looks for the next one
-/// before it waits (see `Lane::spin`).
-const SPIN: Duration = Duration::from_micros(50);
 /// How long an idle reader thread waits for work before it exits.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// How often a saturated lane re-reads the pool's `max_size`: a resize
@@ -168,7 +166,12 @@ impl Lane {
         });
         match self.submit(Job { claim, work, lane }, pool)? {
             // A thread takes it now: no wait to bound but the lease's own.
-            Placed::Alone => return reply_soon(rx).await,
+            Placed::Alone => {
+                if let Some(r) = poll_briefly(&mut rx).await {
+                    return r.unwrap_or(Err(Error::Closed));
+                }
+                return rx.await.unwrap_or(Err(Error::Closed));
+            }
             Placed::Now => return rx.await.unwrap_or(Err(Error::Closed)),
             Placed::Queued => {}
         }
@@ -329,23 +332,6 @@ enum Placed {
     Now,
     /// It waits for a busy thread.
     Queued,
-}
-
-/// The reply of a read that a spinning thread took while the lane had
-/// nothing else to do: polled for up to [`SPIN`], yielding to the
-/// runtime's other tasks in between, before the task waits to be woken.
-/// A lone read's reply usually comes within that, and the worker that
-/// polls for it saves being parked and woken from another CPU.
-async fn reply_soon<T>(mut rx: oneshot::Receiver<Result<T>>) -> Result<T> {
-    let until = Instant::now() + SPIN;
-    loop {
-        match rx.try_recv() {
-            Ok(r) => return r,
-            Err(oneshot::error::TryRecvError::Closed) => return Err(Error::Closed),
-            Err(_) if Instant::now() < until => tokio::task::yield_now().await,
-            Err(_) => return rx.await.unwrap_or(Err(Error::Closed)),
-        }
-    }
 }
 
 impl Queue {

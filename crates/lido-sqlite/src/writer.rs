@@ -4,8 +4,13 @@
 //! A queued write that waits past `acquire_timeout` is withdrawn (it never
 //! runs); one already running is always waited for, so a caller never gets a
 //! timeout for a write that went on to commit.
+//!
+//! The thread looks for the next write for a moment before it sleeps, and a
+//! caller whose write it takes while nothing else is queued polls for the
+//! reply for as long (see [`crate::reply`]): one task writing in a loop is
+//! then never put to sleep and woken for each write, on either side.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -17,6 +22,7 @@ use crate::connect;
 use crate::error::{Error, Result};
 use crate::exec::Outcome;
 use crate::options::{Builder, Role};
+use crate::reply::{poll_briefly, SPIN};
 use crate::ticket::{self, Claim};
 
 /// In-process lock making in-memory databases behave like a rollback journal:
@@ -40,6 +46,9 @@ enum Msg {
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
     queued: Arc<AtomicUsize>,
+    /// The thread is looking for the next write (it takes one sent now
+    /// without being woken).
+    spinning: Arc<AtomicBool>,
     /// Writes run so far, bumped before each answers its caller (what the
     /// result cache checks its entries against).
     writes: Arc<AtomicU64>,
@@ -55,6 +64,7 @@ impl Writer {
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let spinning = Arc::new(AtomicBool::new(false));
         let lane = Lane {
             conn: Some(conn),
             opened: Instant::now(),
@@ -62,6 +72,7 @@ impl Writer {
             opts,
             gate,
             queued: Arc::clone(&queued),
+            spinning: Arc::clone(&spinning),
             _permit: permit,
         };
         std::thread::Builder::new()
@@ -71,6 +82,7 @@ impl Writer {
         Ok(Self {
             tx,
             queued,
+            spinning,
             writes: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -110,10 +122,17 @@ impl Writer {
             let _ = reply.send(result);
             healthy
         });
-        self.queued.fetch_add(1, Ordering::Relaxed);
+        let lone = self.queued.fetch_add(1, Ordering::Relaxed) == 0
+            && self.spinning.load(Ordering::Relaxed);
         if self.tx.send(Msg::Job(Job { claim, work })).is_err() {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(Error::Closed);
+        }
+        if lone {
+            // The thread takes it at once: its reply usually comes within the spin.
+            if let Some(r) = poll_briefly(&mut rx).await {
+                return r.unwrap_or(Err(Error::Closed));
+            }
         }
         if let Ok(r) = tokio::time::timeout(timeout, &mut rx).await {
             return r.unwrap_or(Err(Error::Closed));
@@ -145,13 +164,14 @@ struct Lane {
     opts: Arc<Builder>,
     gate: Gate,
     queued: Arc<AtomicUsize>,
+    spinning: Arc<AtomicBool>,
     _permit: Option<Permit>,
 }
 
 impl Lane {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
         tracing::debug!(source = %self.opts.source.describe(), "lido-sqlite: writer lane started");
-        for msg in rx {
+        while let Some(msg) = self.next(&rx) {
             match msg {
                 Msg::Job(job) => {
                     self.queued.fetch_sub(1, Ordering::Relaxed);
@@ -167,6 +187,28 @@ impl Lane {
             }
         }
         tracing::debug!(source = %self.opts.source.describe(), "lido-sqlite: writer lane stopped");
+    }
+
+    /// The next message: looked for during [`SPIN`] (yielding the core
+    /// meanwhile), then waited for. `None` once every sender is gone.
+    fn next(&self, rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
+        self.spinning.store(true, Ordering::Relaxed);
+        let until = Instant::now() + SPIN;
+        let got = loop {
+            match rx.try_recv() {
+                Ok(msg) => break Some(msg),
+                Err(mpsc::TryRecvError::Disconnected) => break None,
+                Err(mpsc::TryRecvError::Empty) if Instant::now() < until => {
+                    std::thread::yield_now();
+                }
+                Err(mpsc::TryRecvError::Empty) => {
+                    self.spinning.store(false, Ordering::Relaxed);
+                    return rx.recv().ok();
+                }
+            }
+        };
+        self.spinning.store(false, Ordering::Relaxed);
+        got
     }
 
     fn run_job(&mut self, work: Work) {

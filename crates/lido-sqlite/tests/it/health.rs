@@ -365,13 +365,6 @@ async fn queued_writes_time_out_without_running() {
     slow.await
         .expect("task")
         .expect("the running write finishes even past the timeout");
-    let rows: Vec<String> = db
-        .read(|c| {
-            let mut s = c.prepare("SELECT x FROM t")?;
-            let rows = s.query_map([], |r| r.get(0))?;
-            rows.collect()
-        })
-        .await
-        .expect("rows");
+    let rows: Vec<String> = crate::column(&db, "SELECT x FROM t").await;
     assert_eq!(rows, ["slow"], "the timed-out write never ran");
 }

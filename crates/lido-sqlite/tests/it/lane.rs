@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lido_sqlite::{Builder, SqlitePool};
 
-use crate::reads::wait_until;
+use crate::reads::{now_and_then_slow, wait_until, Ticker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_run_in_arrival_order() {
@@ -46,14 +46,7 @@ async fn writes_run_in_arrival_order() {
     for q in queued {
         q.await.expect("task").expect("queued write");
     }
-    let order: Vec<String> = db
-        .read(|c| {
-            let mut s = c.prepare("SELECT name FROM log ORDER BY rowid")?;
-            let rows = s.query_map([], |r| r.get(0))?;
-            rows.collect()
-        })
-        .await
-        .expect("rows");
+    let order: Vec<String> = crate::column(&db, "SELECT name FROM log ORDER BY rowid").await;
     assert_eq!(order, ["A", "B", "C", "D"]);
 }
 
@@ -107,4 +100,32 @@ fn a_thousand_reads_on_two_readers_and_four_blocking_threads_finish() {
         assert_eq!(stats.acquire_timeouts(), 0);
         assert!(stats.created() <= 2, "two readers served them all");
     });
+}
+
+/// One task writing in a loop: the writer thread takes each write while it
+/// still looks for the next, and the caller polls for the reply. On a
+/// current-thread runtime the runtime's other tasks still run meanwhile
+/// (each write here finishes only once another task has run while it
+/// waited), writes longer than the poll still answer, and every row lands
+/// in order.
+#[tokio::test(flavor = "current_thread")]
+async fn a_lone_writers_caller_polls_for_its_reply_without_starving_other_tasks() {
+    let db = Builder::memory_unique()
+        .on_startup(|c| c.execute_batch("CREATE TABLE log(n INTEGER NOT NULL)"))
+        .build()
+        .await
+        .expect("build");
+    let ticker = Ticker::start();
+    for n in 0..40_i64 {
+        let others_ran = ticker.turns_from_now();
+        db.write(move |c| {
+            others_ran();
+            now_and_then_slow(n);
+            c.execute("INSERT INTO log VALUES (?1)", [n])
+        })
+        .await
+        .expect("write");
+    }
+    let rows: Vec<i64> = crate::column(&db, "SELECT n FROM log ORDER BY rowid").await;
+    assert_eq!(rows, (0..40).collect::<Vec<_>>());
 }

@@ -172,6 +172,55 @@ async fn reads_use_readers_added_by_a_resize() {
         .expect("the two reads ran side by side");
 }
 
+/// A task that counts its turns on the runtime, for tests that check the
+/// runtime's other tasks still run while a caller polls for a reply.
+pub(crate) struct Ticker {
+    ticks: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Ticker {
+    pub(crate) fn start() -> Self {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn({
+            let ticks = Arc::clone(&ticks);
+            async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        Self { ticks, task }
+    }
+
+    /// A wait, for a lane thread, that returns once the ticker has taken
+    /// three more turns than now (and panics after 5 s without them).
+    pub(crate) fn turns_from_now(&self) -> impl Fn() + Send + 'static {
+        let (ticks, seen) = (Arc::clone(&self.ticks), self.ticks.load(Ordering::Relaxed));
+        move || {
+            let until = Instant::now() + Duration::from_secs(5);
+            while ticks.load(Ordering::Relaxed) < seen + 3 {
+                assert!(Instant::now() < until, "the other task never ran");
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Every other call of a lane-polling test takes longer than the caller polls for.
+pub(crate) fn now_and_then_slow(i: i64) {
+    if i % 2 == 1 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// A lone read's caller polls for its reply for a moment instead of
 /// parking: on a current-thread runtime the runtime's other tasks still run
 /// meanwhile (each read here finishes only once another task has run while
@@ -179,36 +228,19 @@ async fn reads_use_readers_added_by_a_resize() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_lone_reads_caller_polls_for_its_reply_without_starving_other_tasks() {
     let db = one_reader(Duration::from_secs(10)).await;
-    let ticks = Arc::new(AtomicU64::new(0));
-    let ticker = tokio::spawn({
-        let ticks = Arc::clone(&ticks);
-        async move {
-            loop {
-                ticks.fetch_add(1, Ordering::Relaxed);
-                tokio::task::yield_now().await;
-            }
-        }
-    });
+    let ticker = Ticker::start();
     for i in 0..40 {
-        let (ticks, seen) = (Arc::clone(&ticks), ticks.load(Ordering::Relaxed));
+        let others_ran = ticker.turns_from_now();
         let got = db
             .read(move |c| {
-                let until = Instant::now() + Duration::from_secs(5);
-                while ticks.load(Ordering::Relaxed) < seen + 3 {
-                    assert!(Instant::now() < until, "the other task never ran");
-                    std::thread::yield_now();
-                }
-                if i % 2 == 1 {
-                    // Longer than the caller polls for.
-                    std::thread::sleep(Duration::from_millis(2));
-                }
+                others_ran();
+                now_and_then_slow(i);
                 c.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0))
             })
             .await
             .expect("read");
         assert_eq!(got, 1);
     }
-    ticker.abort();
     assert_eq!(
         db.readers().stats().created(),
         1,

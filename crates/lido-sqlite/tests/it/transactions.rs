@@ -185,14 +185,7 @@ async fn savepoint_rollback_keeps_the_outer_transaction() {
     })
     .await
     .expect("tx");
-    let rows: Vec<i64> = db
-        .read(|c| {
-            let mut s = c.prepare("SELECT x FROM t ORDER BY x")?;
-            let rows = s.query_map([], |r| r.get(0))?;
-            rows.collect()
-        })
-        .await
-        .expect("rows");
+    let rows: Vec<i64> = crate::column(&db, "SELECT x FROM t ORDER BY x").await;
     assert_eq!(rows, vec![1, 3, 5]);
 }
 

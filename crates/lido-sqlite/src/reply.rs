@@ -1,0 +1,67 @@
+//! Short waits without a wake-up, on both sides of a lane.
+//!
+//! A lane thread (reader or writer) that finished its work looks for the
+//! next for up to [`SPIN`] before it sleeps, and a caller whose work such a
+//! thread took while its lane had nothing else to do polls for the reply
+//! for as long ([`poll_briefly`]) before its task waits to be woken. At a
+//! steady rate of one caller's calls, the next call and the reply both
+//! usually come within that, and neither side pays for being put to sleep
+//! and woken from another CPU: a futex call, a trip through the scheduler
+//! and, on an idle core, the time it takes to wake up. Past `SPIN` both
+//! sides wait as before, so a slow call costs at most `SPIN` of polling.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot::{self, error::TryRecvError};
+
+/// How long a lane thread looks for the next call, and a lone caller polls
+/// for its reply, before either waits.
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
+
+/// Polls `rx` for up to [`SPIN`] (and at least twice), yielding to the
+/// runtime's other tasks between polls: `Some` with what came (`None` inside: the sender is
+/// gone), or `None` when nothing came in time.
+pub(crate) async fn poll_briefly<T>(rx: &mut oneshot::Receiver<T>) -> Option<Option<T>> {
+    let until = Instant::now() + SPIN;
+    // It yields at least once, however late it first runs.
+    let mut yielded = false;
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(Some(v)),
+            Err(TryRecvError::Closed) => return Some(None),
+            Err(TryRecvError::Empty) if yielded && Instant::now() >= until => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        tokio::task::yield_now().await;
+        yielded = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reply_a_closed_sender_and_silence() {
+        let (tx, mut rx) = oneshot::channel();
+        tx.send(7).expect("send");
+        assert_eq!(poll_briefly(&mut rx).await, Some(Some(7)));
+        let (tx, mut rx) = oneshot::channel::<i32>();
+        drop(tx);
+        assert_eq!(poll_briefly(&mut rx).await, Some(None));
+        let (_tx, mut rx) = oneshot::channel::<i32>();
+        let t0 = Instant::now();
+        assert_eq!(poll_briefly(&mut rx).await, None);
+        assert!(t0.elapsed() >= SPIN, "it polled for the whole spin");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn other_tasks_run_while_it_polls() {
+        let (tx, mut rx) = oneshot::channel();
+        // On this one thread, the sender runs only if the poll yields.
+        tokio::spawn(async move {
+            let _ = tx.send(1);
+        });
+        assert_eq!(poll_briefly(&mut rx).await, Some(Some(1)));
+    }
+}
