@@ -14,8 +14,9 @@
 //! for the next read for a few microseconds (`Lane::spin`) before it waits,
 //! and a read submitted meanwhile is handed to it without a wake-up. When
 //! that read is the only one in the lane, its caller in turn polls for the
-//! reply for as long (`reply::poll_briefly`), yielding to the runtime's other tasks,
-//! so a caller reading in a loop is not parked and woken for every read.
+//! reply for as long (`reply::poll_briefly`), yielding to the runtime's
+//! other tasks, so a caller reading in a loop is not parked and woken for
+//! every read.
 //!
 //! A read still queued when its caller stops waiting (dropped future,
 //! `acquire_timeout`) is withdrawn and never runs; one already running
