@@ -19,8 +19,8 @@ use tokio::sync::oneshot::{self, error::TryRecvError};
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
 /// Polls `rx` for up to [`SPIN`] (and at least twice), yielding to the
-/// runtime's other tasks between polls: `Some` with what came (`None` inside: the sender is
-/// gone), or `None` when nothing came in time.
+/// runtime's other tasks between polls: `Some` with what came (`None`
+/// inside: the sender is gone), or `None` when nothing came in time.
 pub(crate) async fn poll_briefly<T>(rx: &mut oneshot::Receiver<T>) -> Option<Option<T>> {
     let until = Instant::now() + SPIN;
     // It yields at least once, however late it first runs.
