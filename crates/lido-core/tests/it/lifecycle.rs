@@ -331,10 +331,14 @@ async fn leak_reported_once_with_call_site_and_max_lease_closes() {
 }
 
 /// Leases begin and end in each connection's own record, outside the
-/// pool's lock: the sweep, on another thread, still finds a lease held
-/// past the threshold, with its call site, while others churn.
+/// pool's lock: `leaks()`, read while four tasks keep taking and returning
+/// the other connections on the runtime's two threads, still finds the one
+/// lease held past the threshold, with its call site, every time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_lease_is_found_while_other_leases_churn_on_other_threads() {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::Arc;
+
     let (m, _script) = Fake::new();
     let threshold = Duration::from_millis(20);
     let pool = Pool::builder(m)
@@ -345,20 +349,27 @@ async fn a_held_lease_is_found_while_other_leases_churn_on_other_threads() {
         .expect("build");
     let line = line!() + 1;
     let held = pool.get().await.expect("get");
+    let stop = Arc::new(AtomicBool::new(false));
+    let leases = Arc::new(AtomicU64::new(0));
     let churn: Vec<_> = (0..4)
         .map(|_| {
-            let pool = pool.clone();
+            let (pool, stop, leases) = (pool.clone(), Arc::clone(&stop), Arc::clone(&leases));
             tokio::spawn(async move {
-                for _ in 0..2_000 {
+                while !stop.load(Ordering::Relaxed) {
                     let g = pool.get().await.expect("get");
                     tokio::task::yield_now().await;
                     drop(g);
+                    leases.fetch_add(1, Ordering::Relaxed);
                 }
             })
         })
         .collect();
     tokio::time::sleep(threshold * 2).await;
-    for _ in 0..50 {
+    // Read leaks() until the churn has taken and returned 500 more leases
+    // meanwhile (10 s at most).
+    let until = leases.load(Ordering::Relaxed) + 500;
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
         let found = pool.leaks();
         let mine = found.iter().find(|l| l.conn_id == held.id());
         let mine = mine.expect("the held lease is reported");
@@ -366,8 +377,13 @@ async fn a_held_lease_is_found_while_other_leases_churn_on_other_threads() {
             (mine.location.file(), mine.location.line()),
             (file!(), line)
         );
+        if leases.load(Ordering::Relaxed) >= until {
+            break;
+        }
+        assert!(std::time::Instant::now() < give_up, "the churn stalled");
         tokio::task::yield_now().await;
     }
+    stop.store(true, Ordering::Relaxed);
     for task in churn {
         task.await.expect("join");
     }
