@@ -189,18 +189,24 @@ impl Lane {
         tracing::debug!(source = %self.opts.source.describe(), "lido-sqlite: writer lane stopped");
     }
 
-    /// The next message: looked for during [`SPIN`] (yielding the core
-    /// meanwhile), then waited for. `None` once every sender is gone.
+    /// The next message: taken at once when one is waiting (under load,
+    /// without touching `spinning`, which callers read), else looked for
+    /// during [`SPIN`] (yielding the core meanwhile), then waited for.
+    /// `None` once every sender is gone.
     fn next(&self, rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
+        match rx.try_recv() {
+            Ok(msg) => return Some(msg),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
         self.spinning.store(true, Ordering::Relaxed);
         let until = Instant::now() + SPIN;
         let got = loop {
+            std::thread::yield_now();
             match rx.try_recv() {
                 Ok(msg) => break Some(msg),
                 Err(mpsc::TryRecvError::Disconnected) => break None,
-                Err(mpsc::TryRecvError::Empty) if Instant::now() < until => {
-                    std::thread::yield_now();
-                }
+                Err(mpsc::TryRecvError::Empty) if Instant::now() < until => {}
                 Err(mpsc::TryRecvError::Empty) => {
                     self.spinning.store(false, Ordering::Relaxed);
                     return rx.recv().ok();

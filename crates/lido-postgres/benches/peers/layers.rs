@@ -60,11 +60,11 @@ pub(crate) async fn run_all(
         .strip_prefix("only:")
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n < VARIANTS.len());
-    let chosen = match which {
-        _ if only.is_some() => &VARIANTS[only.unwrap_or(0)..][..1],
-        "short" | "lido" => &VARIANTS[..1],
-        "bare" => &VARIANTS[VARIANTS.len() - 1..],
-        "deadpool" => &VARIANTS[..0],
+    let chosen = match (which, only) {
+        (_, Some(n)) => &VARIANTS[n..=n],
+        ("short" | "lido", None) => &VARIANTS[..1],
+        ("bare", None) => &VARIANTS[VARIANTS.len() - 1..],
+        ("deadpool", None) => &VARIANTS[..0],
         _ => &VARIANTS[..],
     };
     let mut pools: Vec<(&str, Option<PgPool>)> = Vec::new();
