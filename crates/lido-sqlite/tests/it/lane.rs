@@ -104,10 +104,10 @@ fn a_thousand_reads_on_two_readers_and_four_blocking_threads_finish() {
 
 /// One task writing in a loop: the writer thread takes each write while it
 /// still looks for the next, and the caller polls for the reply. On a
-/// current-thread runtime the runtime's other tasks still run meanwhile
-/// (each write here finishes only once another task has run while it
-/// waited), writes longer than the poll still answer, and every row lands
-/// in order.
+/// current-thread runtime the polling never locks the other tasks out
+/// (each write here finishes only once another task has run since it was
+/// sent), writes longer than the poll still answer, and every row lands in
+/// order.
 #[tokio::test(flavor = "current_thread")]
 async fn a_lone_writers_caller_polls_for_its_reply_without_starving_other_tasks() {
     let db = Builder::memory_unique()

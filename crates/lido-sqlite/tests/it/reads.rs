@@ -222,9 +222,10 @@ pub(crate) fn now_and_then_slow(i: i64) {
 }
 
 /// A lone read's caller polls for its reply for a moment instead of
-/// parking: on a current-thread runtime the runtime's other tasks still run
-/// meanwhile (each read here finishes only once another task has run while
-/// it waited), and a reply that comes after the polling stops still arrives.
+/// parking. On a current-thread runtime its polling never locks the other
+/// tasks out (each read here finishes only once another task has run
+/// since it was sent), and a reply that comes after the polling stops still
+/// arrives. That the poll yields between polls is `reply.rs`'s unit test.
 #[tokio::test(flavor = "current_thread")]
 async fn a_lone_reads_caller_polls_for_its_reply_without_starving_other_tasks() {
     let db = one_reader(Duration::from_secs(10)).await;
