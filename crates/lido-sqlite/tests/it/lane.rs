@@ -7,13 +7,18 @@ use lido_sqlite::{Builder, SqlitePool};
 
 use crate::reads::{now_and_then_slow, wait_until, Ticker};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_run_in_arrival_order() {
-    let db = Builder::memory_unique()
-        .on_startup(|c| c.execute_batch("CREATE TABLE log(name TEXT NOT NULL)"))
+/// A private in-memory database made with `schema`.
+async fn memory_with(schema: &'static str) -> SqlitePool {
+    Builder::memory_unique()
+        .on_startup(move |c| c.execute_batch(schema))
         .build()
         .await
-        .expect("build");
+        .expect("build")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_run_in_arrival_order() {
+    let db = memory_with("CREATE TABLE log(name TEXT NOT NULL)").await;
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let blocker = tokio::spawn({
@@ -110,11 +115,7 @@ fn a_thousand_reads_on_two_readers_and_four_blocking_threads_finish() {
 /// order.
 #[tokio::test(flavor = "current_thread")]
 async fn a_lone_writers_caller_polls_for_its_reply_without_starving_other_tasks() {
-    let db = Builder::memory_unique()
-        .on_startup(|c| c.execute_batch("CREATE TABLE log(n INTEGER NOT NULL)"))
-        .build()
-        .await
-        .expect("build");
+    let db = memory_with("CREATE TABLE log(n INTEGER NOT NULL)").await;
     let ticker = Ticker::start();
     for n in 0..40_i64 {
         let others_ran = ticker.turns_from_now();
