@@ -3,16 +3,16 @@
 //! A read is queued in its priority's FIFO; the first free reader thread
 //! takes the oldest read of the highest priority that the readers' lane
 //! limits ([`lido_core::LaneLimits`]: reserved readers, a share cap) let
-//! run now, leases a reader
-//! from the lido-core pool on that thread (at once when one is idle: the lane
-//! runs at most the pool's `max_size` threads, each holding at most one
-//! lease), runs the closure and returns the lease before it takes the next
-//! read. While reads are queued, the thread that frees a reader takes the
-//! next one itself, so a reader never sits idle waiting for a thread (or a
-//! task) to wake up, and every read costs one hop from the executor and one
-//! back, as on a blocking thread. A thread that finds the queue empty looks
-//! for the next read for a few microseconds (`Lane::spin`) before it waits,
-//! and a read submitted meanwhile is handed to it without a wake-up. When
+//! run now, leases a reader from the lido-core pool on that thread (at once
+//! when one is idle: the lane runs at most the pool's `max_size` threads,
+//! each holding at most one lease), runs the closure and returns the lease
+//! before it takes the next read. While reads are queued, the thread that
+//! frees a reader takes the next one itself, so a reader never sits idle
+//! waiting for a thread (or a task) to wake up, and every read costs one
+//! hop from the executor and one back, as on a blocking thread. A thread
+//! that finds the queue empty looks for the next read for up to
+//! `reply::SPIN` (`Lane::spin`) before it waits, and a read submitted
+//! meanwhile is handed to it without a wake-up. When
 //! that read is the only one in the lane, its caller in turn polls for the
 //! reply for as long (`reply::poll_briefly`), yielding to the runtime's
 //! other tasks, so a caller reading in a loop is not parked and woken for
@@ -298,6 +298,7 @@ impl Lane {
         }
         q.threads -= 1;
     }
+
     /// Looks for the next read for up to [`SPIN`] before the thread waits
     /// on the condition variable: at a steady rate of reads the next one
     /// usually comes within that, and taking it here saves the wake-up (a
