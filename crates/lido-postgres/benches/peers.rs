@@ -4,10 +4,12 @@
 //! `cargo bench -p lido-postgres --features peers-bench --bench peers`
 //! Environment: `LIDO_BENCH_SECS` (measured seconds per cell, default 1.2),
 //! `LIDO_BENCH_TASKS` (comma list, default 16,64,256).
-//! `LIDO_BENCH_LAYERS=all` (or `short`: lido and deadpool only) runs the
-//! layer table instead (`layers.rs`): lido with one layer turned off at a
-//! time beside deadpool-postgres, in `LIDO_BENCH_ROUNDS` interleaved rounds
-//! (default 5), each round shown, and the median ratio.
+//! `LIDO_BENCH_LAYERS=all` (or `short`: lido, lido's core around plain
+//! tokio-postgres clients, and deadpool) runs the layer table instead
+//! (`layers.rs`): lido with one layer turned off at a time beside lido's
+//! core alone (`core_plain.rs`) and deadpool-postgres, in
+//! `LIDO_BENCH_ROUNDS` interleaved rounds (default 5), each round shown,
+//! and the median ratio.
 //!
 //! The machine is shared by client and server, so figures move with
 //! anything else running; compare within one run.
@@ -28,6 +30,8 @@ use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 
+#[path = "peers/core_plain.rs"]
+mod core_plain;
 #[path = "peers/layers.rs"]
 mod layers;
 

@@ -4,11 +4,13 @@
 //! round's ops/s shown, then the median over rounds of each variant's
 //! ratio to lido with its defaults and to deadpool in the same round.
 
+use std::future::Future;
 use std::time::Duration;
 
 use lido_postgres::{PgPool, PgPoolBuilder};
 
-use super::{deadpool_call, lido_builder, lido_call, run, Peers, Query};
+use super::core_plain::{core_call, core_pool, CorePool};
+use super::{deadpool_call, lido_builder, lido_call, run, Peers, Query, POOL};
 
 /// A lido variant: its name and what it turns off.
 type Tweak = fn(PgPoolBuilder) -> PgPoolBuilder;
@@ -31,6 +33,14 @@ const VARIANTS: [(&str, Tweak); 7] = [
 ];
 
 const DEADPOOL: &str = "deadpool-postgres";
+const CORE: &str = "lido-core + plain tokio-postgres";
+
+/// What one row of the table runs.
+enum Row {
+    Lido(PgPool),
+    Core(CorePool),
+    Deadpool,
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -46,9 +56,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Runs the layer table: `which` is `all` (every variant), `short` (lido
-/// with its defaults and deadpool), or, for a profile of one of them,
-/// `lido`, `bare` (all four off), `only:N` (the Nth variant, from 0) or
-/// `deadpool` alone.
+/// with its defaults, lido's core around plain clients, and deadpool), or,
+/// for a profile of one of them, `lido`, `bare` (all four off), `only:N`
+/// (the Nth variant, from 0), `core` or `deadpool` alone.
 pub(crate) async fn run_all(
     peers: &Peers,
     which: &str,
@@ -64,19 +74,22 @@ pub(crate) async fn run_all(
         (_, Some(n)) => &VARIANTS[n..=n],
         ("short" | "lido", None) => &VARIANTS[..1],
         ("bare", None) => &VARIANTS[VARIANTS.len() - 1..],
-        ("deadpool", None) => &VARIANTS[..0],
+        ("deadpool" | "core", None) => &VARIANTS[..0],
         _ => &VARIANTS[..],
     };
-    let mut pools: Vec<(&str, Option<PgPool>)> = Vec::new();
+    let mut pools: Vec<(&str, Row)> = Vec::new();
     for (name, tweak) in chosen {
         let pool = tweak(lido_builder(&peers.url))
             .build()
             .await
             .expect("lido pool");
-        pools.push((name, Some(pool)));
+        pools.push((name, Row::Lido(pool)));
     }
-    if !matches!(which, "lido" | "bare") && only.is_none() {
-        pools.push((DEADPOOL, None));
+    if matches!(which, "all" | "short" | "core") && only.is_none() {
+        pools.push((CORE, Row::Core(core_pool(&peers.url, POOL).await)));
+    }
+    if !matches!(which, "lido" | "bare" | "core") && only.is_none() {
+        pools.push((DEADPOOL, Row::Deadpool));
     }
     println!(
         "layer table: {rounds} interleaved rounds of {:.1} s per cell after 0.3 s warm-up\n",
@@ -89,32 +102,47 @@ pub(crate) async fn run_all(
     }
 }
 
-async fn cell(peers: &Peers, pool: Option<&PgPool>, q: Query, n: usize, dur: Duration) -> f64 {
-    let s = match pool {
-        Some(pool) => {
-            let pool = pool.clone();
-            run(n, dur, move |_, key| {
-                let pool = pool.clone();
-                async move { lido_call(&pool, q, key).await }
+async fn cell(peers: &Peers, row: &Row, q: Query, n: usize, dur: Duration) -> f64 {
+    let rate = match row {
+        Row::Lido(pool) => {
+            looped(n, dur, pool, move |p, key| async move {
+                lido_call(&p, q, key).await
             })
             .await
         }
-        None => {
-            let pool = peers.deadpool.clone();
-            run(n, dur, move |_, key| {
-                let pool = pool.clone();
-                async move { deadpool_call(&pool, q, key).await }
+        Row::Core(pool) => {
+            looped(n, dur, pool, move |p, key| async move {
+                core_call(&p, q, key).await
+            })
+            .await
+        }
+        Row::Deadpool => {
+            looped(n, dur, &peers.deadpool, move |p, key| async move {
+                deadpool_call(&p, q, key).await
             })
             .await
         }
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    s.rate()
+    rate
+}
+
+/// `n` tasks run `call` with their own handle on `pool`; ops/s.
+async fn looped<P, F, Fut>(n: usize, dur: Duration, pool: &P, call: F) -> f64
+where
+    P: Clone + Send + Sync + 'static,
+    F: Fn(P, i32) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let pool = pool.clone();
+    run(n, dur, move |_, key| call(pool.clone(), key))
+        .await
+        .rate()
 }
 
 async fn table(
     peers: &Peers,
-    pools: &[(&str, Option<PgPool>)],
+    pools: &[(&str, Row)],
     q: Query,
     n: usize,
     rounds: usize,
@@ -126,7 +154,7 @@ async fn table(
         // Rotate the starting variant so none always runs first.
         for i in 0..pools.len() {
             let v = (i + r) % pools.len();
-            rates[v].push(cell(peers, pools[v].1.as_ref(), q, n, dur).await);
+            rates[v].push(cell(peers, &pools[v].1, q, n, dur).await);
         }
     }
     println!("### {}, {n} tasks\n", q.name());

@@ -11,6 +11,9 @@ pub enum Hold {
     None,
     /// get, `yield_now().await`, drop.
     Yield,
+    /// get, a round trip to another task (as a database client's call
+    /// waits for its connection's task to answer), drop.
+    Echo,
 }
 
 impl fmt::Display for Hold {
@@ -18,6 +21,7 @@ impl fmt::Display for Hold {
         f.write_str(match self {
             Hold::None => "none",
             Hold::Yield => "yield",
+            Hold::Echo => "echo",
         })
     }
 }
@@ -78,7 +82,7 @@ pub struct Args {
     /// Repetitions per cell (the median is reported).
     #[arg(long, env = "LIDO_BENCH_REPS", default_value_t = 3)]
     pub reps: usize,
-    /// Hold modes to run (comma separated: none, yield).
+    /// Hold modes to run (comma separated: none, yield, echo).
     #[arg(long, env = "LIDO_BENCH_HOLD", value_delimiter = ',', default_values = ["none", "yield"])]
     pub hold: Vec<Hold>,
     /// Pools to run (comma separated: lido, deadpool, bb8, mobc; also

@@ -6,16 +6,43 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lido_core::Histogram;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::args::{Hold, Kind};
 use crate::pools::{build_bb8, build_deadpool, build_lido, build_mobc, BenchPool};
 
-/// One get; optionally hold across a yield; drop. `false` when the get failed.
-async fn cycle<P: BenchPool>(pool: &P, hold: Hold) -> bool {
+/// A task that answers every request at once: the far end of `Hold::Echo`.
+/// It ends when the last handle is dropped.
+#[derive(Clone)]
+struct Echo(mpsc::UnboundedSender<oneshot::Sender<()>>);
+
+impl Echo {
+    fn spawn() -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
+        tokio::spawn(async move {
+            while let Some(reply) = rx.recv().await {
+                let _ = reply.send(());
+            }
+        });
+        Self(tx)
+    }
+
+    async fn round_trip(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.0.send(tx).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// One get; hold as `hold` says; drop. `false` when the get failed.
+async fn cycle<P: BenchPool>(pool: &P, hold: Hold, echo: &Echo) -> bool {
     match pool.acquire().await {
         Some(guard) => {
-            if hold == Hold::Yield {
-                tokio::task::yield_now().await;
+            match hold {
+                Hold::None => {}
+                Hold::Yield => tokio::task::yield_now().await,
+                Hold::Echo => echo.round_trip().await,
             }
             drop(guard);
             true
@@ -50,14 +77,16 @@ async fn fill<P: BenchPool>(pool: &P, size: usize) -> Result<(), String> {
 /// Spawns `tasks` tasks that each do `per_task` cycles; returns the wall time
 /// from the first spawn to the last join and the number of failed gets.
 async fn timed<P: BenchPool>(pool: &P, tasks: usize, per_task: u64, hold: Hold) -> (Duration, u64) {
+    let echo = Echo::spawn();
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks)
         .map(|_| {
             let pool = pool.clone();
+            let echo = echo.clone();
             tokio::spawn(async move {
                 let mut failed = 0u64;
                 for _ in 0..per_task {
-                    if !cycle(&pool, hold).await {
+                    if !cycle(&pool, hold, &echo).await {
                         failed += 1;
                     }
                 }
