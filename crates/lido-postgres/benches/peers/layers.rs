@@ -85,7 +85,7 @@ pub(crate) async fn run_all(
             .expect("lido pool");
         pools.push((name, Row::Lido(pool)));
     }
-    if matches!(which, "all" | "short" | "core") && only.is_none() {
+    if !matches!(which, "lido" | "bare" | "deadpool") && only.is_none() {
         pools.push((CORE, Row::Core(core_pool(&peers.url, POOL).await)));
     }
     if !matches!(which, "lido" | "bare" | "core") && only.is_none() {
