@@ -12,11 +12,10 @@
 //! hop from the executor and one back, as on a blocking thread. A thread
 //! that finds the queue empty looks for the next read for up to
 //! `reply::SPIN` (`Lane::spin`) before it waits, and a read submitted
-//! meanwhile is handed to it without a wake-up. When
-//! that read is the only one in the lane, its caller in turn polls for the
-//! reply for as long (`reply::poll_briefly`), yielding to the runtime's
-//! other tasks, so a caller reading in a loop is not parked and woken for
-//! every read.
+//! meanwhile is handed to it without a wake-up. When that read is the only
+//! one in the lane, its caller in turn polls for the reply for as long
+//! (`reply::poll_briefly`), yielding to the runtime's other tasks, so a
+//! caller reading in a loop is not parked and woken for every read.
 //!
 //! A read still queued when its caller stops waiting (dropped future,
 //! `acquire_timeout`) is withdrawn and never runs; one already running
@@ -42,7 +41,7 @@ use tokio::sync::oneshot;
 use crate::error::{ConnectError, Error, Result};
 use crate::exec::{self, Outcome};
 use crate::manager::SqliteManager;
-use crate::reply::{poll_briefly, SPIN};
+use crate::reply::{poll_briefly, spin};
 use crate::ticket::{self, Claim};
 use crate::writer::Gate;
 
@@ -165,16 +164,15 @@ impl Lane {
         let work: Work = Box::new(move || {
             let _ = reply.send(read.run(f));
         });
-        match self.submit(Job { claim, work, lane }, pool)? {
-            // A thread takes it now: no wait to bound but the lease's own.
-            Placed::Alone => {
-                if let Some(r) = poll_briefly(&mut rx).await {
-                    return r.unwrap_or(Err(Error::Closed));
-                }
-                return rx.await.unwrap_or(Err(Error::Closed));
+        let placed = self.submit(Job { claim, work, lane }, pool)?;
+        if let Placed::Alone = placed {
+            if let Some(r) = poll_briefly(&mut rx).await {
+                return r.unwrap_or(Err(Error::Closed));
             }
-            Placed::Now => return rx.await.unwrap_or(Err(Error::Closed)),
-            Placed::Queued => {}
+        }
+        if let Placed::Alone | Placed::Now = placed {
+            // A thread takes it now: no wait to bound but the lease's own.
+            return rx.await.unwrap_or(Err(Error::Closed));
         }
         if let Ok(r) = tokio::time::timeout(timeout, &mut rx).await {
             return r.unwrap_or(Err(Error::Closed));
@@ -299,19 +297,16 @@ impl Lane {
         q.threads -= 1;
     }
 
-    /// Looks for the next read for up to [`SPIN`] before the thread waits
-    /// on the condition variable: at a steady rate of reads the next one
-    /// usually comes within that, and taking it here saves the wake-up (a
-    /// futex call and a trip through the scheduler) that a waiting thread
-    /// costs. Yields while it looks, so it never holds a core another
-    /// thread wants. Returns the queue's lock again.
+    /// Looks for the next read for up to [`SPIN`](crate::reply::SPIN)
+    /// ([`spin`]) before the thread waits on the condition variable: at a
+    /// steady rate of reads the next one usually comes within that, and
+    /// taking it here saves the wake-up (a futex call and a trip through
+    /// the scheduler) that a waiting thread costs. Returns the queue's lock
+    /// again.
     fn spin<'q>(&'q self, mut q: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
         q.spin_free += 1;
         drop(q);
-        let until = Instant::now() + SPIN;
-        while self.claims.load(Ordering::Relaxed) == 0 && Instant::now() < until {
-            std::thread::yield_now();
-        }
+        spin(|| (self.claims.load(Ordering::Relaxed) > 0).then_some(()));
         let mut q = self.queue.lock();
         // Claims are made under this lock: either one is ours to take, or
         // this thread is still unclaimed and stops being offered.

@@ -18,6 +18,22 @@ use tokio::sync::oneshot::{self, error::TryRecvError};
 /// for its reply, before either waits.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
+/// For a lane thread looking for its next call: calls `look` until it
+/// gives something or [`SPIN`] has passed (`None`), yielding the thread's
+/// core between calls so that it never holds one another thread wants.
+pub(crate) fn spin<T>(mut look: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + SPIN;
+    loop {
+        if let Some(found) = look() {
+            return Some(found);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Polls `rx` for up to [`SPIN`] (and at least twice), yielding to the
 /// runtime's other tasks between polls: `Some` with what came (`None`
 /// inside: the sender is gone), or `None` when nothing came in time.
@@ -53,6 +69,19 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(poll_briefly(&mut rx).await, None);
         assert!(t0.elapsed() >= SPIN, "it polled for the whole spin");
+    }
+
+    #[test]
+    fn spin_returns_what_it_finds_or_gives_up_after_the_spin() {
+        let mut looks = 0;
+        let found = spin(|| {
+            looks += 1;
+            (looks == 3).then_some("third")
+        });
+        assert_eq!((found, looks), (Some("third"), 3));
+        let t0 = Instant::now();
+        assert_eq!(spin(|| None::<()>), None);
+        assert!(t0.elapsed() >= SPIN, "it looked for the whole spin");
     }
 
     #[tokio::test(flavor = "current_thread")]

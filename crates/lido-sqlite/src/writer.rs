@@ -22,7 +22,7 @@ use crate::connect;
 use crate::error::{Error, Result};
 use crate::exec::Outcome;
 use crate::options::{Builder, Role};
-use crate::reply::{poll_briefly, SPIN};
+use crate::reply::{poll_briefly, spin};
 use crate::ticket::{self, Claim};
 
 /// In-process lock making in-memory databases behave like a rollback journal:
@@ -191,30 +191,21 @@ impl Lane {
 
     /// The next message: taken at once when one is waiting (under load,
     /// without touching `spinning`, which callers read), else looked for
-    /// during [`SPIN`] (yielding the core meanwhile), then waited for.
-    /// `None` once every sender is gone.
+    /// during [`SPIN`](crate::reply::SPIN), then waited for. `None` once
+    /// every sender is gone.
     fn next(&self, rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
-        match rx.try_recv() {
-            Ok(msg) => return Some(msg),
-            Err(mpsc::TryRecvError::Disconnected) => return None,
-            Err(mpsc::TryRecvError::Empty) => {}
+        let look = || match rx.try_recv() {
+            Ok(msg) => Some(Some(msg)),
+            Err(mpsc::TryRecvError::Disconnected) => Some(None),
+            Err(mpsc::TryRecvError::Empty) => None,
+        };
+        if let Some(got) = look() {
+            return got;
         }
         self.spinning.store(true, Ordering::Relaxed);
-        let until = Instant::now() + SPIN;
-        let got = loop {
-            std::thread::yield_now();
-            match rx.try_recv() {
-                Ok(msg) => break Some(msg),
-                Err(mpsc::TryRecvError::Disconnected) => break None,
-                Err(mpsc::TryRecvError::Empty) if Instant::now() < until => {}
-                Err(mpsc::TryRecvError::Empty) => {
-                    self.spinning.store(false, Ordering::Relaxed);
-                    return rx.recv().ok();
-                }
-            }
-        };
+        let got = spin(look);
         self.spinning.store(false, Ordering::Relaxed);
-        got
+        got.unwrap_or_else(|| rx.recv().ok())
     }
 
     fn run_job(&mut self, work: Work) {
