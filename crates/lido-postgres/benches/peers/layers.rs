@@ -70,12 +70,16 @@ pub(crate) async fn run_all(
         .strip_prefix("only:")
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n < VARIANTS.len());
-    let chosen = match (which, only) {
-        (_, Some(n)) => &VARIANTS[n..=n],
-        ("short" | "lido", None) => &VARIANTS[..1],
-        ("bare", None) => &VARIANTS[VARIANTS.len() - 1..],
-        ("deadpool" | "core", None) => &VARIANTS[..0],
-        _ => &VARIANTS[..],
+    // The lido variants, and whether the core row and deadpool run too.
+    let all = &VARIANTS[..];
+    let (chosen, core, deadpool) = match (which, only) {
+        (_, Some(n)) => (&all[n..=n], false, false),
+        ("short", None) => (&all[..1], true, true),
+        ("lido", None) => (&all[..1], false, false),
+        ("bare", None) => (&all[all.len() - 1..], false, false),
+        ("core", None) => (&all[..0], true, false),
+        ("deadpool", None) => (&all[..0], false, true),
+        _ => (all, true, true),
     };
     let mut pools: Vec<(&str, Row)> = Vec::new();
     for (name, tweak) in chosen {
@@ -85,10 +89,10 @@ pub(crate) async fn run_all(
             .expect("lido pool");
         pools.push((name, Row::Lido(pool)));
     }
-    if !matches!(which, "lido" | "bare" | "deadpool") && only.is_none() {
+    if core {
         pools.push((CORE, Row::Core(core_pool(&peers.url, POOL).await)));
     }
-    if !matches!(which, "lido" | "bare" | "core") && only.is_none() {
+    if deadpool {
         pools.push((DEADPOOL, Row::Deadpool));
     }
     println!(
