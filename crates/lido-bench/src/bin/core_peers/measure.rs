@@ -11,39 +11,53 @@ use tokio::sync::{mpsc, oneshot};
 use crate::args::{Hold, Kind};
 use crate::pools::{build_bb8, build_deadpool, build_lido, build_mobc, BenchPool};
 
-/// A task that answers every request at once: the far end of `Hold::Echo`.
-/// It ends when the last handle is dropped.
+/// How a task holds each guard (`Hold`, with the echo task `Hold::Echo`
+/// needs, started only for it).
 #[derive(Clone)]
-struct Echo(mpsc::UnboundedSender<oneshot::Sender<()>>);
+enum Holding {
+    Nothing,
+    Yield,
+    /// A round trip to a task that answers every request at once; it ends
+    /// when the last handle is dropped.
+    Echo(mpsc::UnboundedSender<oneshot::Sender<()>>),
+}
 
-impl Echo {
-    fn spawn() -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
-        tokio::spawn(async move {
-            while let Some(reply) = rx.recv().await {
-                let _ = reply.send(());
+impl Holding {
+    fn new(hold: Hold) -> Self {
+        match hold {
+            Hold::None => Self::Nothing,
+            Hold::Yield => Self::Yield,
+            Hold::Echo => {
+                let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
+                tokio::spawn(async move {
+                    while let Some(reply) = rx.recv().await {
+                        let _ = reply.send(());
+                    }
+                });
+                Self::Echo(tx)
             }
-        });
-        Self(tx)
+        }
     }
 
-    async fn round_trip(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.0.send(tx).is_ok() {
-            let _ = rx.await;
+    async fn hold(&self) {
+        match self {
+            Self::Nothing => {}
+            Self::Yield => tokio::task::yield_now().await,
+            Self::Echo(echo) => {
+                let (tx, rx) = oneshot::channel();
+                if echo.send(tx).is_ok() {
+                    let _ = rx.await;
+                }
+            }
         }
     }
 }
 
-/// One get; hold as `hold` says; drop. `false` when the get failed.
-async fn cycle<P: BenchPool>(pool: &P, hold: Hold, echo: &Echo) -> bool {
+/// One get; hold; drop. `false` when the get failed.
+async fn cycle<P: BenchPool>(pool: &P, holding: &Holding) -> bool {
     match pool.acquire().await {
         Some(guard) => {
-            match hold {
-                Hold::None => {}
-                Hold::Yield => tokio::task::yield_now().await,
-                Hold::Echo => echo.round_trip().await,
-            }
+            holding.hold().await;
             drop(guard);
             true
         }
@@ -77,16 +91,16 @@ async fn fill<P: BenchPool>(pool: &P, size: usize) -> Result<(), String> {
 /// Spawns `tasks` tasks that each do `per_task` cycles; returns the wall time
 /// from the first spawn to the last join and the number of failed gets.
 async fn timed<P: BenchPool>(pool: &P, tasks: usize, per_task: u64, hold: Hold) -> (Duration, u64) {
-    let echo = Echo::spawn();
+    let holding = Holding::new(hold);
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks)
         .map(|_| {
             let pool = pool.clone();
-            let echo = echo.clone();
+            let holding = holding.clone();
             tokio::spawn(async move {
                 let mut failed = 0u64;
                 for _ in 0..per_task {
-                    if !cycle(&pool, hold, &echo).await {
+                    if !cycle(&pool, &holding).await {
                         failed += 1;
                     }
                 }
