@@ -150,7 +150,6 @@ impl Gate {
             Ok(self.permit(slot))
         } else {
             self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-            slot.timeouts.fetch_add(1, Ordering::AcqRel);
             Err(CapTimeout {
                 cap: self.cap,
                 waited,

@@ -203,15 +203,22 @@ async fn a_cancelled_waiter_leaves_the_queue() {
     let gate = Gate::new(1, Duration::ZERO);
     let (a, _oa) = tenant(1, 0);
     let first = gate.acquire(&a, LONG).await.expect("first");
+    let mark = a.queue_mark();
+    assert!(!a.queued_since(mark), "a granted connect never queued");
     let task = {
         let (gate, a) = (Arc::clone(&gate), Arc::clone(&a));
         tokio::spawn(async move { gate.acquire(&a, LONG).await.map(drop) })
     };
     settle().await;
     assert_eq!(gate.load(), (1, 1));
+    assert!(a.queued_since(mark));
     task.abort();
     settle().await;
     assert_eq!(gate.load(), (1, 0));
+    // Gone from the queue, and still seen: a caller that timed out while
+    // it waited there gets the cap error, whoever ran first.
+    assert!(a.queued_since(mark));
+    assert!(!a.queued_since(a.queue_mark()));
     drop(first);
     assert_eq!(gate.load(), (0, 0));
     assert_eq!(a.held(), 0);

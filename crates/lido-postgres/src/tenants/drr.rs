@@ -58,7 +58,8 @@ impl State {
         self.next_id += 1;
         let id = self.next_id;
         self.waiting += 1;
-        slot.waiting.fetch_add(1, Ordering::Relaxed);
+        slot.queued.fetch_add(1, Ordering::SeqCst);
+        slot.waiting.fetch_add(1, Ordering::SeqCst);
         let waiter = Waiter { id, tx };
         match self.ring.iter_mut().find(|q| Arc::ptr_eq(&q.slot, slot)) {
             Some(q) => q.waiters.push_back(waiter),

@@ -81,7 +81,7 @@ impl<K: TenantKey> PgTenants<K> {
     pub async fn get(&self, tenant: &K) -> Result<PgPooled, TenantsError> {
         let user = self.inner.enter(tenant);
         let pool = self.inner.pool_for(&user.0)?;
-        let gate_timeouts = user.0.slot.timeouts();
+        let mark = user.0.slot.queue_mark();
         let started = Instant::now();
         let result = pool.get().await;
         let waited = started.elapsed();
@@ -89,9 +89,8 @@ impl<K: TenantKey> PgTenants<K> {
         user.0.record(waited, &result);
         result.map_err(|e| {
             // Timed out while a connect of this tenant waited at the cap
-            // (still waiting, or given up meanwhile).
-            let at_gate = e.is_timeout()
-                && (user.0.slot.waiting() > 0 || user.0.slot.timeouts() != gate_timeouts);
+            // (still waiting, or it left the queue meanwhile).
+            let at_gate = e.is_timeout() && user.0.slot.queued_since(mark);
             self.inner.pool_error(&user.0, e, waited, at_gate)
         })
     }

@@ -23,8 +23,9 @@ pub(crate) struct Slot {
     /// Connects of this tenant waiting at the gate.
     pub(crate) waiting: AtomicUsize,
     pub(crate) owner: Weak<dyn Reclaim>,
-    /// Connects of this tenant that got no permit in time.
-    pub(crate) timeouts: AtomicUsize,
+    /// Connects of this tenant that have queued at the gate, ever (counted
+    /// when they join the queue, before `waiting`).
+    pub(crate) queued: AtomicUsize,
 }
 
 impl Slot {
@@ -36,7 +37,7 @@ impl Slot {
             shed: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             owner,
-            timeouts: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
         }
     }
 
@@ -45,14 +46,23 @@ impl Slot {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// Connects of this tenant that got no permit in time, so far.
-    pub(crate) fn timeouts(&self) -> usize {
-        self.timeouts.load(Ordering::Acquire)
-    }
-
     /// Connects waiting at the gate now.
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// A mark to pass to [`Slot::queued_since`] later.
+    pub(crate) fn queue_mark(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Whether a connect of this tenant waits at the gate now, or joined
+    /// its queue after `mark` was taken. Both counts move under the gate's
+    /// lock and `queued` never goes back, so a connect that queued and left
+    /// meanwhile (timed out, or granted) is still seen, however the threads
+    /// interleave.
+    pub(crate) fn queued_since(&self, mark: usize) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0 || self.queued.load(Ordering::SeqCst) != mark
     }
 
     /// Consumes one reclaim request: `true` when one of this tenant's
