@@ -38,7 +38,8 @@
 
 // Layers, bottom up (every `use crate::` points down; `scripts/check-layers`):
 // - plain parts: config, error, manager, stats (histogram, stripe), breaker,
-//   backoff, time, leaks, waiters, observer;
+//   backoff, time, periodic (the loop of maintenance and tuner), leaks,
+//   waiters, observer;
 // - the locked state: live (a connection, a delivery), after (deferred
 //   work), state (+ state/upkeep: the fields and their named transitions);
 // - shared (what a pool's handles and tasks share), connector (connect with
@@ -70,6 +71,7 @@ mod maintenance;
 mod manager;
 mod observer;
 mod out;
+mod periodic;
 mod pool;
 pub mod result_store;
 mod shared;

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use crate::commit::apply;
 use crate::live::Live;
@@ -18,16 +18,10 @@ use crate::stats::CloseReason;
 pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
     let weak = Arc::downgrade(shared);
     let period = shared.cfg.maintenance_interval;
+    let done = shared.done.subscribe();
     shared.runtime.spawn(async move {
-        let mut tick = tokio::time::interval_at(crate::time::add(Instant::now(), period), period);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if !run_once(&weak) {
-                tracing::debug!("lido: maintenance task stopped");
-                return;
-            }
-        }
+        crate::periodic::every(period, done, || run_once(&weak)).await;
+        tracing::debug!("lido: maintenance task stopped");
     });
 }
 

@@ -61,7 +61,8 @@ impl<M: Manager> Clone for Pool<M> {
 impl<M: Manager> Drop for Pool<M> {
     fn drop(&mut self) {
         if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            tracing::debug!("lido: last pool handle dropped; maintenance stops at its next round");
+            tracing::debug!("lido: last pool handle dropped; background tasks stop");
+            self.shared.done.send_replace(true);
         }
     }
 }
@@ -333,6 +334,7 @@ impl<M: Manager> Pool<M> {
     pub async fn close(&self, deadline: Duration) -> CloseReport {
         let until = crate::time::add(Instant::now(), deadline);
         apply(&self.shared, |st, step| st.close(step));
+        self.shared.done.send_replace(true);
         tracing::info!("lido: pool closing");
         loop {
             let notified = self.shared.returned.notified();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 use tokio::runtime::Handle;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::breaker::{Breaker, BreakerState, Transition};
@@ -35,6 +35,10 @@ pub(crate) struct Shared<M: Manager> {
     /// Live `Pool` handles (guards and tasks hold `Arc<Shared>` too, but only
     /// handles can call `get()`); maintenance stops when this reaches zero.
     pub handles: AtomicUsize,
+    /// Set when the last handle is dropped or the pool closes: the periodic
+    /// tasks (maintenance, adaptive sizing) stop at once, not at their next
+    /// round, so a dropped pool leaves no timer in the runtime.
+    pub done: watch::Sender<bool>,
     pub started: Instant,
     /// Milliseconds after `started` of the last maintenance run (liveness).
     pub heartbeat_ms: AtomicU64,
@@ -59,6 +63,7 @@ impl<M: Manager> Shared<M> {
             returned: Notify::new(),
             sweep: Arc::new(Notify::new()),
             handles: AtomicUsize::new(0),
+            done: watch::Sender::new(false),
             started: Instant::now(),
             heartbeat_ms: AtomicU64::new(0),
             next_id: AtomicU64::new(1),

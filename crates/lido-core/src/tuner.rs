@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use crate::adaptive::{Controller, Sample};
 use crate::commit::apply;
@@ -55,16 +55,10 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
     let period = cfg.interval;
     let mut last = Reading::of(shared);
     let mut controller = Controller::new(cfg);
+    let done = shared.done.subscribe();
     shared.runtime.spawn(async move {
-        let mut tick = tokio::time::interval_at(crate::time::add(Instant::now(), period), period);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if !run_once(&weak, &mut controller, &mut last) {
-                tracing::debug!("lido: adaptive sizing stopped");
-                return;
-            }
-        }
+        crate::periodic::every(period, done, || run_once(&weak, &mut controller, &mut last)).await;
+        tracing::debug!("lido: adaptive sizing stopped");
     });
 }
 

@@ -1,9 +1,9 @@
 //! The maintenance task in a pool that is not idle: keepalive pings neither
 //! grow the pool nor keep connections from `idle_timeout`, `idle_timeout`
 //! counts idle connections (not open ones) against `min_idle`, and the task
-//! really ends with the last `Pool` handle.
+//! really ends with the last `Pool` handle (at once, not at its next round).
 
-use lido_core::{CloseReason, Pool};
+use lido_core::{AdaptiveConfig, CloseReason, Pool};
 use lido_testkit::fake::{advance, assert_at_rest, secs, settle, Fake};
 
 #[tokio::test(start_paused = true)]
@@ -91,4 +91,55 @@ async fn the_maintenance_task_ends_with_the_last_handle_even_with_a_lease_out() 
     settle().await;
     assert_eq!(metrics.num_alive_tasks(), 0, "sweeper ended with the pool");
     assert_eq!(script.live(), 0, "every connection closed");
+}
+
+/// A pool whose periodic tasks (maintenance, adaptive sizing) run once an
+/// hour: only the pool being done can end them before the clock moves.
+async fn hourly_pool() -> (Pool<Fake>, tokio::runtime::RuntimeMetrics, usize) {
+    let pool = Pool::builder(Fake::new().0)
+        .max_size(4)
+        .maintenance_interval(secs(3600))
+        .adaptive(Some(AdaptiveConfig {
+            min: 1,
+            max: 4,
+            interval: secs(3600),
+            ..AdaptiveConfig::default()
+        }))
+        .build()
+        .await
+        .expect("build");
+    let metrics = tokio::runtime::Handle::current().metrics();
+    settle().await;
+    let alive = metrics.num_alive_tasks();
+    assert_eq!(alive, 3, "maintenance, adaptive sizing and the sweeper run");
+    (pool, metrics, alive)
+}
+
+#[tokio::test(start_paused = true)]
+async fn periodic_tasks_end_at_once_when_the_last_handle_drops() {
+    let (pool, metrics, alive) = hourly_pool().await;
+    let lease = pool.get().await.expect("get");
+    let other = pool.clone();
+    drop(pool);
+    settle().await;
+    assert_eq!(metrics.num_alive_tasks(), alive, "a handle is still live");
+    drop(other);
+    settle().await;
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        alive - 2,
+        "both periodic tasks ended without waiting out their hour; the sweeper waits for the lease"
+    );
+    drop(lease);
+    settle().await;
+    assert_eq!(metrics.num_alive_tasks(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn periodic_tasks_end_at_once_when_the_pool_closes() {
+    let (pool, metrics, alive) = hourly_pool().await;
+    let report = pool.close(secs(1)).await;
+    assert!(report.drained);
+    settle().await;
+    assert_eq!(metrics.num_alive_tasks(), alive - 2);
 }

@@ -96,6 +96,15 @@ pub struct Args {
     /// Total gets per fairness cell (defaults to --gets / 4).
     #[arg(long, env = "LIDO_BENCH_FAIRNESS_GETS")]
     pub fairness_gets: Option<u64>,
+    /// Keep one timer (a 1 s interval) in the runtime for the whole run, as
+    /// an application with any timeout or periodic task has (`true`, the
+    /// default). tokio's timer driver then reads the clock whenever a worker
+    /// parks, for every pool alike; without it, only lido pays that (its
+    /// maintenance keeps a timer), and a pool measured right after a lido
+    /// pool used to inherit its timer for up to a second. `false`: a bare
+    /// runtime.
+    #[arg(long, env = "LIDO_BENCH_AMBIENT_TIMER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ambient_timer: bool,
     /// Runtime worker threads (defaults to all cores).
     #[arg(long, env = "LIDO_BENCH_THREADS")]
     pub threads: Option<usize>,

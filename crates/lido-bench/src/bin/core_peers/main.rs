@@ -73,6 +73,14 @@ fn main() {
 }
 
 async fn run(args: Args, threads: usize) {
+    if args.ambient_timer {
+        tokio::spawn(async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+            }
+        });
+    }
     let pools = args.pools.clone();
     let lido_ix = pools.iter().position(|k| *k == Kind::Lido);
     let peers: Vec<(usize, Kind)> = pools
@@ -86,8 +94,14 @@ async fn run(args: Args, threads: usize) {
     println!(
         "# tokio multi-thread runtime, {threads} worker threads; {} gets per cell split across the tasks; \
          median of {} reps (pools back to back in each, order rotated); \
-         fill to size + untimed warm-up pass before each timed run",
-        args.gets, args.reps
+         fill to size + untimed warm-up pass before each timed run; {}",
+        args.gets,
+        args.reps,
+        if args.ambient_timer {
+            "one ambient timer in the runtime (--ambient-timer true)"
+        } else {
+            "no ambient timer (--ambient-timer false)"
+        }
     );
     println!(
         "# ops/s = completed get+drop per second (higher is better); lido/X = median over reps \
