@@ -80,7 +80,7 @@ pub struct Args {
     #[arg(long, env = "LIDO_BENCH_GETS", default_value_t = 1 << 20)]
     pub gets: u64,
     /// Repetitions per cell (the median is reported).
-    #[arg(long, env = "LIDO_BENCH_REPS", default_value_t = 3)]
+    #[arg(long, env = "LIDO_BENCH_REPS", default_value_t = 5)]
     pub reps: usize,
     /// Hold modes to run (comma separated: none, yield, echo).
     #[arg(long, env = "LIDO_BENCH_HOLD", value_delimiter = ',', default_values = ["none", "yield"])]
