@@ -3,8 +3,11 @@
 //! counts idle connections (not open ones) against `min_idle`, and the task
 //! really ends with the last `Pool` handle (at once, not at its next round).
 
+use std::sync::Arc;
+
 use lido_core::{AdaptiveConfig, CloseReason, Pool};
-use lido_testkit::fake::{advance, assert_at_rest, secs, settle, Fake};
+use lido_testkit::fake::{advance, assert_at_rest, secs, settle, Fake, Script};
+use tokio::runtime::RuntimeMetrics;
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_pings_neither_grow_the_pool_nor_defeat_idle_timeout() {
@@ -66,38 +69,14 @@ async fn idle_timeout_keeps_min_idle_idle_connections_while_others_are_in_use() 
     assert_at_rest(&pool, &script);
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_maintenance_task_ends_with_the_last_handle_even_with_a_lease_out() {
+/// A pool with one idle connection whose periodic tasks (maintenance,
+/// adaptive sizing) run once an hour: only the pool being done can end
+/// them before the clock moves.
+async fn hourly_pool() -> (Pool<Fake>, Arc<Script>, RuntimeMetrics, usize) {
     let (m, script) = Fake::new();
     let pool = Pool::builder(m)
-        .max_size(2)
-        .min_idle(1)
-        .build()
-        .await
-        .expect("build");
-    let metrics = tokio::runtime::Handle::current().metrics();
-    settle().await;
-    let with_pool = metrics.num_alive_tasks();
-    assert!(with_pool >= 2, "maintenance and sweeper run: {with_pool}");
-    let lease = pool.get().await.expect("get");
-    drop(pool);
-    advance(secs(3)).await;
-    assert_eq!(
-        metrics.num_alive_tasks(),
-        with_pool - 1,
-        "maintenance ended; the sweeper waits for the pool to go"
-    );
-    drop(lease);
-    settle().await;
-    assert_eq!(metrics.num_alive_tasks(), 0, "sweeper ended with the pool");
-    assert_eq!(script.live(), 0, "every connection closed");
-}
-
-/// A pool whose periodic tasks (maintenance, adaptive sizing) run once an
-/// hour: only the pool being done can end them before the clock moves.
-async fn hourly_pool() -> (Pool<Fake>, tokio::runtime::RuntimeMetrics, usize) {
-    let pool = Pool::builder(Fake::new().0)
         .max_size(4)
+        .min_idle(1)
         .maintenance_interval(secs(3600))
         .adaptive(Some(AdaptiveConfig {
             min: 1,
@@ -112,12 +91,12 @@ async fn hourly_pool() -> (Pool<Fake>, tokio::runtime::RuntimeMetrics, usize) {
     settle().await;
     let alive = metrics.num_alive_tasks();
     assert_eq!(alive, 3, "maintenance, adaptive sizing and the sweeper run");
-    (pool, metrics, alive)
+    (pool, script, metrics, alive)
 }
 
 #[tokio::test(start_paused = true)]
-async fn periodic_tasks_end_at_once_when_the_last_handle_drops() {
-    let (pool, metrics, alive) = hourly_pool().await;
+async fn periodic_tasks_end_at_once_when_the_last_handle_drops_even_with_a_lease_out() {
+    let (pool, script, metrics, alive) = hourly_pool().await;
     let lease = pool.get().await.expect("get");
     let other = pool.clone();
     drop(pool);
@@ -132,12 +111,17 @@ async fn periodic_tasks_end_at_once_when_the_last_handle_drops() {
     );
     drop(lease);
     settle().await;
-    assert_eq!(metrics.num_alive_tasks(), 0);
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        0,
+        "the sweeper ended with the pool"
+    );
+    assert_eq!(script.live(), 0, "every connection closed");
 }
 
 #[tokio::test(start_paused = true)]
 async fn periodic_tasks_end_at_once_when_the_pool_closes() {
-    let (pool, metrics, alive) = hourly_pool().await;
+    let (pool, _script, metrics, alive) = hourly_pool().await;
     let report = pool.close(secs(1)).await;
     assert!(report.drained);
     settle().await;
